@@ -1,0 +1,1 @@
+"""collective.upgradeapi: a safe and complete @upgrade REST service for Plone."""

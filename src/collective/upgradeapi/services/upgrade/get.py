@@ -1,0 +1,61 @@
+"""GET /<site>/@upgrade: what the site needs, core and every add-on profile."""
+
+from collective.upgradeapi.plan import Planner
+from collective.upgradeapi.services.base import UpgradeService
+
+
+def builtin_upgrade_steps(plan):
+    """The ``upgrade_steps`` mapping of plone.restapi, for the core profile.
+
+    Grouped and ungrouped steps alike: ``{"<source>-<dest>": [{"id", "title"}]}``.
+    """
+    groups = {}
+    if plan is None:
+        return groups
+    for step in plan.steps:
+        groups.setdefault(step.group, []).append({"id": step.id, "title": step.title})
+    return groups
+
+
+class UpgradeGet(UpgradeService):
+    """``GET /plone/@upgrade[?profile=<profile id>]``
+
+    Answers plone.restapi's keys (``@id``, ``upgrade_steps``, ``versions``)
+    plus ``needs_upgrade`` and ``profiles``: every installed profile with
+    pending steps (or recorded newer than its code), core first, in run order.
+    """
+
+    def reply(self):
+        planner = Planner(self.context)
+        profile_filter = self.request.form.get("profile") or None
+        if profile_filter is not None:
+            if not isinstance(profile_filter, str):
+                return self.error(400, "BadRequest", "Give one profile id.")
+            if not planner.profile_exists(profile_filter):
+                return self.error(
+                    400,
+                    "BadRequest",
+                    f"Unknown profile id: {profile_filter}.",
+                    unknown_profiles=[profile_filter],
+                )
+            if not planner.is_installed(profile_filter):
+                return self.error(
+                    400,
+                    "BadRequest",
+                    f"Profile not installed on this site: {profile_filter}.",
+                    not_installed=[profile_filter],
+                )
+        plans = planner.pending_profiles()
+        core_id = planner.core_profile_id
+        core_plan = next((p for p in plans if p.id == core_id), None)
+        shown = [p for p in plans if profile_filter in (None, p.id)]
+        return {
+            "@id": self.service_url,
+            "upgrade_steps": builtin_upgrade_steps(core_plan),
+            "versions": {
+                "fs": planner.fs_version(core_id),
+                "instance": planner.instance_version(core_id),
+            },
+            "needs_upgrade": any(plan.pending for plan in plans),
+            "profiles": [plan.as_dict() for plan in shown],
+        }

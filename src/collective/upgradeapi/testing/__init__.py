@@ -1,0 +1,56 @@
+"""Test layers: a Plone site with this add-on and test profiles with real steps.
+
+- ``INTEGRATION_TESTING``: in-process, one transaction rolled back per test.
+- ``FUNCTIONAL_TESTING``: a real WSGI server (``plone.testing``) on
+  ``ZSERVER_HOST:ZSERVER_PORT`` (default ``localhost:55001``); each test gets
+  its own stacked database, so commits made over HTTP vanish afterwards.
+"""
+
+from plone.app.testing import applyProfile
+from plone.app.testing import FunctionalTesting
+from plone.app.testing import IntegrationTesting
+from plone.app.testing import PLONE_FIXTURE
+from plone.app.testing import PloneSandboxLayer
+from plone.testing.zope import WSGI_SERVER_FIXTURE
+from zope.configuration import xmlconfig
+
+
+TEST_PROFILES = (
+    "collective.upgradeapi.testing:base",
+    "collective.upgradeapi.testing:dependent",
+    "collective.upgradeapi.testing:broken",
+    "collective.upgradeapi.testing:committing",
+)
+
+
+class UpgradeAPILayer(PloneSandboxLayer):
+    defaultBases = (PLONE_FIXTURE,)
+
+    def setUpZope(self, app, configurationContext):
+        import collective.upgradeapi
+        import collective.upgradeapi.testing
+        import plone.restapi
+
+        self.loadZCML(package=plone.restapi)
+        self.loadZCML(package=collective.upgradeapi)
+        # As plone.autoinclude does in Zope: our @upgrade overrides restapi's.
+        xmlconfig.includeOverrides(
+            configurationContext, "overrides.zcml", package=collective.upgradeapi
+        )
+        configurationContext.execute_actions()
+        self.loadZCML(package=collective.upgradeapi.testing)
+
+    def setUpPloneSite(self, portal):
+        applyProfile(portal, "plone.restapi:default")
+        for profile_id in TEST_PROFILES:
+            applyProfile(portal, profile_id)
+
+
+FIXTURE = UpgradeAPILayer()
+
+INTEGRATION_TESTING = IntegrationTesting(
+    bases=(FIXTURE,), name="CollectiveUpgradeAPI:Integration"
+)
+FUNCTIONAL_TESTING = FunctionalTesting(
+    bases=(FIXTURE, WSGI_SERVER_FIXTURE), name="CollectiveUpgradeAPI:Functional"
+)
