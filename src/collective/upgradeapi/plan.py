@@ -169,11 +169,21 @@ class Planner:
             return None
         fs = self.fs_version(profile_id)
         # Like Plone's upgrade, never offer core steps beyond the code's version.
-        limit = fs if profile_id == self.core_profile_id else None
+        # (Filtered here: GenericSetup's own ``dest`` filter would also change
+        # what counts as ``proposed``.)
+        limit = None
+        if profile_id == self.core_profile_id and fs is not None:
+            limit = normalize_version(fs)
         done_ids = done.done_step_ids(self.site, profile_id)
         steps = []
-        for item in self.setup.listUpgrades(profile_id, dest=limit):
+        for item in self.setup.listUpgrades(profile_id):
             for info in item if isinstance(item, list) else [item]:
+                if (
+                    limit is not None
+                    and info["dest"] is not None
+                    and normalize_version(info["dest"]) > limit
+                ):
+                    continue
                 steps.append(
                     PendingStep(
                         id=info["id"],

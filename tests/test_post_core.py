@@ -1,0 +1,116 @@
+"""POST @upgrade on the core path: Plone's own upgrade, dry and real."""
+
+CORE = "Products.CMFPlone:plone"
+BUILTIN_KEYS = {"@id", "dry_run", "report", "upgraded", "versions"}
+STEP_KEYS = {"id", "profile", "title", "source", "dest", "status", "duration", "log"}
+
+
+def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):
+    rewind({CORE: "6100"})
+    before = snapshot()
+
+    response = api.post("/@upgrade", json={"dry_run": True})
+
+    example("upgrade_post_dry_run", response)
+    assert response.status_code == 200
+    data = response.json()
+    # What plone.restapi's own tests assert of the built-in service.
+    assert data["@id"] == f"{site.absolute_url()}/@upgrade"
+    assert BUILTIN_KEYS <= set(data)
+    assert data["dry_run"] is True
+    assert data["upgraded"] is False
+    assert data["versions"]["fs"] != data["versions"]["instance"]
+    # What this add-on adds.
+    assert data["committed"] is False
+    assert data["steps"], "the dry run runs the real steps"
+    assert {s["status"] for s in data["steps"]} == {"done"}
+    assert set(data["steps"][0]) == STEP_KEYS
+    assert data["steps"][0]["profile"] == CORE
+    core = next(p for p in data["profiles"] if p["id"] == CORE)
+    assert core["versions"]["before"] == "6100"
+    assert core["versions"]["after"] == "6100"
+    assert "Dry run" in data["report"]
+    assert snapshot() == before
+    assert api.get("/@upgrade").json()["versions"]["instance"] == "6100"
+
+
+def test_volto_dry_run_flag_changes_nothing(api, rewind, snapshot):
+    """Volto sends camelCase ``dryRun``; the built-in ignores it and upgrades."""
+    rewind({CORE: "6100"})
+    before = snapshot()
+
+    response = api.post("/@upgrade", json={"dryRun": True})
+
+    assert response.status_code == 200
+    assert response.json()["dry_run"] is True
+    assert response.json()["committed"] is False
+    assert snapshot() == before
+
+
+def test_real_run_brings_instance_to_fs(api, rewind, snapshot, example):
+    rewind({CORE: "6100"})
+
+    response = api.post("/@upgrade", json={"dry_run": False})
+
+    example("upgrade_post", response)
+    assert response.status_code == 200
+    data = response.json()
+    assert BUILTIN_KEYS <= set(data)
+    assert data["dry_run"] is False
+    assert data["upgraded"] is True
+    assert data["versions"]["fs"] == data["versions"]["instance"]
+    assert data["committed"] is True
+    assert {s["status"] for s in data["steps"]} == {"done"}
+    titles = [s["title"] for s in data["steps"]]
+    assert "Core: an ungrouped test step" in titles
+    assert snapshot()["versions"][CORE] == tuple(data["versions"]["fs"].split("."))
+    assert "core-ungrouped" in snapshot()["markers"]
+    after = api.get("/@upgrade").json()
+    assert after["needs_upgrade"] is False
+    assert after["versions"]["instance"] == data["versions"]["fs"]
+
+
+def test_empty_body_runs_the_core_upgrade(api, rewind, snapshot):
+    rewind({CORE: "6204"})
+
+    response = api.post("/@upgrade", data="")
+
+    assert response.status_code == 200
+    assert response.json()["upgraded"] is True
+    assert snapshot()["versions"][CORE] == ("6205",)
+
+
+def test_core_run_leaves_addons_alone(api, rewind, snapshot):
+    rewind({CORE: "6204", "collective.upgradeapi.testing:base": "1000"})
+
+    response = api.post("/@upgrade", json={})
+
+    assert response.status_code == 200
+    profiles = {s["profile"] for s in response.json()["steps"]}
+    assert profiles == {CORE}
+    state = snapshot()
+    assert state["versions"]["collective.upgradeapi.testing:base"] == ("1000",)
+    assert state["markers"] == ["core-ungrouped"]
+
+
+def test_up_to_date_site_runs_nothing(api, snapshot):
+    before = snapshot()
+
+    response = api.post("/@upgrade", json={})
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["steps"] == []
+    assert data["upgraded"] is True
+    assert snapshot() == before
+
+
+def test_report_names_each_step(api, rewind):
+    rewind({CORE: "6204"})
+
+    data = api.post("/@upgrade", json={"dry_run": True}).json()
+
+    step = next(s for s in data["steps"] if s["title"].startswith("Core: an"))
+    assert any("Test step core-ungrouped ran." in line for line in step["log"])
+    assert "Test step core-ungrouped ran." in data["report"]
+    assert "Ran upgrade step 'Core: an ungrouped test step'" in data["report"]
