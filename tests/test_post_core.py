@@ -16,7 +16,7 @@ def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):
     data = response.json()
     # What plone.restapi's own tests assert of the built-in service.
     assert data["@id"] == f"{site.absolute_url()}/@upgrade"
-    assert BUILTIN_KEYS <= set(data)
+    assert set(data) >= BUILTIN_KEYS
     assert data["dry_run"] is True
     assert data["upgraded"] is False
     assert data["versions"]["fs"] != data["versions"]["instance"]
@@ -55,7 +55,7 @@ def test_real_run_brings_instance_to_fs(api, rewind, snapshot, example):
     example("upgrade_post", response)
     assert response.status_code == 200
     data = response.json()
-    assert BUILTIN_KEYS <= set(data)
+    assert set(data) >= BUILTIN_KEYS
     assert data["dry_run"] is False
     assert data["upgraded"] is True
     assert data["versions"]["fs"] == data["versions"]["instance"]

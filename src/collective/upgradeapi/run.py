@@ -132,6 +132,11 @@ class RunResult:
     def ok(self):
         return self.failed_step is None
 
+    @property
+    def upgraded(self):
+        """Every profile of the run now records the version its code provides."""
+        return all(p.after == p.fs for p in self.profiles if p.fs is not None)
+
 
 class StepFailed(Exception):
     """Raised inside the run to stop at the first failing task."""

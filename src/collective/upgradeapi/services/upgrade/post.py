@@ -118,7 +118,8 @@ class UpgradePost(UpgradeService):
             "@id": self.service_url,
             "dry_run": result.dry_run,
             "report": result.report,
-            "upgraded": instance == fs,
+            # plone.restapi: "core instance == fs"; here: of every profile run.
+            "upgraded": result.upgraded if result.profiles else instance == fs,
             "versions": {"fs": fs, "instance": instance},
             "steps": [step.as_dict() for step in result.steps],
             "profiles": [profile.as_dict() for profile in result.profiles],
