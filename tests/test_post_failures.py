@@ -62,7 +62,10 @@ def test_steps_after_the_failure_are_not_run(api, rewind, snapshot):
     assert [(s["profile"], s["status"]) for s in steps] == [
         (BROKEN, "done"),
         (BROKEN, "failed"),
+        (COMMITTING, "not_run"),
     ]
+    assert steps[-1]["duration"] == 0
+    assert steps[-1]["log"] == []
     assert snapshot() == before
 
 
@@ -106,7 +109,7 @@ def test_committing_step_then_failure_persists_nothing(api, rewind, snapshot):
 
     assert response.status_code == 500
     statuses = [(s["profile"], s["status"]) for s in response.json()["steps"]]
-    assert statuses == [(BROKEN, "done"), (BROKEN, "failed")]
+    assert statuses == [(BROKEN, "done"), (BROKEN, "failed"), (COMMITTING, "not_run")]
     # Profiles run in the site's order (by id here), not the order given.
     assert snapshot() == before
 

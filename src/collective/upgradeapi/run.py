@@ -288,7 +288,7 @@ class Runner:
                 with _commits_become_savepoints_unless(self.dry_run, txn, holder):
                     self._execute(selection, plans, result, holder)
             except StepFailed:
-                pass
+                self._list_not_run(selection, plans, result)
             finally:
                 self._collector = None
             result.report = collector.text()
@@ -322,6 +322,20 @@ class Runner:
                 self._run_profile(plan, result, holder, only)
         for plan in other_plans:
             self._run_profile(plan, result, holder, only)
+
+    def _list_not_run(self, selection, plans, result):
+        """After a failure, list the planned steps that never got their turn."""
+        listed = {(r.task.profile, r.task.id) for r in result.steps}
+        only = set(selection.steps) if selection.steps is not None else None
+        for plan in plans:
+            for step in plan.steps:
+                if step.done or (plan.id, step.id) in listed:
+                    continue
+                if only is None or step.id in only:
+                    task = Task(
+                        step.id, plan.id, step.title, step.source, step.dest, None
+                    )
+                    self._queue(task, result)
 
     def _run_core(self, plans, result, holder):
         """Plone's own upgrade sequence, step by step (``portal_migration``)."""
@@ -384,15 +398,10 @@ class Runner:
             )
             for step in steps
         ]
-        results = [self._queue(task, result) for task in tasks]
-        ran = set()
-        try:
-            for step_result in results:
-                self._run_queued(step_result, holder)
-                ran.add(step_result.task.id)
-        finally:
-            if ran:
-                self._advance_version(plan, ran)
+        # All tasks are queued first, so that a failure lists the rest as not run.
+        for step_result in [self._queue(task, result) for task in tasks]:
+            self._run_queued(step_result, holder)
+        self._advance_version(plan, {task.id for task in tasks})
 
     def _advance_version(self, plan, ran):
         """Move the recorded version past every step that is done, no further.
