@@ -1,5 +1,6 @@
 """What the upgrade services share: the error shape and the site's URL."""
 
+from AccessControl import getSecurityManager
 from plone.restapi.services import Service
 
 
@@ -31,3 +32,8 @@ class UpgradeService(Service):
         """
         self.request.response.setStatus(status)
         return {"type": error_type, "message": message, **details}
+
+    def current_user(self):
+        """The id of the authenticated user."""
+        user = getSecurityManager().getUser()
+        return user.getId() or user.getUserName()

@@ -1,7 +1,14 @@
-"""GET /<site>/@upgrade: what the site needs, core and every add-on profile."""
+"""GET /<site>/@upgrade: what the site needs, core and every add-on profile.
+
+Sub-paths: ``@upgrade/status``, ``@upgrade/history``,
+``@upgrade/history/<id>`` and ``@upgrade/lock`` (see :mod:`.runs`).
+"""
 
 from collective.upgradeapi.plan import Planner
 from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.services.upgrade import runs
+from zope.interface import implementer
+from zope.publisher.interfaces import IPublishTraverse
 
 
 def builtin_upgrade_steps(plan):
@@ -17,15 +24,32 @@ def builtin_upgrade_steps(plan):
     return groups
 
 
+@implementer(IPublishTraverse)
 class UpgradeGet(UpgradeService):
     """``GET /plone/@upgrade[?profile=<profile id>]``
 
     Answers plone.restapi's keys (``@id``, ``upgrade_steps``, ``versions``)
     plus ``needs_upgrade`` and ``profiles``: every installed profile with
     pending steps (or recorded newer than its code), core first, in run order.
+
+    ``GET /plone/@upgrade/status``, ``/history``, ``/history/<id>`` and
+    ``/lock``: the live status, the history of runs, one run, the lock.
     """
 
+    def __init__(self, context, request):
+        super().__init__(context, request)
+        self.params = []
+
+    def publishTraverse(self, request, name):
+        self.params.append(name)
+        return self
+
     def reply(self):
+        if self.params:
+            return runs.reply_get(self, self.params)
+        return self.reply_pending()
+
+    def reply_pending(self):
         planner = Planner(self.context)
         profile_filter = self.request.form.get("profile") or None
         if profile_filter is not None:

@@ -1,18 +1,36 @@
 """POST /<site>/@upgrade: run upgrades, all or nothing, or as a dry run."""
 
+from collective.upgradeapi import history
+from collective.upgradeapi.lock import Locked
 from collective.upgradeapi.plan import Planner
 from collective.upgradeapi.run import Runner
 from collective.upgradeapi.run import Selection
 from collective.upgradeapi.run import SelectionError
 from collective.upgradeapi.services.base import BadInput
 from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.status import RunTracker
 from plone.protect.interfaces import IDisableCSRFProtection
+from transaction.interfaces import TransientError
 from zope.interface import alsoProvides
 
 import json
+import transaction
+import uuid
 
 
 KEYS = ("dry_run", "dryRun", "profiles", "steps")
+
+# Kept in the WSGI environment, which Zope's publisher hands to a retried
+# request (after a write conflict): who holds the lock, which history entry
+# this request recorded, and the answer once the run is over.
+TOKEN = "collective.upgradeapi.token"
+RUN_ID = "collective.upgradeapi.run_id"
+ANSWER = "collective.upgradeapi.answer"
+
+
+def retry_environ(request):
+    """The environment mapping that survives a retry of ``request``."""
+    return getattr(request, "_orig_env", None) or request.environ
 
 
 def _id_list(data, key):
@@ -85,27 +103,101 @@ class UpgradePost(UpgradeService):
 
     def reply(self):
         alsoProvides(self.request, IDisableCSRFProtection)
+        environ = retry_environ(self.request)
+        if ANSWER in environ:
+            # A retry of a request whose run is over: never run it twice.
+            status, body = environ[ANSWER]
+            self.request.response.setStatus(status)
+            return body
         try:
             selection, dry_run = parse_body(self.request.get("BODY"))
         except BadInput as exc:
             return self.error(400, exc.error_type, exc.message, **exc.details)
         runner = Runner(self.context, dry_run=dry_run)
         try:
-            result = runner.run(selection)
+            runner.check(selection)
         except SelectionError as exc:
             return self.error(400, exc.error_type, exc.message, **exc.details)
+        tracker = RunTracker(
+            self.context,
+            environ.setdefault(TOKEN, uuid.uuid4().hex),
+            self.current_user(),
+            dry_run,
+            {
+                "profiles": selection.profiles
+                if selection.profiles in (None, "all")
+                else list(selection.profiles),
+                "steps": list(selection.steps) if selection.steps else None,
+            },
+            run_id=environ.get(RUN_ID),
+        )
+        try:
+            tracker.acquire()
+        except Locked as exc:
+            return self.locked(exc.lock)
+        status, body = self.run_tracked(runner, tracker, selection)
+        environ[ANSWER] = (status, body)
+        self.request.response.setStatus(status)
+        return body
+
+    def locked(self, lock):
+        who = "a dry run" if lock["dry_run"] else "an upgrade"
+        message = (
+            f"{who.capitalize()} started by {lock['user']} is running on this "
+            "site (see 'lock'); one upgrade runs at a time. Follow it with "
+            "GET @upgrade/status and try again when it has ended."
+        )
+        if lock["stale"]:
+            message = (
+                f"{who.capitalize()} started by {lock['user']} holds the "
+                "upgrade lock but gave no sign of life for more than "
+                f"{lock['stale_after']} seconds: its process probably died. "
+                "A Manager can break the lock with DELETE @upgrade/lock."
+            )
+        return self.error(409, "UpgradeLocked", message, lock=lock)
+
+    def run_tracked(self, runner, tracker, selection):
+        """Run with the lock held; release it whatever happens.
+
+        :returns: ``(HTTP status, body)``.
+        """
+        environ = retry_environ(self.request)
+        try:
+            # Start from the newest state: a run that ended just before the
+            # lock was ours is visible, so nothing runs twice.
+            transaction.abort()
+            transaction.begin()
+            runner.listeners.append(tracker)
+            result = runner.run(selection)
+        except SelectionError as exc:
+            tracker.finish(None, history.ERROR, error=_error_summary(exc))
+            body = self.error(400, exc.error_type, exc.message, **exc.details)
+            return 400, body
+        except TransientError as exc:
+            environ[RUN_ID] = tracker.run_id
+            if self.request.supports_retry():
+                # Zope's publisher runs this request again, with the same
+                # token: it takes the lock over and reuses the history entry.
+                tracker.suspend()
+            else:
+                tracker.finish(None, history.ERROR, error=_error_summary(exc))
+            raise
+        except BaseException as exc:
+            tracker.finish(None, history.ERROR, error=_error_summary(exc))
+            raise
+        tracker.finish(result)
         body = self.result_body(result)
         failed = result.failed_step
         if failed is None:
-            return body
+            return 200, body
         error = failed.error
-        what = "The dry run" if dry_run else "The upgrade"
+        what = "The dry run" if result.dry_run else "The upgrade"
         message = (
             f"{what} failed at step {failed.task.title!r} (profile "
             f"{failed.task.profile}): {error['type']}: {error['message']} "
             "Nothing was committed: the site is as it was before this request."
         )
-        return self.error(
+        return 500, self.error(
             500, "UpgradeFailed", message, failed_step=failed.as_dict(), **body
         )
 
@@ -126,3 +218,10 @@ class UpgradePost(UpgradeService):
             "committed": result.committed,
             "duration": round(result.duration, 6),
         }
+
+
+def _error_summary(exc):
+    return {
+        "type": exc.__class__.__name__,
+        "message": getattr(exc, "message", None) or str(exc) or repr(exc),
+    }

@@ -1,0 +1,75 @@
+"""Settings of the lock and the history, from the environment or zope.conf.
+
+Each setting is read when it is needed, so a change needs no restart of the
+code that reads it (only of the process, for zope.conf). An environment
+variable wins over zope.conf; a value that is not a positive integer is
+ignored with a warning.
+
+==============================================  =================  =======
+environment variable                            zope.conf key      default
+==============================================  =================  =======
+``COLLECTIVE_UPGRADEAPI_STALE_AFTER`` (s)       ``stale-after``    600
+``COLLECTIVE_UPGRADEAPI_HISTORY_SIZE`` (runs)   ``history-size``   100
+==============================================  =================  =======
+
+In ``zope.conf``::
+
+    <product-config collective.upgradeapi>
+        stale-after 900
+        history-size 50
+    </product-config>
+"""
+
+import logging
+import os
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+PRODUCT = "collective.upgradeapi"
+
+#: (environment variable, zope.conf key, default)
+STALE_AFTER = ("COLLECTIVE_UPGRADEAPI_STALE_AFTER", "stale-after", 600)
+HISTORY_SIZE = ("COLLECTIVE_UPGRADEAPI_HISTORY_SIZE", "history-size", 100)
+
+
+def _product_config():
+    try:
+        from App.config import getConfiguration
+    except ImportError:  # pragma: no cover
+        return {}
+    product_config = getattr(getConfiguration(), "product_config", None) or {}
+    return product_config.get(PRODUCT) or {}
+
+
+def _positive_int(setting):
+    variable, key, default = setting
+    for source, raw in (
+        (variable, os.environ.get(variable)),
+        (f"zope.conf {key}", _product_config().get(key)),
+    ):
+        if raw in (None, ""):
+            continue
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            value = 0
+        if value > 0:
+            return value
+        logger.warning("Ignoring %s=%r: a positive integer is expected.", source, raw)
+    return default
+
+
+def stale_after():
+    """Seconds without a heartbeat after which an upgrade lock is stale."""
+    return _positive_int(STALE_AFTER)
+
+
+def history_size():
+    """How many runs the history keeps (the oldest are dropped)."""
+    return _positive_int(HISTORY_SIZE)
+
+
+def heartbeat_interval():
+    """Seconds between two heartbeats of a running upgrade."""
+    return max(0.5, min(30.0, stale_after() / 4))

@@ -1,0 +1,166 @@
+"""The history of upgrade runs of a site: who ran what, when, with which result.
+
+Runs are numbered from 1 per site and kept newest first, up to
+:func:`.config.history_size` runs. Dry runs and failed runs are recorded too:
+the history is written through a connection of its own (:mod:`.store`), not
+in the run's transaction, which is doomed or aborted for those.
+
+A run is recorded when its first step is about to start (``result:
+"running"``) and completed when it ends. Results:
+
+- ``running``: not finished yet (or its process died; see ``abandoned``);
+- ``success``: every step ran (for a dry run: and was rolled back);
+- ``failed``: a step raised; nothing was committed;
+- ``error``: the run stopped on an unexpected error; nothing was committed;
+- ``abandoned``: its lock was broken by a Manager while it was recorded as
+  running.
+"""
+
+from collective.upgradeapi import config
+from collective.upgradeapi.store import iso
+from collective.upgradeapi.store import now
+from collective.upgradeapi.store import RunRecord
+
+
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+ERROR = "error"
+ABANDONED = "abandoned"
+
+
+def start(records, user, dry_run, selection, steps_total, run_id=None):
+    """Record a run that starts now; return its id.
+
+    :param records: the site's :class:`.store.Records` (in a transaction).
+    :param run_id: an id recorded before by the same request (a retry): the
+        entry is reset and kept under that id.
+    """
+    if run_id is None or run_id not in records.runs:
+        records.last_id += 1
+        run_id = records.last_id
+        retries = 0
+    else:
+        retries = records.runs[run_id].data.get("retries", 0) + 1
+    records.runs[run_id] = RunRecord(
+        {
+            "id": run_id,
+            "user": user,
+            "started": now(),
+            "finished": None,
+            "dry_run": dry_run,
+            "selection": selection,
+            "result": RUNNING,
+            "committed": False,
+            "steps_total": steps_total,
+            "profiles": [],
+            "steps": [],
+            "error": None,
+            "report": "",
+            "retries": retries,
+        }
+    )
+    _trim(records)
+    return run_id
+
+
+def finish(records, run_id, result, **data):
+    """Complete the run ``run_id`` with ``result`` and the given keys.
+
+    Keys: ``profiles``, ``steps`` (as the engine's ``as_dict()`` gives them),
+    ``error`` (``{"type", "message"}`` or ``None``), ``report``, ``committed``.
+    """
+    record = records.runs.get(run_id)
+    if record is None:  # dropped from a full history meanwhile
+        return
+    record.data = {**record.data, **data, "result": result, "finished": now()}
+
+
+def abandon(records, run_id, message):
+    """Mark a run that is still recorded as running as abandoned."""
+    record = records.runs.get(run_id) if run_id is not None else None
+    if record is None or record.data["result"] != RUNNING:
+        return
+    finish(
+        records,
+        run_id,
+        ABANDONED,
+        error={"type": "LockBroken", "message": message},
+    )
+
+
+def _trim(records):
+    keep = config.history_size()
+    ids = list(records.runs.keys())
+    for run_id in ids[: max(0, len(ids) - keep)]:
+        del records.runs[run_id]
+
+
+def runs(records):
+    """Every recorded run, newest first, as plain dicts."""
+    if records is None:
+        return []
+    return [records.runs[key].data for key in reversed(list(records.runs.keys()))]
+
+
+def get(records, run_id):
+    """The run ``run_id`` as a plain dict, or ``None``."""
+    if records is None:
+        return None
+    record = records.runs.get(run_id)
+    return record.data if record is not None else None
+
+
+def last_finished(records):
+    """The newest run that is not running any more, or ``None``."""
+    for data in runs(records):
+        if data["result"] != RUNNING:
+            return data
+    return None
+
+
+def _duration(data):
+    if data["finished"] is None:
+        return None
+    return round(data["finished"] - data["started"], 6)
+
+
+def summary(data, url):
+    """A run as the history listing shows it.
+
+    :param url: the run's URL, for ``@id``.
+    """
+    return {
+        "@id": url,
+        "id": data["id"],
+        "user": data["user"],
+        "started": iso(data["started"]),
+        "finished": iso(data["finished"]),
+        "duration": _duration(data),
+        "dry_run": data["dry_run"],
+        "result": data["result"],
+        "committed": data["committed"],
+        "selection": data["selection"],
+        "profiles": data["profiles"],
+        "steps": [
+            {
+                "id": step["id"],
+                "profile": step["profile"],
+                "title": step["title"],
+                "status": step["status"],
+            }
+            for step in data["steps"]
+        ],
+        "error": data["error"],
+    }
+
+
+def full(data, url):
+    """A run with everything recorded: steps with logs and errors, report."""
+    return {
+        **summary(data, url),
+        "steps": data["steps"],
+        "steps_total": data["steps_total"],
+        "report": data["report"],
+        "retries": data["retries"],
+    }
