@@ -51,14 +51,14 @@ start: site ## Install, create the site and serve it on http://localhost:8080
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Check code style
-	$(BIN)/ruff check src tests scripts docs/conf.py
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks docs/conf.py
+	$(BIN)/ruff format --check src tests scripts benchmarks
 	$(BIN)/codespell src tests/*.py docs README.md CHANGES.md
 
 .PHONY: format
 format: $(VENV)/.installed ## Apply code style
-	$(BIN)/ruff check --fix src tests scripts
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
 
 .PHONY: pytest
 pytest: $(VENV)/.installed ## Run the test suite only

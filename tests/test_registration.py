@@ -1,0 +1,32 @@
+"""How the add-on is loaded: plone.autoinclude, with no install step."""
+
+from importlib.metadata import entry_points
+from plone.autoinclude.loader import load_packages
+
+import collective.upgradeapi
+import pathlib
+
+
+def test_autoinclude_plugin_entry_point():
+    found = [
+        ep
+        for ep in entry_points(group="plone.autoinclude.plugin")
+        if ep.dist.name == "collective.upgradeapi"
+    ]
+    assert {(ep.name, ep.value) for ep in found} == {
+        ("target", "plone"),
+        ("module", "collective.upgradeapi"),
+    }
+
+
+def test_autoinclude_finds_the_package_for_plone():
+    packages = load_packages("plone")
+    assert "collective.upgradeapi" in packages
+
+
+def test_override_files_ship_with_the_package():
+    root = pathlib.Path(collective.upgradeapi.__file__).parent
+    assert (root / "overrides.zcml").is_file()
+    assert (root / "services" / "upgrade" / "overrides.zcml").is_file()
+    # No GenericSetup profile: nothing needs installing in the site.
+    assert not (root / "profiles").exists()
