@@ -189,8 +189,9 @@ class Client:
                 )
             else:
                 message = (
-                    f"Unauthorized (HTTP 401): {self.url} refused {self.who}; "
-                    "check the user name and password, or the token."
+                    f"Unauthorized (HTTP 401): {self.url} refused {self.who}: "
+                    "wrong password or token, or no 'Manage portal' permission "
+                    "on this site."
                 )
         elif status == 403:
             message = (

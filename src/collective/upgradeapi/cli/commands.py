@@ -265,8 +265,8 @@ def wait(client, out, interval):
         except Failure as failure:
             if not failure.retry:
                 raise
-            waited = time.monotonic() - started
-            if limit is not None and waited + interval > limit:
+            remaining = None if limit is None else limit - (time.monotonic() - started)
+            if remaining is not None and remaining <= 0:
                 raise Failure(
                     f"{client.url} did not answer within {limit:g} s "
                     f"({_plural(attempts, 'attempt')}); last: {failure.message}",
@@ -283,7 +283,7 @@ def wait(client, out, interval):
             if not announced:
                 out.note(f"Waiting for {client.url}: {failure.message}")
                 announced = True
-            time.sleep(interval)
+            time.sleep(interval if remaining is None else min(interval, remaining))
             continue
         break
     waited = time.monotonic() - started

@@ -1,0 +1,889 @@
+"""``plone-upgrade``: the command-line client, run as a subprocess.
+
+Most tests talk HTTP to the functional test site (a real WSGI server). What
+that site cannot show (a server without the add-on, without a status or
+history service, or too slow to answer) is played by a small local HTTP
+server, :func:`fake`.
+"""
+
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from plone.app.testing import setRoles
+from plone.app.testing import SITE_OWNER_NAME
+from plone.app.testing import SITE_OWNER_PASSWORD
+from plone.app.testing import TEST_USER_ID
+from plone.app.testing import TEST_USER_NAME
+from plone.app.testing import TEST_USER_PASSWORD
+
+import json
+import os
+import pytest
+import socket
+import subprocess
+import sys
+import threading
+import time
+import transaction
+
+
+CORE = "Products.CMFPlone:plone"
+BASE = "collective.upgradeapi.testing:base"
+DEPENDENT = "collective.upgradeapi.testing:dependent"
+BROKEN = "collective.upgradeapi.testing:broken"
+COMMANDS = ("wait", "check", "plan", "run", "history")
+
+
+def plone_upgrade(*args, env=None, timeout=60):
+    """Run ``python -m collective.upgradeapi.cli ARGS`` with ``env`` only.
+
+    No ``PLONE_*`` variable of the caller leaks in. Returns the completed
+    process, in text mode, stdin closed.
+    """
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("PLONE_")
+    }
+    environment.update({k: v for k, v in (env or {}).items() if v is not None})
+    return subprocess.run(
+        [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+
+
+def free_port():
+    """A local TCP port that nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_line(text):
+    """The stderr of a failed command: one ``Error:`` line."""
+    lines = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.fixture
+def cli(site):
+    """Return ``cli(*args, **env)``: ``plone-upgrade`` against the test site.
+
+    As the site owner, with ``PLONE_URL``, ``PLONE_USER`` and
+    ``PLONE_PASSWORD`` set; ``PLONE_X=None`` removes a variable.
+    """
+
+    def cli(*args, **env):
+        environment = {
+            "PLONE_URL": site.absolute_url(),
+            "PLONE_USER": SITE_OWNER_NAME,
+            "PLONE_PASSWORD": SITE_OWNER_PASSWORD,
+            **env,
+        }
+        return plone_upgrade(*args, env=environment)
+
+    return cli
+
+
+@pytest.fixture
+def editor(site):
+    """The test user, with roles that may edit but not manage the portal."""
+    setRoles(site, TEST_USER_ID, ["Editor", "Site Administrator"])
+    transaction.commit()
+    return TEST_USER_NAME, TEST_USER_PASSWORD
+
+
+def pending_ids(document, profile_id):
+    profile = next(p for p in document["profiles"] if p["id"] == profile_id)
+    return [step["id"] for step in profile["steps"] if not step["done"]]
+
+
+# -- the fake server ------------------------------------------------------------
+
+
+class FakeSite:
+    """Canned answers: ``routes[("GET", "/plone/@upgrade")] = (status, body)``.
+
+    A route may also be a callable returning ``(status, body)``.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.routes = {}
+        self.seen = []
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/plone"
+
+
+def _handler(fake_site):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            fake_site.seen.append((self.command, self.path, body))
+            route = fake_site.routes.get((self.command, self.path.split("?")[0]))
+            if route is None:
+                status, document = 404, {"type": "NotFound", "message": "Not found"}
+            else:
+                status, document = route() if callable(route) else route
+            data = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = answer
+
+    return Handler
+
+
+@pytest.fixture
+def fake():
+    """A local HTTP server playing a site; see :class:`FakeSite`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    fake_site = FakeSite(server)
+    server.RequestHandlerClass = _handler(fake_site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield fake_site
+    server.shutdown()
+    server.server_close()
+
+
+def fake_cli(fake_site, *args):
+    return plone_upgrade(
+        *args,
+        env={"PLONE_URL": fake_site.url, "PLONE_USER": "admin", "PLONE_PASSWORD": "x"},
+    )
+
+
+UP_TO_DATE = {
+    "@id": "http://127.0.0.1/plone/@upgrade",
+    "upgrade_steps": {},
+    "versions": {"fs": "6205", "instance": "6205"},
+    "needs_upgrade": False,
+    "profiles": [],
+}
+
+
+def fake_run_answer(steps=2):
+    return {
+        "@id": "http://127.0.0.1/plone/@upgrade",
+        "dry_run": False,
+        "report": "",
+        "upgraded": True,
+        "versions": {"fs": "6205", "instance": "6205"},
+        "steps": [
+            {
+                "id": f"s{n}",
+                "profile": "my.addon:default",
+                "title": f"Step {n}",
+                "source": str(n),
+                "dest": str(n + 1),
+                "status": "done",
+                "duration": 0.5,
+            }
+            for n in range(steps)
+        ],
+        "profiles": [],
+        "committed": True,
+        "duration": 1.0,
+    }
+
+
+# -- help and packaging ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_documents_exit_codes(command):
+    result = plone_upgrade(*([command] if command else []), "--help")
+
+    assert result.returncode == 0
+    assert "Exit codes:" in result.stdout
+    assert "2  usage error, connection refused, timeout" in result.stdout
+    if command:
+        assert "--json" in result.stdout
+        assert "PLONE_URL" in result.stdout
+
+
+def test_client_imports_neither_zope_nor_plone():
+    code = (
+        "import sys, collective.upgradeapi.cli\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('Zope2', 'ZODB', 'Products', 'plone', 'zope', 'transaction', 'App'))\n"
+        "print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "plone-upgrade")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("plone-upgrade, version ")
+
+
+def test_missing_url_is_a_usage_error():
+    result = plone_upgrade("check")
+
+    assert result.returncode == 2
+    assert "Missing option '--url'" in result.stderr
+    assert result.stdout == ""
+
+
+# -- check --------------------------------------------------------------------------
+
+
+def test_check_up_to_date(cli):
+    result = cli("check")
+
+    assert result.returncode == 0, result.stderr
+    assert "is up to date (Plone profile version 6205)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_check_pending(cli, rewind):
+    rewind({BASE: "1000", CORE: "6100"})
+
+    result = cli("check")
+
+    assert result.returncode == 1, result.stderr
+    first, *table = result.stdout.splitlines()
+    assert first.endswith(": 32 steps in 2 profiles.")
+    assert table[1].split() == [CORE, "6100", "->", "6205", "28", "steps"]
+    assert table[2].split() == [BASE, "1000", "->", "1003", "4", "steps"]
+
+
+def test_check_json(cli, rewind):
+    rewind({BASE: "1000"})
+
+    result = cli("check", "--json")
+
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["needs_upgrade"] is True
+    assert [p["id"] for p in document["profiles"]] == [BASE]
+    assert result.stderr == ""
+
+
+def test_check_warns_about_a_downgraded_profile(cli, rewind):
+    rewind({BASE: "9999"})
+
+    result = cli("check")
+
+    assert result.returncode == 0
+    assert f"Warning: {BASE}: the database records a newer version" in result.stderr
+
+
+# -- connection and authentication errors ----------------------------------------
+
+
+def test_connection_refused():
+    url = f"http://127.0.0.1:{free_port()}/plone"
+
+    result = plone_upgrade("check", "--url", url)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: Cannot connect to {url}: connection refused. Is the site running "
+        "at this address? (`plone-upgrade wait` waits for it.)"
+    )
+    assert result.stdout == ""
+
+
+def test_connection_refused_json():
+    url = f"http://127.0.0.1:{free_port()}/plone"
+
+    result = plone_upgrade("plan", "--json", "--url", url)
+
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["type"] == "ConnectionError"
+    assert "connection refused" in document["message"]
+
+
+def test_wrong_password(cli, site):
+    result = cli("check", PLONE_PASSWORD="wrong")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: Unauthorized (HTTP 401): {site.absolute_url()} refused user "
+        "'admin': wrong password or token, or no 'Manage portal' permission on "
+        "this site."
+    )
+    assert result.stdout == ""
+
+
+def test_wrong_password_json(cli):
+    result = cli("run", "--dry-run", "--json", PLONE_PASSWORD="wrong")
+
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["status"] == 401
+    assert document["type"] == "Unauthorized"
+
+
+def test_anonymous(cli):
+    result = cli("check", PLONE_USER=None)
+
+    assert result.returncode == 2
+    assert "no credentials given; use --user" in one_line(result.stderr)
+
+
+def test_user_without_manage_portal(cli, editor):
+    result = cli("check", PLONE_USER=editor[0], PLONE_PASSWORD=editor[1])
+
+    assert result.returncode == 2
+    assert "'Manage portal' permission" in one_line(result.stderr)
+
+
+def test_no_password_and_no_terminal(cli):
+    result = cli("check", PLONE_PASSWORD=None)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "Error: No password for user 'admin': set PLONE_PASSWORD (there is no "
+        "terminal to ask on)."
+    )
+
+
+def test_site_not_found(cli, site):
+    url = f"{site.absolute_url()}-nosuch"
+
+    result = cli("check", PLONE_URL=url)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: Not found (HTTP 404): {url}/@upgrade. Is {url} the URL of a "
+        "Plone site? If it is, collective.upgradeapi is not loaded there (install "
+        "it in the site's Python environment and restart Zope)."
+    )
+
+
+def test_builtin_service_means_addon_not_loaded(fake):
+    builtin = {k: v for k, v in UP_TO_DATE.items() if k != "needs_upgrade"}
+    fake.routes[("GET", "/plone/@upgrade")] = (200, builtin)
+
+    result = fake_cli(fake, "run", "--dry-run")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: {fake.url}/@upgrade is plone.restapi's built-in @upgrade "
+        "service: collective.upgradeapi is not loaded there (install it in the "
+        "site's Python environment and restart Zope)."
+    )
+    assert [(method, path) for method, path, _ in fake.seen] == [
+        ("GET", "/plone/@upgrade")
+    ], "nothing may be posted to another @upgrade service"
+
+
+def test_timeout(fake):
+    def slow():
+        time.sleep(3)
+        return 200, UP_TO_DATE
+
+    fake.routes[("GET", "/plone/@upgrade")] = slow
+    started = time.monotonic()
+
+    result = fake_cli(fake, "check", "--timeout", "0.5")
+
+    assert time.monotonic() - started < 2.5
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: No answer from {fake.url}/@upgrade within 0.5 s (see --timeout)."
+    )
+
+
+def test_url_may_name_the_service(cli, site):
+    result = cli("check", PLONE_URL=f"{site.absolute_url()}/@upgrade/")
+
+    assert result.returncode == 0, result.stderr
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+def test_login_then_token(cli):
+    result = cli("check", "--login")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_token(cli, api):
+    token = api.post("/@login", json={"login": "admin", "password": "secret"})
+    token = token.json()["token"]
+
+    result = cli("check", PLONE_USER=None, PLONE_PASSWORD=None, PLONE_TOKEN=token)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_bad_token(cli):
+    result = cli("check", "--token", "not.a.token", PLONE_USER=None)
+
+    assert result.returncode == 2
+    assert "refused the token" in one_line(result.stderr)
+
+
+def test_login_with_wrong_password(cli):
+    result = cli("check", "--login", PLONE_PASSWORD="wrong")
+
+    assert result.returncode == 2
+    assert "refused the login of user 'admin'" in one_line(result.stderr)
+
+
+def test_user_on_command_line_beats_token_from_environment(cli):
+    result = cli("check", "--user", "admin", PLONE_USER=None, PLONE_TOKEN="bad")
+
+    assert result.returncode == 0, result.stderr
+
+
+# -- wait --------------------------------------------------------------------------
+
+
+def test_wait_for_a_running_site(cli):
+    result = cli("wait", "--timeout", "5")
+
+    assert result.returncode == 0, result.stderr
+    assert " answers after " in result.stdout
+
+
+def test_wait_json(cli):
+    result = cli("wait", "--json")
+
+    document = json.loads(result.stdout)
+    assert document["ready"] is True
+    assert document["attempts"] == 1
+    assert document["needs_upgrade"] is False
+
+
+def test_wait_times_out_on_a_closed_port():
+    url = f"http://127.0.0.1:{free_port()}/plone"
+    started = time.monotonic()
+
+    result = plone_upgrade(
+        "wait", "--timeout", "1", "--interval", "0.2", "--json", "--url", url
+    )
+
+    assert 1 <= time.monotonic() - started < 8
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"Error: {url} did not answer within 1 s ("
+    )
+    assert f"Waiting for {url}: Cannot connect" in result.stderr
+    document = json.loads(result.stdout)
+    assert document["ready"] is False
+    assert document["last_error"]["type"] == "ConnectionError"
+
+
+def test_wait_until_the_site_appears(fake):
+    answers = iter([(404, {}), (503, {}), (200, UP_TO_DATE)])
+    fake.routes[("GET", "/plone/@upgrade")] = lambda: next(answers)
+
+    result = fake_cli(fake, "wait", "--interval", "0.1", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["attempts"] == 3
+
+
+def test_wait_gives_up_at_once_on_a_wrong_password(cli):
+    result = cli("wait", "--timeout", "30", PLONE_PASSWORD="wrong")
+
+    assert result.returncode == 2
+    assert "Unauthorized (HTTP 401)" in one_line(result.stderr)
+
+
+# -- plan --------------------------------------------------------------------------
+
+
+def test_plan(cli, rewind):
+    rewind({BASE: "1000", CORE: "6100"})
+
+    result = cli("plan")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{CORE} (core): Plone Site, 6100 -> 6205, 28 pending steps"
+    assert lines[1].split() == ["STEP", "ID", "VERSIONS", "PROPOSED", "TITLE"]
+    assert lines[2].split()[1:] == ["6100", "->", "6101", "yes", "Miscellaneous"]
+    header = f"{BASE}: Upgrade API test: base add-on, 1000 -> 1003, 4 pending steps"
+    assert header in lines
+    assert "Base: re-import the registry" in lines[-3]
+    assert lines[-1] == "32 pending steps in 2 profiles."
+
+
+def test_plan_one_profile(cli, rewind):
+    rewind({BASE: "1000", CORE: "6100"})
+
+    result = cli("plan", "--profile", BASE, "--json")
+
+    document = json.loads(result.stdout)
+    assert [p["id"] for p in document["profiles"]] == [BASE]
+    assert len(pending_ids(document, BASE)) == 4
+
+
+def test_plan_up_to_date(cli):
+    result = cli("plan", "--profile", BASE)
+
+    assert result.returncode == 0
+    assert result.stdout == f"Nothing to upgrade: profile {BASE} is up to date.\n"
+
+
+def test_plan_unknown_profile(cli):
+    result = cli("plan", "--profile", "no.such:default")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "Error: Bad request (HTTP 400): Unknown profile id: no.such:default."
+    )
+
+
+# -- run ---------------------------------------------------------------------------
+
+
+def test_run_profile(cli, rewind, snapshot):
+    rewind({BASE: "1000", DEPENDENT: "2000"})
+
+    result = cli("run", "--profile", BASE)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["STATUS", "TIME", "PROFILE", "VERSIONS", "TITLE"]
+    assert [line.split()[0] for line in lines[1:5]] == ["done"] * 4
+    assert lines[-1].startswith("Upgrade finished in ")
+    assert lines[-1].endswith(": 4 steps committed.")
+    assert result.stderr.endswith(f": {BASE}...\n")
+    after = snapshot()
+    assert after["versions"][BASE] == ("1003",)
+    assert after["versions"][DEPENDENT] == ("2000",)
+    assert after["markers"] == ["base-1001-a", "base-1001-b", "base-1002"]
+
+
+def test_run_all_json(cli, rewind, snapshot):
+    rewind({BASE: "1000", DEPENDENT: "2000"})
+
+    result = cli("run", "--all", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["committed"] is True
+    assert {step["profile"] for step in document["steps"]} == {BASE, DEPENDENT}
+    assert snapshot()["versions"][DEPENDENT] == ("2002",)
+
+
+def test_run_steps(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+    plan = json.loads(cli("plan", "--json").stdout)
+    first, second, *_ = pending_ids(plan, BASE)
+
+    result = cli("run", "--step", first, "--step", second, "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert [step["id"] for step in json.loads(result.stdout)["steps"]] == [
+        first,
+        second,
+    ]
+    assert snapshot()["versions"][BASE] == ("1001",)
+
+
+def test_dry_run_changes_nothing(cli, rewind, snapshot):
+    rewind({BASE: "1000", CORE: "6100"})
+    before = snapshot()
+
+    result = cli("run", "--all", "--dry-run", "--report")
+
+    assert result.returncode == 0, result.stderr
+    assert snapshot() == before
+    assert "Dry run finished in " in result.stdout
+    assert ": 32 steps ran; nothing was committed." in result.stdout
+    assert "Report:" in result.stdout
+    assert "Test step base-1001-a ran." in result.stdout
+
+
+def test_dry_run_json(cli, rewind, snapshot):
+    rewind({CORE: "6100"})
+    before = snapshot()
+
+    result = cli("run", "--dry-run", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["dry_run"] is True
+    assert document["committed"] is False
+    assert document["versions"] == {"fs": "6205", "instance": "6100"}
+    assert snapshot() == before
+
+
+def test_run_core(cli, rewind, snapshot):
+    rewind({CORE: "6100", BASE: "1000"})
+
+    result = cli("run")
+
+    assert result.returncode == 0, result.stderr
+    assert "Plone's core upgrade..." in result.stderr
+    after = snapshot()
+    assert after["versions"][CORE] == ("6205",)
+    assert after["versions"][BASE] == ("1000",)
+    assert cli("check").returncode == 1, "the add-on is still pending"
+
+
+def test_nothing_to_run(cli, snapshot):
+    before = snapshot()
+
+    result = cli("run", "--all")
+
+    assert result.returncode == 0
+    assert result.stdout == "Nothing to upgrade: no pending steps in this selection.\n"
+    assert snapshot() == before
+
+
+def test_failing_step(cli, rewind, snapshot):
+    rewind({BASE: "1000", BROKEN: "3000"})
+    before = snapshot()
+
+    result = cli("run", "--all")
+
+    assert result.returncode == 1
+    assert snapshot() == before
+    out = result.stdout
+    statuses = [line.split()[0] for line in out.splitlines()[1:7]]
+    assert statuses == ["done"] * 5 + ["failed"]
+    assert f"Failed step: 'Broken: a step that raises' (profile {BROKEN}, id " in out
+    assert "Error: RuntimeError: This test step fails on purpose." in out
+    assert "Traceback (most recent call last):" in out
+    assert "\nReport:\n" in out
+    assert "Test step broken-3002 ran." in out
+    assert out.endswith("Upgrade failed; nothing was committed.\n")
+    assert one_line(result.stderr).startswith(
+        "Error: The upgrade failed at step 'Broken: a step that raises'"
+    )
+
+
+def test_failing_step_json(cli, rewind, snapshot):
+    rewind({BROKEN: "3000"})
+    before = snapshot()
+
+    result = cli("run", "--profile", BROKEN, "--dry-run", "--json")
+
+    assert result.returncode == 1
+    assert snapshot() == before
+    document = json.loads(result.stdout)
+    assert document["type"] == "UpgradeFailed"
+    assert document["failed_step"]["error"]["type"] == "RuntimeError"
+    assert [step["status"] for step in document["steps"]] == ["done", "failed"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--all", "--profile", BASE], "Give either --all or --profile, not both."),
+        (["--all", "--step", "x"], "Give either --step or --profile/--all, not both."),
+        (["--login", "--user", ""], "--login needs --user (or PLONE_USER)."),
+    ],
+)
+def test_run_usage_errors(args, message):
+    url = f"http://127.0.0.1:{free_port()}/plone"
+
+    result = plone_upgrade("run", "--url", url, *args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_run_unknown_profile(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+    before = snapshot()
+
+    result = cli("run", "--profile", "no.such:default", "--json")
+
+    assert result.returncode == 2
+    assert snapshot() == before
+    assert json.loads(result.stdout)["unknown_profiles"] == ["no.such:default"]
+    assert one_line(result.stderr).startswith(
+        "Error: Bad request (HTTP 400): Unknown profile id(s): no.such:default."
+    )
+
+
+def test_run_unknown_step(cli, rewind):
+    rewind({BASE: "1000"})
+
+    result = cli("run", "--step", "nope")
+
+    assert result.returncode == 2
+    assert "Unknown or not pending step id(s): nope." in one_line(result.stderr)
+
+
+def test_run_shows_progress_from_the_status_service(fake):
+    started = []
+    total = 3
+
+    def run():
+        started.append(time.monotonic())
+        time.sleep(2.6)
+        return 200, fake_run_answer(total)
+
+    def status():
+        if not started:
+            return 200, {
+                "state": "idle",
+                "current_step": None,
+                "steps_done": 0,
+                "steps_total": 0,
+            }
+        done = min(int((time.monotonic() - started[0]) / 0.9), total - 1)
+        return 200, {
+            "state": "running",
+            "current_step": {"id": f"s{done}", "title": f"Step {done}"},
+            "steps_done": done,
+            "steps_total": total,
+        }
+
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = run
+    fake.routes[("GET", "/plone/@upgrade/status")] = status
+
+    result = fake_cli(fake, "run", "--all")
+
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if "/3]" in line]
+    assert progress, result.stderr
+    assert progress[0].startswith("  [0/3] running Step 0") or progress[0].startswith(
+        "  [1/3] running Step 1"
+    )
+    assert len(progress) == len(set(progress)), "each change is shown once"
+    assert "Upgrade finished in 1.0 s: 3 steps committed." in result.stdout
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        (404, {"type": "NotFound"}),
+        (200, {"state": "running"}),
+        (500, {"type": "Error"}),
+    ],
+)
+def test_run_without_a_usable_status_service(fake, status):
+    def run():
+        time.sleep(1.2)
+        return 200, fake_run_answer(1)
+
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = run
+    fake.routes[("GET", "/plone/@upgrade/status")] = status
+
+    result = fake_cli(fake, "run")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"Upgrade of {fake.url}: Plone's core upgrade...\n"
+    polls = [path for _, path, _ in fake.seen if path.endswith("/status")]
+    assert len(polls) == 1, "a missing status service is asked once"
+
+
+def test_run_posts_the_selection(fake):
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = (200, fake_run_answer(0))
+
+    fake_cli(fake, "run", "--dry-run", "--profile", "a:default", "--profile", "b:b")
+    fake_cli(fake, "run", "--all", "--no-progress")
+    fake_cli(fake, "run", "--step", "1", "--step", "2")
+
+    bodies = [json.loads(body) for method, _, body in fake.seen if method == "POST"]
+    assert bodies == [
+        {"dry_run": True, "profiles": ["a:default", "b:b"]},
+        {"dry_run": False, "profiles": "all"},
+        {"dry_run": False, "steps": ["1", "2"]},
+    ]
+
+
+def test_run_conflict(fake):
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = (
+        409,
+        {"type": "Locked", "message": "An upgrade is running since 12:00 (admin)."},
+    )
+
+    result = fake_cli(fake, "run", "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "Error: Conflict (HTTP 409): An upgrade is running since 12:00 (admin)."
+    )
+    assert json.loads(result.stdout)["status"] == 409
+
+
+# -- history -----------------------------------------------------------------------
+
+
+def test_history_of_the_test_site(cli):
+    """Whether the test site has a history service or not, the answer is clear."""
+    result = cli("history")
+
+    if result.returncode == 2:
+        assert "This server has no upgrade history (HTTP 404 from" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+
+
+def test_no_history_service(fake):
+    result = fake_cli(fake, "history", "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"Error: This server has no upgrade history (HTTP 404 from {fake.url}"
+    )
+    assert json.loads(result.stdout)["status"] == 404
+
+
+def test_history(fake):
+    fake.routes[("GET", "/plone/@upgrade/history")] = (
+        200,
+        {
+            "items": [
+                {
+                    "started": "2026-01-01T12:00:00+00:00",
+                    "user": "admin",
+                    "dry_run": True,
+                    "status": "ok",
+                    "duration": 2.5,
+                    "steps": [{"id": "a"}, {"id": "b"}],
+                },
+                {
+                    "started": "2026-01-02T12:00:00+00:00",
+                    "user": "admin",
+                    "dry_run": False,
+                    "status": "failed",
+                    "duration": 1,
+                    "steps": [{"id": "a"}],
+                },
+            ]
+        },
+    )
+
+    result = fake_cli(fake, "history")
+
+    assert result.returncode == 0, result.stderr
+    assert [line.split() for line in result.stdout.splitlines()] == [
+        ["WHEN", "WHO", "KIND", "RESULT", "TIME", "WHAT"],
+        [
+            "2026-01-01T12:00:00+00:00",
+            "admin",
+            "dry",
+            "run",
+            "ok",
+            "2.50s",
+            "2",
+            "steps",
+        ],
+        ["2026-01-02T12:00:00+00:00", "admin", "run", "failed", "1.00s", "1", "step"],
+    ]
