@@ -6,6 +6,7 @@ history service, or too slow to answer) is played by a small local HTTP
 server, :func:`fake`.
 """
 
+from collective.upgradeapi.testing import slow
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from plone.app.testing import setRoles
@@ -30,19 +31,30 @@ CORE = "Products.CMFPlone:plone"
 BASE = "collective.upgradeapi.testing:base"
 DEPENDENT = "collective.upgradeapi.testing:dependent"
 BROKEN = "collective.upgradeapi.testing:broken"
+SLOW = "collective.upgradeapi.testing:slow"
 COMMANDS = ("wait", "check", "plan", "run", "history")
 
 
-def plone_upgrade(*args, env=None, timeout=60):
+def plone_upgrade(*args, env=None, timeout=60, background=False):
     """Run ``python -m collective.upgradeapi.cli ARGS`` with ``env`` only.
 
     No ``PLONE_*`` variable of the caller leaks in. Returns the completed
-    process, in text mode, stdin closed.
+    process, in text mode, stdin closed; with ``background``, the running
+    :class:`subprocess.Popen` with pipes for stdout and stderr.
     """
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("PLONE_")
     }
     environment.update({k: v for k, v in (env or {}).items() if v is not None})
+    if background:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     return subprocess.run(
         [sys.executable, "-m", "collective.upgradeapi.cli", *args],
         env=environment,
@@ -75,15 +87,16 @@ def cli(site):
     ``PLONE_PASSWORD`` set; ``PLONE_X=None`` removes a variable.
     """
 
-    def cli(*args, **env):
+    def cli(*args, background=False, **env):
         environment = {
             "PLONE_URL": site.absolute_url(),
             "PLONE_USER": SITE_OWNER_NAME,
             "PLONE_PASSWORD": SITE_OWNER_PASSWORD,
             **env,
         }
-        return plone_upgrade(*args, env=environment)
+        return plone_upgrade(*args, env=environment, background=background)
 
+    cli.url = site.absolute_url()
     return cli
 
 
@@ -93,6 +106,13 @@ def editor(site):
     setRoles(site, TEST_USER_ID, ["Editor", "Site Administrator"])
     transaction.commit()
     return TEST_USER_NAME, TEST_USER_PASSWORD
+
+
+@pytest.fixture
+def gates(tmp_path, monkeypatch):
+    """A directory of gates: the slow test steps wait until theirs is opened."""
+    monkeypatch.setenv(slow.VARIABLE, str(tmp_path))
+    return tmp_path
 
 
 def pending_ids(document, profile_id):
@@ -724,44 +744,73 @@ def test_run_unknown_step(cli, rewind):
     assert "Unknown or not pending step id(s): nope." in one_line(result.stderr)
 
 
-def test_run_shows_progress_from_the_status_service(fake):
+def test_run_shows_progress(cli, rewind, gates, snapshot):
+    """While the run waits at each gate, the current step shows on stderr."""
+    rewind({SLOW: "5000"})
+    process = cli("run", "--profile", SLOW, "--status-interval", "0.1", background=True)
+    watchdog = threading.Timer(20, lambda: [slow.open_gate(gates, n) for n in "123"])
+    watchdog.start()
+    try:
+        seen = []
+        for line in process.stderr:
+            seen.append(line.rstrip("\n"))
+            for number in "123":
+                if line.startswith(f"  [{number}/3] "):
+                    slow.open_gate(gates, number)
+        stdout = process.stdout.read()
+        assert process.wait(timeout=30) == 0, seen
+    finally:
+        watchdog.cancel()
+        process.stdout.close()
+        process.stderr.close()
+
+    assert seen == [
+        f"Upgrade of {cli.url}: {SLOW}...",
+        f"  [1/3] Slow: first step ({SLOW})",
+        f"  [2/3] Slow: second step ({SLOW})",
+        f"  [3/3] Slow: third step ({SLOW})",
+    ]
+    assert "Upgrade finished in " in stdout
+    assert snapshot()["versions"][SLOW] == ("5003",)
+
+
+def test_progress_lines(fake):
     started = []
-    total = 3
 
     def run():
         started.append(time.monotonic())
-        time.sleep(2.6)
-        return 200, fake_run_answer(total)
+        time.sleep(1.2)
+        return 200, fake_run_answer(3)
 
     def status():
         if not started:
             return 200, {
                 "state": "idle",
                 "current_step": None,
-                "steps_done": 0,
-                "steps_total": 0,
+                "steps_done": None,
+                "steps_total": None,
             }
-        done = min(int((time.monotonic() - started[0]) / 0.9), total - 1)
+        done = min(int((time.monotonic() - started[0]) / 0.4), 2)
         return 200, {
             "state": "running",
             "current_step": {"id": f"s{done}", "title": f"Step {done}"},
             "steps_done": done,
-            "steps_total": total,
+            "steps_total": 3,
+            "stale": done == 2,
         }
 
     fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
     fake.routes[("POST", "/plone/@upgrade")] = run
     fake.routes[("GET", "/plone/@upgrade/status")] = status
 
-    result = fake_cli(fake, "run", "--all")
+    result = fake_cli(fake, "run", "--all", "--status-interval", "0.1")
 
     assert result.returncode == 0, result.stderr
-    progress = [line for line in result.stderr.splitlines() if "/3]" in line]
-    assert progress, result.stderr
-    assert progress[0].startswith("  [0/3] running Step 0") or progress[0].startswith(
-        "  [1/3] running Step 1"
-    )
-    assert len(progress) == len(set(progress)), "each change is shown once"
+    assert result.stderr.splitlines()[1:] == [
+        "  [1/3] Step 0",
+        "  [2/3] Step 1",
+        "  [3/3] Step 2 (no sign of life from the server for a while)",
+    ]
     assert "Upgrade finished in 1.0 s: 3 steps committed." in result.stdout
 
 
@@ -825,14 +874,89 @@ def test_run_conflict(fake):
 # -- history -----------------------------------------------------------------------
 
 
-def test_history_of_the_test_site(cli):
-    """Whether the test site has a history service or not, the answer is clear."""
+def test_history(cli, rewind):
+    rewind({BASE: "1000"})
+    assert cli("run", "--profile", BASE, "--dry-run").returncode == 0
+    rewind({BROKEN: "3000"})
+    assert cli("run", "--profile", BROKEN).returncode == 1
+
     result = cli("history")
 
-    if result.returncode == 2:
-        assert "This server has no upgrade history (HTTP 404 from" in result.stderr
-    else:
-        assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr
+    header, failed, dry_run, error = result.stdout.splitlines()
+    assert header.split() == [
+        "ID",
+        "STARTED",
+        "USER",
+        "KIND",
+        "RESULT",
+        "TIME",
+        "DONE",
+        "SELECTION",
+    ]
+    run_id, _, *cells = failed.split()
+    assert (run_id, cells[:3], cells[4:]) == (
+        "2",
+        ["admin", "run", "failed"],
+        ["1/2", BROKEN],
+    )
+    run_id, _, *cells = dry_run.split()
+    assert (run_id, cells[:4], cells[5:]) == (
+        "1",
+        ["admin", "dry", "run", "success"],
+        ["4/4", BASE],
+    )
+    assert error == (
+        "Run 2: RuntimeError at step 'Broken: a step that raises' "
+        f"({BROKEN}): This test step fails on purpose."
+    )
+
+
+def test_history_json_and_limit(cli, rewind):
+    rewind({BASE: "1000"})
+    for _ in range(2):
+        assert cli("run", "--profile", BASE, "--dry-run").returncode == 0
+
+    result = cli("history", "--limit", "1", "--json")
+
+    document = json.loads(result.stdout)
+    assert document["items_total"] == 2
+    assert [item["id"] for item in document["items"]] == [2]
+    text = cli("history", "--limit", "1").stdout
+    assert text.endswith("(1 of 2 runs; --limit shows more.)\n")
+
+
+def test_history_of_one_run(cli, rewind):
+    rewind({BROKEN: "3000"})
+    assert cli("run", "--profile", BROKEN, "--dry-run").returncode == 1
+
+    result = cli("history", "1", "--report")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Run 1: dry run of {BROKEN} by admin"
+    assert lines[3] == "Result:    failed, nothing committed"
+    assert lines[4].startswith("Error:     RuntimeError at step 'Broken: a step")
+    assert [line.split()[0] for line in lines[6:9]] == ["STATUS", "done", "failed"]
+    assert "Report:" in lines
+    assert "INFO collective.upgradeapi.testing: Test step broken-3002 ran." in lines
+
+
+def test_history_of_an_unknown_run(cli):
+    result = cli("history", "7")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "Error: Not found (HTTP 404): There is no upgrade run '7' in the "
+        "history. GET @upgrade/history lists the recorded runs."
+    )
+
+
+def test_empty_history(cli):
+    result = cli("history")
+
+    assert result.returncode == 0
+    assert result.stdout == "No upgrade run is recorded on this site.\n"
 
 
 def test_no_history_service(fake):
@@ -843,47 +967,3 @@ def test_no_history_service(fake):
         f"Error: This server has no upgrade history (HTTP 404 from {fake.url}"
     )
     assert json.loads(result.stdout)["status"] == 404
-
-
-def test_history(fake):
-    fake.routes[("GET", "/plone/@upgrade/history")] = (
-        200,
-        {
-            "items": [
-                {
-                    "started": "2026-01-01T12:00:00+00:00",
-                    "user": "admin",
-                    "dry_run": True,
-                    "status": "ok",
-                    "duration": 2.5,
-                    "steps": [{"id": "a"}, {"id": "b"}],
-                },
-                {
-                    "started": "2026-01-02T12:00:00+00:00",
-                    "user": "admin",
-                    "dry_run": False,
-                    "status": "failed",
-                    "duration": 1,
-                    "steps": [{"id": "a"}],
-                },
-            ]
-        },
-    )
-
-    result = fake_cli(fake, "history")
-
-    assert result.returncode == 0, result.stderr
-    assert [line.split() for line in result.stdout.splitlines()] == [
-        ["WHEN", "WHO", "KIND", "RESULT", "TIME", "WHAT"],
-        [
-            "2026-01-01T12:00:00+00:00",
-            "admin",
-            "dry",
-            "run",
-            "ok",
-            "2.50s",
-            "2",
-            "steps",
-        ],
-        ["2026-01-02T12:00:00+00:00", "admin", "run", "failed", "1.00s", "1", "step"],
-    ]

@@ -300,17 +300,21 @@ class Client:
             )
         return 200, document
 
-    def history(self):
-        """``GET @upgrade/history``: the runs the site remembers."""
-        response = self.send("GET", "@upgrade/history")
-        return self.json(
-            response,
-            not_found=(
-                f"This server has no upgrade history (HTTP 404 from "
-                f"{response.url}): the collective.upgradeapi installed there "
-                "has no @upgrade/history, or the URL is not a Plone site."
-            ),
+    def history(self, run_id=None, limit=None):
+        """``GET @upgrade/history[/<run_id>]``: the runs the site remembers."""
+        path = "@upgrade/history" + (f"/{run_id}" if run_id is not None else "")
+        params = {"b_size": limit} if limit else None
+        response = self.send("GET", path, params=params)
+        not_found = (
+            f"This server has no upgrade history (HTTP 404 from {response.url}): "
+            "the collective.upgradeapi installed there is older, or the URL is "
+            "not a Plone site."
         )
+        if response.status_code == 404 and run_id is not None:
+            with contextlib.suppress(ValueError):
+                if "run_id" in response.json():
+                    not_found = f"Not found (HTTP 404): {_server_message(response)}"
+        return self.json(response, not_found=not_found)
 
 
 class StatusWatcher(threading.Thread):
@@ -377,6 +381,10 @@ class StatusWatcher(threading.Thread):
             self.available = True
             if self._stop_event.is_set():
                 return
+            if status.get("state") == "idle" or not status.get("current_step"):
+                # Before the run has started, after it has ended, or between
+                # two steps.
+                continue
             key = (
                 status.get("state"),
                 repr(status.get("current_step")),

@@ -442,13 +442,31 @@ def _selection_text(body):
     help="Show the current step on stderr while the run goes on (when the "
     "server offers GET @upgrade/status).",
 )
+@click.option(
+    "--status-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Pause between two polls of GET @upgrade/status.",
+)
 @command(
     timeout=0.0,
     timeout_help="Give up waiting for the answer after this many seconds (0: no "
     "limit); the server finishes the run anyway.",
     validate=_validate_run,
 )
-def run(client, out, dry_run, profiles, all_profiles, steps, report, progress):
+def run(
+    client,
+    out,
+    dry_run,
+    profiles,
+    all_profiles,
+    steps,
+    report,
+    progress,
+    status_interval,
+):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
     Without --profile, --all or --step: Plone's core upgrade, exactly as
@@ -469,7 +487,9 @@ def run(client, out, dry_run, profiles, all_profiles, steps, report, progress):
     watcher = None
     if progress:
         watcher = StatusWatcher(
-            client, lambda status: out.note(f"  {output.progress(status)}")
+            client,
+            lambda status: out.note(f"  {output.progress(status)}"),
+            interval=status_interval,
         )
         watcher.start()
     try:
@@ -537,19 +557,42 @@ def run(client, out, dry_run, profiles, all_profiles, steps, report, progress):
 
 
 @cli.command(epilog=EXIT_CODES)
+@click.argument("run_id", required=False, type=click.IntRange(min=1))
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=25,
+    show_default=True,
+    help="Show at most this many runs, newest first.",
+)
+@click.option(
+    "--report",
+    is_flag=True,
+    help="With RUN_ID: also print the run's report.",
+)
 @command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
-def history(client, out):
+def history(client, out, run_id, limit, report):
     """Show the upgrade runs the site remembers (GET @upgrade/history).
 
-    Who ran what and when, dry run or not, the result and the duration.
-    Servers without the history service answer 404: "this server has no
-    upgrade history", exit 2. With --json, prints the server's answer.
+    Who ran what and when, dry run or not, the result, the duration and the
+    steps done. With RUN_ID, one run in full: its steps and its error (and
+    with --report, its report). With --json, prints the server's answer.
+
+    A server without the history service answers 404: "this server has no
+    upgrade history", exit 2.
 
     Exit 0 when the history was shown, 2 on an error.
     """
-    document = client.history()
+    document = client.history(run_id=run_id, limit=limit)
     out.document(document)
-    out.lines(output.history(document))
+    if run_id is None:
+        out.lines(output.history(document))
+        return OK
+    out.lines(output.run_details(document))
+    if report:
+        out.line()
+        out.line("Report:")
+        out.line((document.get("report") or "").rstrip())
     return OK
 
 

@@ -127,7 +127,10 @@ def profile_results(profiles):
 
 
 def progress(status):
-    """One line for a status document of ``GET @upgrade/status``."""
+    """One line for a status document of ``GET @upgrade/status``.
+
+    ``[3/12] Title (profile)``: the step that runs now is the third of 12.
+    """
     current = status.get("current_step")
     if isinstance(current, dict):
         name = current.get("title") or current.get("id") or ""
@@ -136,70 +139,114 @@ def progress(status):
     else:
         name = _text(current, "")
     done, total = status.get("steps_done"), status.get("steps_total")
-    counter = f"[{_text(done, '?')}/{_text(total, '?')}]"
-    state = _text(status.get("state"), "")
-    return " ".join(part for part in (counter, state, name) if part)
+    if isinstance(done, int) and name:
+        done += 1
+        if isinstance(total, int):
+            done = min(done, total)
+    line = f"[{_text(done, '?')}/{_text(total, '?')}] {name}".rstrip()
+    state = status.get("state")
+    if state not in (None, "running"):
+        line += f" ({state})"
+    if status.get("stale"):
+        line += " (no sign of life from the server for a while)"
+    return line
 
 
 def history_entries(document):
     """The list of runs in a ``GET @upgrade/history`` answer."""
     if isinstance(document, list):
         return document
-    for key in ("items", "history", "entries", "runs"):
-        if isinstance(document.get(key), list):
-            return document[key]
-    return []
+    items = document.get("items")
+    return [item for item in items if isinstance(item, dict)] if items else []
 
 
-def _first(entry, *keys):
-    for key in keys:
-        if entry.get(key) not in (None, ""):
-            return entry[key]
-    return None
-
-
-def _result(entry):
-    result = _first(entry, "result", "status", "state", "outcome")
-    if isinstance(result, dict):
-        result = _first(result, "status", "type", "message")
-    if result is None and isinstance(entry.get("ok"), bool):
-        result = "ok" if entry["ok"] else "failed"
-    return result
-
-
-def _what(entry):
-    steps = entry.get("steps")
-    if isinstance(steps, list):
-        steps = len(steps)
-    profiles = entry.get("profiles")
-    if isinstance(profiles, list):
-        names = [p.get("id") if isinstance(p, dict) else str(p) for p in profiles]
-        profiles = ", ".join(name for name in names if name)
-    parts = []
-    if steps is not None:
-        parts.append(f"{steps} step{'s' if steps != 1 else ''}")
+def selection(entry):
+    """What a recorded run was asked to do, in words."""
+    chosen = entry.get("selection") or {}
+    if chosen.get("steps"):
+        return f"steps {', '.join(chosen['steps'])}"
+    profiles = chosen.get("profiles")
+    if profiles == "all":
+        return "all profiles"
     if profiles:
-        parts.append(str(profiles))
-    return "; ".join(parts)
+        return ", ".join(profiles)
+    return "core upgrade"
+
+
+def _kind(entry):
+    dry_run = entry.get("dry_run")
+    return "dry run" if dry_run else ("run" if dry_run is False else None)
+
+
+def _count(entry):
+    steps = entry.get("steps")
+    if not isinstance(steps, list):
+        return None
+    done = sum(1 for step in steps if step.get("status") == "done")
+    return f"{done}/{len(steps)}"
+
+
+def run_error(entry):
+    """One line for the error of a recorded run, or ``None``."""
+    error = entry.get("error")
+    if not isinstance(error, dict):
+        return None
+    where = ""
+    step = error.get("step")
+    if isinstance(step, dict):
+        where = f" at step {step.get('title')!r} ({step.get('profile')})"
+    return f"{error.get('type', 'Error')}{where}: {error.get('message', '')}"
 
 
 def history(document):
-    """A table of the runs the site remembers (``history``)."""
-    rows = []
-    for entry in history_entries(document):
-        if not isinstance(entry, dict):
-            continue
-        dry_run = entry.get("dry_run")
-        rows.append(
-            [
-                _first(entry, "started", "date", "when", "time", "finished"),
-                _first(entry, "user", "userid", "who", "actor"),
-                "dry run" if dry_run else ("run" if dry_run is False else None),
-                _result(entry),
-                _duration(entry.get("duration")),
-                _what(entry),
-            ]
-        )
-    if not rows:
-        return ["No upgrade has been recorded on this site."]
-    return table(rows, ["WHEN", "WHO", "KIND", "RESULT", "TIME", "WHAT"], indent="")
+    """A table of the runs the site remembers, newest first (``history``)."""
+    entries = history_entries(document)
+    if not entries:
+        return ["No upgrade run is recorded on this site."]
+    rows = [
+        [
+            entry.get("id"),
+            entry.get("started"),
+            entry.get("user"),
+            _kind(entry),
+            entry.get("result"),
+            _duration(entry.get("duration")),
+            _count(entry),
+            selection(entry),
+        ]
+        for entry in entries
+    ]
+    lines = table(
+        rows,
+        ["ID", "STARTED", "USER", "KIND", "RESULT", "TIME", "DONE", "SELECTION"],
+        indent="",
+    )
+    for entry in entries:
+        error = run_error(entry)
+        if error:
+            lines.append(f"Run {entry.get('id')}: {error}")
+    total = document.get("items_total") if isinstance(document, dict) else None
+    if isinstance(total, int) and total > len(entries):
+        lines.append(f"({len(entries)} of {total} runs; --limit shows more.)")
+    return lines
+
+
+def run_details(entry):
+    """One recorded run: who, when, the steps, the error (``history ID``)."""
+    lines = [
+        f"Run {entry.get('id')}: {_kind(entry) or 'run'} of {selection(entry)} by "
+        f"{_text(entry.get('user'))}",
+        f"Started:   {_text(entry.get('started'))}",
+        f"Finished:  {_text(entry.get('finished'))}"
+        f" ({_duration(entry.get('duration'))})",
+        f"Result:    {_text(entry.get('result'))}"
+        + (", committed" if entry.get("committed") else ", nothing committed"),
+    ]
+    error = run_error(entry)
+    if error:
+        lines.append(f"Error:     {error}")
+    steps = entry.get("steps") or []
+    if steps:
+        lines.append("")
+        lines.extend(step_results(steps))
+    return lines
