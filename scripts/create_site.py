@@ -50,5 +50,13 @@ def main(app, argv):
     transaction.commit()
 
 
+def script_arguments(argv):
+    """The arguments after this script's path (zconsole keeps its own in argv)."""
+    for index, arg in enumerate(argv):
+        if arg.endswith("create_site.py"):
+            return argv[index + 1 :]
+    return argv[1:]
+
+
 if __name__ == "__main__":
-    main(app, sys.argv[1:])  # noqa: F821 (app comes from zconsole)
+    main(app, script_arguments(sys.argv))  # noqa: F821 (app comes from zconsole)
