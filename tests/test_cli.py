@@ -162,11 +162,17 @@ def _handler(fake_site):
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that gave up (``--timeout``) is no error here."""
+
+
 @pytest.fixture
 def fake():
     """A local HTTP server playing a site; see :class:`FakeSite`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    server.daemon_threads = True
+    server = QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     fake_site = FakeSite(server)
     server.RequestHandlerClass = _handler(fake_site)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
