@@ -368,3 +368,20 @@ def test_anonymous_is_refused(anon_api, method, path):
 
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/json"
+
+
+def test_heartbeat_keeps_a_long_step_alive(api, background, rewind, gates, monkeypatch):
+    # Stale after 1 s of silence: the heartbeat thread beats every 0.5 s.
+    monkeypatch.setenv("COLLECTIVE_UPGRADEAPI_STALE_AFTER", "1")
+    rewind({SLOW: "5000"})
+    future = background({"profiles": [SLOW]})
+    wait_for_status(api, at_step("Slow: first step"))
+
+    for _ in range(3):
+        time.sleep(1)
+        assert api.get("/@upgrade/lock").json()["lock"]["stale"] is False
+
+    for name in ("1", "2", "3"):
+        slow.open_gate(gates, name)
+    assert future.result(timeout=60).status_code == 200
+    assert api.get("/@upgrade/lock").json()["lock"] is None
