@@ -19,6 +19,7 @@ from collective.upgradeapi.plan import Planner
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from Products.GenericSetup.upgrade import normalize_version
 from transaction.interfaces import DoomedTransaction
 from ZODB.POSException import ConflictError
 
@@ -134,8 +135,12 @@ class RunResult:
 
     @property
     def upgraded(self):
-        """Every profile of the run now records the version its code provides."""
-        return all(p.after == p.fs for p in self.profiles if p.fs is not None)
+        """Every profile of the run records its code's version (or a newer one)."""
+        return all(
+            normalize_version(p.after) >= normalize_version(p.fs)
+            for p in self.profiles
+            if p.fs is not None
+        )
 
 
 class StepFailed(Exception):
@@ -196,7 +201,9 @@ class Runner:
             core = set(self.planner.core_group())
             return [plan for plan in plans if plan.id in core]
         if selection.profiles == "all":
-            chosen = plans
+            # Every profile with pending steps; Plone's core upgrade always.
+            core = set(self.planner.core_group())
+            return [plan for plan in plans if plan.id in core or plan.pending]
         else:
             unknown = [
                 p for p in selection.profiles if not self.planner.profile_exists(p)
