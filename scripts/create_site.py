@@ -27,8 +27,7 @@ EXTENSIONS = ("plone.restapi:default", "plone.volto:default")
 def main(app, argv):
     parser = argparse.ArgumentParser(prog="create_site.py")
     parser.add_argument("--rewind", default="", help="core profile version to record")
-    # zconsole leaves its own arguments (run, zope.conf, this script) in argv.
-    options, _ = parser.parse_known_args(argv)
+    options = parser.parse_args(argv)
 
     app = makerequest(app)
     admin = app.acl_users.getUserById("admin")
