@@ -1,6 +1,8 @@
 """One upgrade at a time: the lock, the live status and the history of runs."""
 
 from collective.upgradeapi import history
+from collective.upgradeapi.run import Runner
+from collective.upgradeapi.run import SelectionError
 from collective.upgradeapi.store import now
 from collective.upgradeapi.store import side_connection
 from collective.upgradeapi.testing import slow
@@ -385,3 +387,29 @@ def test_heartbeat_keeps_a_long_step_alive(api, background, rewind, gates, monke
         slow.open_gate(gates, name)
     assert future.result(timeout=60).status_code == 200
     assert api.get("/@upgrade/lock").json()["lock"] is None
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (SelectionError("The site changed meanwhile."), 400),
+        (RuntimeError("The engine broke."), 500),
+    ],
+)
+def test_lock_is_released_when_the_run_cannot_go_on(
+    api, rewind, snapshot, monkeypatch, error, status
+):
+    rewind({SLOW: "5000"})
+    before = snapshot()
+
+    def run(self, selection):
+        raise error
+
+    monkeypatch.setattr(Runner, "run", run)
+    response = api.post("/@upgrade", json={"profiles": [SLOW]})
+
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert api.get("/@upgrade/lock").json()["lock"] is None
+    assert api.get("/@upgrade/status").json()["state"] == "idle"
+    assert snapshot() == before
