@@ -383,6 +383,45 @@ def test_no_password_and_no_terminal(cli):
     )
 
 
+def test_password_is_asked_for_on_a_terminal(site):
+    """Without PLONE_PASSWORD, the password is read from the terminal, hidden."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("PLONE_")
+    }
+    environment.update({"PLONE_URL": site.absolute_url(), "PLONE_USER": "admin"})
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "collective.upgradeapi.cli", "check"],
+            env=environment,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        prompt = ""
+        while not prompt.endswith("Password for admin: "):
+            character = process.stderr.read(1)
+            assert character, prompt
+            prompt += character
+        # Typed once the prompt is there: the terminal's input is flushed
+        # when echo is turned off.
+        os.write(leader, f"{SITE_OWNER_PASSWORD}\n".encode())
+        stdout, stderr = process.communicate(timeout=30)
+        stderr = prompt + stderr
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+    assert process.returncode == 0, stderr
+    assert "Password for admin: " in stderr
+    assert SITE_OWNER_PASSWORD not in stdout + stderr
+    assert "is up to date" in stdout
+
+
 def test_site_not_found(cli, site):
     url = f"{site.absolute_url()}-nosuch"
 
