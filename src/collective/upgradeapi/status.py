@@ -122,6 +122,8 @@ class RunTracker:
     def finish(self, result, outcome=None, error=None):
         """Record the end of the run, clear the progress and release the lock.
 
+        Never raises: what cannot be written is logged.
+
         :param result: the engine's :class:`.run.RunResult`, or ``None`` when
             the run did not produce one.
         :param outcome: a :mod:`.history` result; from ``result`` if omitted.
@@ -129,8 +131,8 @@ class RunTracker:
         """
         try:
             self._stop_heartbeat()
-            if self.side is None:
-                return
+            if self.side is None:  # a retry whose check failed before acquire
+                self.side = SideConnection(self.site)
 
             def record(records):
                 if self.run_id is not None:
@@ -147,7 +149,14 @@ class RunTracker:
                 self.side.transact(record)
             except Exception:
                 logger.error("Could not record the upgrade run.", exc_info=True)
-            lock.release(self.side, self.token)
+            try:
+                lock.release(self.side, self.token)
+            except Exception:
+                logger.error(
+                    "Could not release the upgrade lock; it becomes stale "
+                    "and can be broken with DELETE @upgrade/lock.",
+                    exc_info=True,
+                )
         finally:
             self._close()
 

@@ -114,10 +114,7 @@ class UpgradePost(UpgradeService):
         except BadInput as exc:
             return self.error(400, exc.error_type, exc.message, **exc.details)
         runner = Runner(self.context, dry_run=dry_run)
-        try:
-            runner.check(selection)
-        except SelectionError as exc:
-            return self.error(400, exc.error_type, exc.message, **exc.details)
+        retried = TOKEN in environ
         tracker = RunTracker(
             self.context,
             environ.setdefault(TOKEN, uuid.uuid4().hex),
@@ -131,6 +128,13 @@ class UpgradePost(UpgradeService):
             },
             run_id=environ.get(RUN_ID),
         )
+        try:
+            runner.check(selection)
+        except SelectionError as exc:
+            if retried:
+                # The lock kept for this retry must not outlive it.
+                tracker.finish(None, history.ERROR, error=_error_summary(exc))
+            return self.error(400, exc.error_type, exc.message, **exc.details)
         try:
             tracker.acquire()
         except Locked as exc:
@@ -185,7 +189,14 @@ class UpgradePost(UpgradeService):
         except BaseException as exc:
             tracker.finish(None, history.ERROR, error=_error_summary(exc))
             raise
+        answer = self.answer(result)
+        # From here on, a retry of this request answers the same.
+        environ[ANSWER] = answer
         tracker.finish(result)
+        return answer
+
+    def answer(self, result):
+        """``(HTTP status, body)`` for the result of a run."""
         body = self.result_body(result)
         failed = result.failed_step
         if failed is None:
