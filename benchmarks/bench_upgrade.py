@@ -33,28 +33,8 @@ CORE = "Products.CMFPlone:plone"
 
 def set_up_layers():
     """A stock Plone site with plone.restapi and this add-on, no test profiles."""
-    from collective.upgradeapi.testing import UpgradeAPILayer
-    from plone.app.testing import applyProfile
+    from collective.upgradeapi.testing import StockLayer
     from plone.app.testing import FunctionalTesting
-    from plone.app.testing import PLONE_FIXTURE
-    from zope.configuration import xmlconfig
-
-    class StockLayer(UpgradeAPILayer):
-        defaultBases = (PLONE_FIXTURE,)
-
-        def setUpZope(self, app, configurationContext):
-            import collective.upgradeapi
-            import plone.restapi
-
-            self.loadZCML(package=plone.restapi)
-            self.loadZCML(package=collective.upgradeapi)
-            xmlconfig.includeOverrides(
-                configurationContext, "overrides.zcml", package=collective.upgradeapi
-            )
-            configurationContext.execute_actions()
-
-        def setUpPloneSite(self, portal):
-            applyProfile(portal, "plone.restapi:default")
 
     bench = FunctionalTesting(bases=(StockLayer(),), name="CollectiveUpgradeAPI:Bench")
     ordered = []

@@ -25,12 +25,13 @@ TEST_PROFILES = (
 )
 
 
-class UpgradeAPILayer(PloneSandboxLayer):
+class StockLayer(PloneSandboxLayer):
+    """A stock Plone site with plone.restapi and this add-on, loaded as in Zope."""
+
     defaultBases = (PLONE_FIXTURE,)
 
     def setUpZope(self, app, configurationContext):
         import collective.upgradeapi
-        import collective.upgradeapi.testing
         import plone.restapi
 
         self.loadZCML(package=plone.restapi)
@@ -40,10 +41,22 @@ class UpgradeAPILayer(PloneSandboxLayer):
             configurationContext, "overrides.zcml", package=collective.upgradeapi
         )
         configurationContext.execute_actions()
-        self.loadZCML(package=collective.upgradeapi.testing)
 
     def setUpPloneSite(self, portal):
         applyProfile(portal, "plone.restapi:default")
+
+
+class UpgradeAPILayer(StockLayer):
+    """The stock site plus the test-only profiles with real upgrade steps."""
+
+    def setUpZope(self, app, configurationContext):
+        import collective.upgradeapi.testing
+
+        super().setUpZope(app, configurationContext)
+        self.loadZCML(package=collective.upgradeapi.testing)
+
+    def setUpPloneSite(self, portal):
+        super().setUpPloneSite(portal)
         for profile_id in TEST_PROFILES:
             applyProfile(portal, profile_id)
 
