@@ -900,6 +900,18 @@ def test_run_posts_the_selection(fake):
     ]
 
 
+def test_run_is_not_redirected(fake):
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = (301, {})
+
+    result = fake_cli(fake, "run")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"Error: {fake.url}/@upgrade redirects to another address (HTTP 301); "
+    )
+
+
 def test_run_conflict(fake):
     fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
     fake.routes[("POST", "/plone/@upgrade")] = (

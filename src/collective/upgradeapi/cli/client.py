@@ -42,16 +42,17 @@ class Failure(Exception):
     :param document: the JSON document to print with ``--json``; by default
         ``{"type", "message"}``.
     :param retry: whether waiting may help (the site is still starting).
+    :param error_type: the ``type`` of the default document.
     """
 
     def __init__(
-        self, message, exit_code=ERROR, document=None, retry=False, type="Error"
+        self, message, exit_code=ERROR, document=None, retry=False, error_type="Error"
     ):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.retry = retry
-        self.document = document or {"type": type, "message": message}
+        self.document = document or {"type": error_type, "message": message}
 
 
 REASONS = (
@@ -155,17 +156,17 @@ class Client:
             raise Failure(
                 f"No answer from {url} within {timeout:g} s (see --timeout).",
                 retry=True,
-                type="Timeout",
+                error_type="Timeout",
             )
         except requests.ConnectionError as exc:
             raise Failure(
                 f"Cannot connect to {self.url}: {_reason(exc)}. Is the site "
                 "running at this address? (`plone-upgrade wait` waits for it.)",
                 retry=True,
-                type="ConnectionError",
+                error_type="ConnectionError",
             )
         except requests.RequestException as exc:
-            raise Failure(f"Request to {url} failed: {exc}.", type="RequestError")
+            raise Failure(f"Request to {url} failed: {exc}.", error_type="RequestError")
 
     def failure(self, response, not_found=None):
         """The :class:`Failure` for an HTTP error ``response``.
@@ -227,10 +228,12 @@ class Client:
                 f"{response.url} did not answer JSON (HTTP 200, {kind}). Is "
                 f"{self.url} the URL of a Plone site?",
                 retry=True,
-                type="NotJSON",
+                error_type="NotJSON",
             )
         if not isinstance(body, dict):
-            raise Failure(f"{response.url} answered unexpected JSON.", type="NotJSON")
+            raise Failure(
+                f"{response.url} answered unexpected JSON.", error_type="NotJSON"
+            )
         return body
 
     # -- the services --------------------------------------------------------
@@ -247,7 +250,7 @@ class Client:
             raise Failure(
                 f"Unauthorized (HTTP 401): {self.url} refused the login of user "
                 f"{user!r}; check the user name and password.",
-                type="Unauthorized",
+                error_type="Unauthorized",
             )
         body = self.json(
             response,
@@ -258,7 +261,7 @@ class Client:
         )
         token = body.get("token")
         if not isinstance(token, str) or not token:
-            raise Failure(f"{response.url} answered no token.", type="NoToken")
+            raise Failure(f"{response.url} answered no token.", error_type="NoToken")
         self.auth = ("token", token)
         self.login_with = None
         self.session.auth = None
@@ -274,7 +277,7 @@ class Client:
             raise Failure(
                 f"{response.url} is plone.restapi's built-in @upgrade service: "
                 f"{NOT_LOADED}.",
-                type="AddonNotLoaded",
+                error_type="AddonNotLoaded",
             )
         return body
 
@@ -284,7 +287,14 @@ class Client:
         200 and 500 ``UpgradeFailed`` answers are returned; every other
         status raises :class:`Failure`.
         """
-        response = self.send("POST", "@upgrade", json=body)
+        response = self.send("POST", "@upgrade", json=body, allow_redirects=False)
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("Location") or "another address"
+            raise Failure(
+                f"{response.url} redirects to {location} (HTTP "
+                f"{response.status_code}); give the site's final URL with --url.",
+                error_type="Redirect",
+            )
         if response.status_code == 500:
             try:
                 document = response.json()
@@ -296,7 +306,7 @@ class Client:
         if "steps" not in document:
             raise Failure(
                 f"{response.url} answered without per-step results: {NOT_LOADED}.",
-                type="AddonNotLoaded",
+                error_type="AddonNotLoaded",
             )
         return 200, document
 

@@ -3,7 +3,6 @@
 from click.core import ParameterSource
 from collective.upgradeapi.cli import output
 from collective.upgradeapi.cli.client import Client
-from collective.upgradeapi.cli.client import ERROR
 from collective.upgradeapi.cli.client import FAILED
 from collective.upgradeapi.cli.client import Failure
 from collective.upgradeapi.cli.client import OK
@@ -71,7 +70,7 @@ def _password(user):
         raise Failure(
             f"No password for user {user!r}: set PLONE_PASSWORD (there is no "
             "terminal to ask on).",
-            type="NoPassword",
+            error_type="NoPassword",
         )
     return click.prompt(f"Password for {user}", hide_input=True, err=True)
 
@@ -270,7 +269,7 @@ def wait(client, out, interval):
                 raise Failure(
                     f"{client.url} did not answer within {limit:g} s "
                     f"({_plural(attempts, 'attempt')}); last: {failure.message}",
-                    type="Timeout",
+                    error_type="Timeout",
                     document={
                         "type": "Timeout",
                         "message": f"{client.url} did not answer within {limit:g} s.",
@@ -599,6 +598,3 @@ def history(client, out, run_id, limit, report):
 def main(args=None):
     """The ``plone-upgrade`` console script."""
     return cli.main(args=args, prog_name="plone-upgrade")
-
-
-__all__ = ["ERROR", "cli", "main"]
