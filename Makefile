@@ -53,7 +53,7 @@ start: site ## Install, create the site and serve it on http://localhost:8080
 lint: $(VENV)/.installed ## Check code style
 	$(BIN)/ruff check src tests scripts benchmarks docs/conf.py
 	$(BIN)/ruff format --check src tests scripts benchmarks
-	$(BIN)/codespell src tests/*.py docs README.md CHANGES.md
+	$(BIN)/codespell src tests/*.py benchmarks scripts docs/*.md README.md CHANGES.md
 
 .PHONY: format
 format: $(VENV)/.installed ## Apply code style
