@@ -152,3 +152,25 @@ def test_capture_leaves_site_log_output_alone(api, rewind, quiet_root_logger):
         logging.getLogger().removeHandler(handler)
 
     assert [r for r in records if r.levelno < logging.WARNING] == []
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_step_that_aborts_fails_the_run(api, rewind, snapshot, dry_run):
+    """An abort would drop the earlier steps' work and let later ones commit."""
+    aborting = "collective.upgradeapi.testing:aborting"
+    rewind({CORE: "6204", aborting: "5000"})
+    before = snapshot()
+
+    response = api.post(
+        "/@upgrade", json={"profiles": [CORE, aborting], "dry_run": dry_run}
+    )
+
+    assert response.status_code == 500
+    failed = response.json()["failed_step"]
+    assert failed["profile"] == aborting
+    assert failed["error"]["type"] == "StepAborted"
+    assert "aborted the transaction" in failed["error"]["message"]
+    assert (CORE, "done") in [
+        (s["profile"], s["status"]) for s in response.json()["steps"]
+    ]
+    assert snapshot() == before

@@ -147,9 +147,19 @@ class StepFailed(Exception):
     """Raised inside the run to stop at the first failing task."""
 
 
+class StepAborted(Exception):
+    """A step tried to abort the transaction of an all-or-nothing run."""
+
+
 @contextmanager
-def _commits_become_savepoints(txn, result_holder):
-    """Let steps "commit" inside one transaction: each commit is a savepoint."""
+def _guard_transaction(txn, dry_run, result_holder):
+    """Keep steps inside the run's one transaction.
+
+    - ``commit()`` in a real run becomes a savepoint (memory is freed just as
+      well); in a dry run the doomed transaction refuses it.
+    - ``abort()`` fails the step: it would silently drop the work of the
+      steps before it (and end a dry run's doomed transaction).
+    """
 
     def commit():
         result = result_holder[0]
@@ -162,11 +172,20 @@ def _commits_become_savepoints(txn, result_holder):
             )
         txn.savepoint(optimistic=True)
 
-    txn.commit = commit
+    def abort():
+        raise StepAborted(
+            "The step aborted the transaction, which would drop the work of "
+            "the steps before it; the whole run is aborted instead."
+        )
+
+    if not dry_run:
+        txn.commit = commit
+    txn.abort = abort
     try:
         yield
     finally:
-        del txn.commit
+        txn.__dict__.pop("commit", None)
+        txn.__dict__.pop("abort", None)
 
 
 class Runner:
@@ -292,7 +311,7 @@ class Runner:
         with logcapture.capture() as collector:
             self._collector = collector
             try:
-                with _commits_become_savepoints_unless(self.dry_run, txn, holder):
+                with _guard_transaction(txn, self.dry_run, holder):
                     self._execute(selection, plans, result, holder)
             except StepFailed:
                 self._list_not_run(selection, plans, result)
@@ -476,15 +495,6 @@ class Runner:
         holder[0] = None
         for listener in self.listeners:
             listener("end", step_result)
-
-
-@contextmanager
-def _commits_become_savepoints_unless(dry_run, txn, holder):
-    if dry_run:
-        yield
-    else:
-        with _commits_become_savepoints(txn, holder):
-            yield
 
 
 def _describe(exc, task, dry_run):

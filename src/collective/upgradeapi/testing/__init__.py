@@ -20,6 +20,7 @@ TEST_PROFILES = (
     "collective.upgradeapi.testing:dependent",
     "collective.upgradeapi.testing:broken",
     "collective.upgradeapi.testing:committing",
+    "collective.upgradeapi.testing:aborting",
     "collective.upgradeapi.testing:slow",
     "collective.upgradeapi.testing:flaky",
 )

@@ -60,3 +60,9 @@ def committing_4001(tool):
     _mark(tool, "committing-4001")
     transaction.commit()
     _mark(tool, "committing-4001-after-commit")
+
+
+def aborting_5001(tool):
+    """Writes, then aborts the transaction, dropping earlier steps' work."""
+    _mark(tool, "aborting-5001")
+    transaction.abort()
