@@ -2,6 +2,8 @@
 
 from AccessControl import getSecurityManager
 from plone.restapi.services import Service
+from zope.interface import implementer
+from zope.publisher.interfaces import IPublishTraverse
 
 
 class BadInput(ValueError):
@@ -37,3 +39,19 @@ class UpgradeService(Service):
         """The id of the authenticated user."""
         user = getSecurityManager().getUser()
         return user.getId() or user.getUserName()
+
+
+@implementer(IPublishTraverse)
+class UpgradeSubPathService(UpgradeService):
+    """An ``@upgrade`` service that takes sub-paths (``@upgrade/status``).
+
+    The path segments after ``@upgrade`` are collected in :attr:`params`.
+    """
+
+    def __init__(self, context, request):
+        super().__init__(context, request)
+        self.params = []
+
+    def publishTraverse(self, request, name):
+        self.params.append(name)
+        return self

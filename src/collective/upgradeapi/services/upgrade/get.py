@@ -5,10 +5,8 @@ Sub-paths: ``@upgrade/status``, ``@upgrade/history``,
 """
 
 from collective.upgradeapi.plan import Planner
-from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import runs
-from zope.interface import implementer
-from zope.publisher.interfaces import IPublishTraverse
 
 
 def builtin_upgrade_steps(plan):
@@ -24,8 +22,7 @@ def builtin_upgrade_steps(plan):
     return groups
 
 
-@implementer(IPublishTraverse)
-class UpgradeGet(UpgradeService):
+class UpgradeGet(UpgradeSubPathService):
     """``GET /plone/@upgrade[?profile=<profile id>]``
 
     Answers plone.restapi's keys (``@id``, ``upgrade_steps``, ``versions``)
@@ -35,14 +32,6 @@ class UpgradeGet(UpgradeService):
     ``GET /plone/@upgrade/status``, ``/history``, ``/history/<id>`` and
     ``/lock``: the live status, the history of runs, one run, the lock.
     """
-
-    def __init__(self, context, request):
-        super().__init__(context, request)
-        self.params = []
-
-    def publishTraverse(self, request, name):
-        self.params.append(name)
-        return self
 
     def reply(self):
         if self.params:
