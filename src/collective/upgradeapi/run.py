@@ -81,7 +81,6 @@ class StepResult:
     duration: float = 0.0
     log: list = field(default_factory=list)
     error: dict | None = None
-    commits: int = 0
 
     def as_dict(self):
         data = {
@@ -164,7 +163,6 @@ def _guard_transaction(txn, dry_run, result_holder):
     def commit():
         result = result_holder[0]
         if result is not None:
-            result.commits += 1
             logger.info(
                 "Step %r asked for a commit; a savepoint was taken instead "
                 "so that the run stays all or nothing.",

@@ -140,7 +140,6 @@ class UpgradePost(UpgradeService):
         except Locked as exc:
             return self.locked(exc.lock)
         status, body = self.run_tracked(runner, tracker, selection)
-        environ[ANSWER] = (status, body)
         self.request.response.setStatus(status)
         return body
 
