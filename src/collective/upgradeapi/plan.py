@@ -12,6 +12,7 @@ Within a profile, steps come in GenericSetup's order (source version, then
 sortkey; grouped and ungrouped steps alike).
 """
 
+from collective.upgradeapi import compat
 from collective.upgradeapi import done
 from dataclasses import dataclass
 from dataclasses import field
@@ -118,16 +119,18 @@ class Planner:
     @property
     def core_profile_id(self):
         """The base profile of the site, ``Products.CMFPlone:plone`` for Plone."""
-        return self.migration.get_profile()
+        return compat.core_profile_id(self.migration)
 
     def core_addon_ids(self):
         """Plone's own lists of core add-ons, as ``(pre, post)`` profile ids.
 
         Only add-ons whose code is importable count, as in Plone's upgrade.
         """
-        pre = [a.profile_id for a in self.migration.get_pre_addon_list() if a.safe()]
-        post = [a.profile_id for a in self.migration.get_addon_list() if a.safe()]
-        return pre, post
+        pre, post = compat.core_addon_lists(self.migration)
+        return (
+            [a.profile_id for a in pre if a.safe()],
+            [a.profile_id for a in post if a.safe()],
+        )
 
     def instance_version(self, profile_id):
         """The version recorded in the database, ``"unknown"`` if not installed."""

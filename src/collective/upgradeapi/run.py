@@ -13,6 +13,7 @@ returns a :class:`RunResult`:
   the run commits once, at its end.
 """
 
+from collective.upgradeapi import compat
 from collective.upgradeapi import done
 from collective.upgradeapi import logcapture
 from collective.upgradeapi.plan import Planner
@@ -388,13 +389,13 @@ class Runner:
                 "recatalog",
                 "Rebuild the catalog",
                 self.migration.needRecatalog,
-                lambda: self.migration._upgrade_recatalog(swallow_errors=False),
+                lambda: compat.recatalog(self.migration),
             ),
             (
                 "update-role-mappings",
                 "Update workflow role mappings",
                 self.migration.needUpdateRole,
-                lambda: self.migration._upgrade_roles(swallow_errors=False),
+                lambda: compat.update_role_mappings(self.migration),
             ),
         ]
         for task_id, title, needed, call in follow_ups:

@@ -1,0 +1,94 @@
+"""What differs between Plone 6.0, 6.1 and 6.2, in one place.
+
+Plone's own upgrade (``portal_migration.upgrade``) runs the same sequence on
+every Plone 6: the "pre" core add-ons (6.2 only), the core profile's steps,
+the core add-ons, then a catalog rebuild and a workflow role update when a
+step asked for them. Plone 6.2 split that sequence into helper methods
+(``get_profile``, ``get_pre_addon_list``, ``get_addon_list``,
+``_upgrade_recatalog``, ``_upgrade_roles``); 6.0 and 6.1 do the same work
+inline in ``upgrade()``, with the module-level ``ADDON_LIST`` and
+``factory._DEFAULT_PROFILE``.
+
+The functions here answer with the same result on each version, so the rest
+of the package never asks which Plone it runs on. The private names they use
+are listed in :data:`PRIVATE_NAMES`; ``tests/test_compat.py`` fails when an
+upstream release removes one of them.
+"""
+
+from importlib.metadata import version as distribution_version
+from Products.CMFCore.utils import getToolByName
+
+
+#: The Plone version line this process runs: ``(6, 0)``, ``(6, 1)``, ``(6, 2)``.
+PLONE_VERSION = tuple(
+    int(part) for part in distribution_version("Products.CMFPlone").split(".")[:2]
+)
+
+#: Private names of Products.CMFPlone this module relies on, per version line.
+PRIVATE_NAMES = {
+    "6.2": (
+        "MigrationTool._upgrade_recatalog",
+        "MigrationTool._upgrade_roles",
+        "MigrationTool._needRecatalog",
+        "MigrationTool._needUpdateRole",
+    ),
+    "6.0/6.1": (
+        "factory._DEFAULT_PROFILE",
+        "MigrationTool._needRecatalog",
+        "MigrationTool._needUpdateRole",
+    ),
+}
+
+
+def _has_split_upgrade(migration):
+    """Plone 6.2 and later: ``upgrade()`` calls helper methods we can call too."""
+    return hasattr(migration, "get_addon_list")
+
+
+def core_profile_id(migration):
+    """The site's base (core) profile id, ``Products.CMFPlone:plone`` for Plone."""
+    if hasattr(migration, "get_profile"):
+        return migration.get_profile()
+    from Products.CMFPlone.factory import _DEFAULT_PROFILE
+
+    return _DEFAULT_PROFILE
+
+
+def core_addon_lists(migration):
+    """Plone's core add-on lists as ``(pre, post)`` lists of ``Addon`` objects.
+
+    ``pre`` is upgraded before the core profile (empty before Plone 6.2),
+    ``post`` after it.
+    """
+    if _has_split_upgrade(migration):
+        return list(migration.get_pre_addon_list()), list(migration.get_addon_list())
+    from Products.CMFPlone.MigrationTool import ADDON_LIST
+
+    return [], list(ADDON_LIST)
+
+
+def recatalog(migration):
+    """Rebuild the catalog as Plone's upgrade does; raise on error."""
+    if _has_split_upgrade(migration):
+        migration._upgrade_recatalog(swallow_errors=False)
+        return
+    # Plone 6.0 and 6.1 do this inline in ``upgrade()``: a full refresh with
+    # lowered subtransaction thresholds, restored afterwards.
+    catalog = getToolByName(migration, "portal_catalog")
+    threshold = catalog.threshold
+    pg_threshold = getattr(catalog, "pgthreshold", 0)
+    catalog.pgthreshold = 300
+    catalog.threshold = 2000
+    catalog.refreshCatalog(clear=1)
+    catalog.threshold = threshold
+    catalog.pgthreshold = pg_threshold
+    migration._needRecatalog = 0
+
+
+def update_role_mappings(migration):
+    """Update the workflow role mappings as Plone's upgrade does; raise on error."""
+    if _has_split_upgrade(migration):
+        migration._upgrade_roles(swallow_errors=False)
+        return
+    getToolByName(migration, "portal_workflow").updateRoleMappings()
+    migration._needUpdateRole = 0
