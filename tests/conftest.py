@@ -67,7 +67,7 @@ def snapshot(site, sync):
     The recorded version of every profile, the markers the test steps leave,
     and the record of steps run on their own.
     """
-    from collective.upgradeapi import done
+    from collective.upgradeapi.engine import done
     from zope.annotation.interfaces import IAnnotations
 
     def snapshot():

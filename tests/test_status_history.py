@@ -1,11 +1,11 @@
 """One upgrade at a time: the lock, the live status and the history of runs."""
 
-from collective.upgradeapi import history
-from collective.upgradeapi.run import Runner
-from collective.upgradeapi.run import SelectionError
-from collective.upgradeapi.store import now
-from collective.upgradeapi.store import side_connection
+from collective.upgradeapi.engine.runner import Runner
+from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking.store import now
+from collective.upgradeapi.tracking.store import side_connection
 from concurrent.futures import ThreadPoolExecutor
 from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
@@ -69,26 +69,29 @@ def plant_lock(site):
     def plant(age, user="someone"):
         def change(records):
             run_id = history.start(records, user, False, {}, 3)
-            records.runs[run_id].data = {
-                **records.runs[run_id].data,
-                "started": now() - age,
-            }
-            records.lock.value = {
-                "token": "dead",
-                "user": user,
-                "since": now() - age,
-                "dry_run": False,
-            }
-            records.progress.value = {
-                "token": "dead",
-                "run_id": run_id,
-                "started": now() - age,
-                "current_step": None,
-                "steps_started": 1,
-                "steps_done": 1,
-                "steps_total": 3,
-                "updated": now() - age,
-            }
+            records.runs[run_id]["started"] = now() - age
+            records.set(
+                "lock",
+                {
+                    "token": "dead",
+                    "user": user,
+                    "since": now() - age,
+                    "dry_run": False,
+                },
+            )
+            records.set(
+                "progress",
+                {
+                    "token": "dead",
+                    "run_id": run_id,
+                    "started": now() - age,
+                    "current_step": None,
+                    "steps_started": 1,
+                    "steps_done": 1,
+                    "steps_total": 3,
+                    "updated": now() - age,
+                },
+            )
             return run_id
 
         with side_connection(site) as side:
@@ -339,20 +342,28 @@ def test_stale_after_is_configurable(api, plant_lock, monkeypatch):
     assert (lock["stale"], lock["stale_after"]) == (True, 10)
 
 
-def test_conflict_retry_runs_once_and_takes_its_own_lock(api, rewind, snapshot):
+def test_conflict_is_answered_not_rerun(api, rewind, snapshot):
     rewind({FLAKY: "6000"})
+    before = snapshot()
     slow.CONFLICTS["left"] = 1
     try:
         response = api.post("/@upgrade", json={"profiles": [FLAKY]})
     finally:
         slow.CONFLICTS["left"] = 0
 
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "ConflictError"
+    assert "Run it again" in response.json()["message"]
+    assert snapshot() == before
+    runs = api.get("/@upgrade/history").json()["items"]
+    assert [(run["id"], run["result"]) for run in runs] == [(1, "error")]
+    assert runs[0]["error"]["type"] == "ConflictError"
+    assert api.get("/@upgrade/lock").json()["lock"] is None
+
+    # Asked again, the run goes through: the step ran once per request.
+    response = api.post("/@upgrade", json={"profiles": [FLAKY]})
     assert response.status_code == 200, response.text
     assert snapshot()["markers"] == ["flaky-6001"]
-    runs = api.get("/@upgrade/history").json()["items"]
-    assert [(run["id"], run["result"]) for run in runs] == [(1, "success")]
-    assert api.get("/@upgrade/history/1").json()["retries"] == 1
-    assert api.get("/@upgrade/lock").json()["lock"] is None
 
 
 @pytest.mark.parametrize(
@@ -402,7 +413,7 @@ def test_lock_is_released_when_the_run_cannot_go_on(
     rewind({SLOW: "5000"})
     before = snapshot()
 
-    def run(self, selection):
+    def run(self, selection, before_commit=None):
         raise error
 
     monkeypatch.setattr(Runner, "run", run)

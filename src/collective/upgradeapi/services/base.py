@@ -1,44 +1,25 @@
-"""What the upgrade services share: the error shape and the site's URL."""
+"""What the upgrade services share: the site's URL, the user, raised errors."""
 
-from AccessControl import getSecurityManager
+from collective.upgradeapi import api
 from plone.restapi.services import Service
 from zope.interface import implementer
 from zope.publisher.interfaces import IPublishTraverse
 
 
-class BadInput(ValueError):
-    """A request that cannot be served as sent: answered 400, nothing runs.
-
-    :param message: what is wrong and what to do instead.
-    :param details: extra keys for the error body.
-    """
-
-    def __init__(self, message, error_type="BadRequest", **details):
-        super().__init__(message)
-        self.message = message
-        self.error_type = error_type
-        self.details = details
-
-
 class UpgradeService(Service):
-    """Base for the ``@upgrade`` services of the site root."""
+    """Base for the ``@upgrade`` services of the site root.
+
+    Errors are raised as :class:`collective.upgradeapi.errors.UpgradeError`;
+    :mod:`.errors` renders them.
+    """
 
     @property
     def service_url(self):
         return f"{self.context.absolute_url()}/@upgrade"
 
-    def error(self, status, error_type, message, **details):
-        """Set ``status`` and return the error body plone.rest also renders.
-
-        :returns: ``{"type", "message", **details}``
-        """
-        self.request.response.setStatus(status)
-        return {"type": error_type, "message": message, **details}
-
     def current_user(self):
         """The id of the authenticated user."""
-        user = getSecurityManager().getUser()
-        return user.getId() or user.getUserName()
+        return api.current_user()[0]
 
 
 @implementer(IPublishTraverse)

@@ -4,7 +4,8 @@ Sub-paths: ``@upgrade/status``, ``@upgrade/history``,
 ``@upgrade/history/<id>`` and ``@upgrade/lock`` (see :mod:`.runs`).
 """
 
-from collective.upgradeapi.plan import Planner
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import runs
 
@@ -43,18 +44,14 @@ class UpgradeGet(UpgradeSubPathService):
         profile_filter = self.request.form.get("profile") or None
         if profile_filter is not None:
             if not isinstance(profile_filter, str):
-                return self.error(400, "BadRequest", "Give one profile id.")
+                raise BadInput("Give one profile id.")
             if not planner.profile_exists(profile_filter):
-                return self.error(
-                    400,
-                    "BadRequest",
+                raise BadInput(
                     f"Unknown profile id: {profile_filter}.",
                     unknown_profiles=[profile_filter],
                 )
             if not planner.is_installed(profile_filter):
-                return self.error(
-                    400,
-                    "BadRequest",
+                raise BadInput(
                     f"Profile not installed on this site: {profile_filter}.",
                     not_installed=[profile_filter],
                 )

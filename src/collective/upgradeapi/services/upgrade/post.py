@@ -1,36 +1,18 @@
 """POST /<site>/@upgrade: run upgrades, all or nothing, or as a dry run."""
 
-from collective.upgradeapi import history
-from collective.upgradeapi.lock import Locked
-from collective.upgradeapi.plan import Planner
-from collective.upgradeapi.run import Runner
-from collective.upgradeapi.run import Selection
-from collective.upgradeapi.run import SelectionError
-from collective.upgradeapi.services.base import BadInput
+from collective.upgradeapi import api
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.txn import kept_request_annotations
+from collective.upgradeapi.errors import BadInput
+from collective.upgradeapi.errors import UpgradeFailed
 from collective.upgradeapi.services.base import UpgradeService
-from collective.upgradeapi.status import RunTracker
 from plone.protect.interfaces import IDisableCSRFProtection
-from transaction.interfaces import TransientError
 from zope.interface import alsoProvides
 
 import json
-import transaction
-import uuid
 
 
 KEYS = ("dry_run", "dryRun", "profiles", "steps")
-
-# Kept in the WSGI environment, which Zope's publisher hands to a retried
-# request (after a write conflict): who holds the lock, which history entry
-# this request recorded, and the answer once the run is over.
-TOKEN = "collective.upgradeapi.token"
-RUN_ID = "collective.upgradeapi.run_id"
-ANSWER = "collective.upgradeapi.answer"
-
-
-def retry_environ(request):
-    """The environment mapping that survives a retry of ``request``."""
-    return getattr(request, "_orig_env", None) or request.environ
 
 
 def _id_list(data, key):
@@ -89,126 +71,41 @@ def parse_body(raw):
     if "profiles" in data:
         profiles = "all" if data["profiles"] == "all" else _id_list(data, "profiles")
     steps = _id_list(data, "steps") if "steps" in data else None
-    return Selection(profiles=profiles, steps=steps), dry_run
+    return api.Selection(profiles=profiles, steps=steps), dry_run
 
 
 class UpgradePost(UpgradeService):
     """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps"}``.
 
     Answers plone.restapi's keys (``@id``, ``dry_run``, ``report``,
-    ``upgraded``, ``versions``) plus ``steps``, ``profiles``, ``committed`` and
-    ``duration``. A failing step: HTTP 500, nothing committed. Bad input: HTTP
-    400, nothing run.
+    ``upgraded``, ``versions``) plus ``steps``, ``profiles``, ``committed``,
+    ``duration``, ``run_id`` and ``run`` (the history entry's URL). A failing
+    step: HTTP 500, nothing committed. Bad input: HTTP 400, nothing run.
+    Another run holds the lock: HTTP 409.
     """
 
     def reply(self):
         alsoProvides(self.request, IDisableCSRFProtection)
-        environ = retry_environ(self.request)
-        if ANSWER in environ:
-            # A retry of a request whose run is over: never run it twice.
-            status, body = environ[ANSWER]
-            self.request.response.setStatus(status)
-            return body
-        try:
-            selection, dry_run = parse_body(self.request.get("BODY"))
-        except BadInput as exc:
-            return self.error(400, exc.error_type, exc.message, **exc.details)
-        runner = Runner(self.context, dry_run=dry_run)
-        retried = TOKEN in environ
-        tracker = RunTracker(
-            self.context,
-            environ.setdefault(TOKEN, uuid.uuid4().hex),
-            self.current_user(),
-            dry_run,
-            {
-                "profiles": selection.profiles
-                if selection.profiles in (None, "all")
-                else list(selection.profiles),
-                "steps": list(selection.steps) if selection.steps else None,
-            },
-            run_id=environ.get(RUN_ID),
-        )
-        try:
-            runner.check(selection)
-        except SelectionError as exc:
-            if retried:
-                # The lock kept for this retry must not outlive it.
-                tracker.finish(None, history.ERROR, error=_error_summary(exc))
-            return self.error(400, exc.error_type, exc.message, **exc.details)
-        try:
-            tracker.acquire()
-        except Locked as exc:
-            return self.locked(exc.lock)
-        status, body = self.run_tracked(runner, tracker, selection)
-        self.request.response.setStatus(status)
-        return body
-
-    def locked(self, lock):
-        who = "a dry run" if lock["dry_run"] else "an upgrade"
-        message = (
-            f"{who.capitalize()} started by {lock['user']} is running on this "
-            "site (see 'lock'); one upgrade runs at a time. Follow it with "
-            "GET @upgrade/status and try again when it has ended."
-        )
-        if lock["stale"]:
-            message = (
-                f"{who.capitalize()} started by {lock['user']} holds the "
-                "upgrade lock but gave no sign of life for more than "
-                f"{lock['stale_after']} seconds: its process probably died. "
-                "A Manager can break the lock with DELETE @upgrade/lock."
-            )
-        return self.error(409, "UpgradeLocked", message, lock=lock)
-
-    def run_tracked(self, runner, tracker, selection):
-        """Run with the lock held; release it whatever happens.
-
-        :returns: ``(HTTP status, body)``.
-        """
-        environ = retry_environ(self.request)
-        try:
-            # Start from the newest state: a run that ended just before the
-            # lock was ours is visible, so nothing runs twice.
-            transaction.abort()
-            transaction.begin()
-            runner.listeners.append(tracker)
-            result = runner.run(selection)
-        except SelectionError as exc:
-            tracker.finish(None, history.ERROR, error=_error_summary(exc))
-            body = self.error(400, exc.error_type, exc.message, **exc.details)
-            return 400, body
-        except TransientError as exc:
-            environ[RUN_ID] = tracker.run_id
-            if self.request.supports_retry():
-                # Zope's publisher runs this request again, with the same
-                # token: it takes the lock over and reuses the history entry.
-                tracker.suspend()
-            else:
-                tracker.finish(None, history.ERROR, error=_error_summary(exc))
-            raise
-        except BaseException as exc:
-            tracker.finish(None, history.ERROR, error=_error_summary(exc))
-            raise
-        answer = self.answer(result)
-        # From here on, a retry of this request answers the same.
-        environ[ANSWER] = answer
-        tracker.finish(result)
-        return answer
-
-    def answer(self, result):
-        """``(HTTP status, body)`` for the result of a run."""
+        selection, dry_run = parse_body(self.request.get("BODY"))
+        result = None
+        # What steps queue for after a successful request (cache purges) is
+        # dropped unless the run committed.
+        with kept_request_annotations(
+            self.request, lambda: result is not None and result.committed
+        ):
+            result = api.upgrade(self.context, selection, dry_run=dry_run)
         body = self.result_body(result)
         failed = result.failed_step
         if failed is None:
-            return 200, body
+            return body
         error = failed.error
         what = "The dry run" if result.dry_run else "The upgrade"
-        message = (
+        raise UpgradeFailed(
             f"{what} failed at step {failed.task.title!r} (profile "
             f"{failed.task.profile}): {error['type']}: {error['message']} "
-            "Nothing was committed: the site is as it was before this request."
-        )
-        return 500, self.error(
-            500, "UpgradeFailed", message, failed_step=failed.as_dict(), **body
+            "Nothing was committed: the site is as it was before this request.",
+            failed_step=failed.as_dict(),
+            **body,
         )
 
     def result_body(self, result):
@@ -227,11 +124,6 @@ class UpgradePost(UpgradeService):
             "profiles": [profile.as_dict() for profile in result.profiles],
             "committed": result.committed,
             "duration": round(result.duration, 6),
+            "run_id": result.run_id,
+            "run": f"{self.service_url}/history/{result.run_id}",
         }
-
-
-def _error_summary(exc):
-    return {
-        "type": exc.__class__.__name__,
-        "message": getattr(exc, "message", None) or str(exc) or repr(exc),
-    }

@@ -1,7 +1,7 @@
 """What is pending: the upgrade steps of every installed profile, in run order.
 
 Nothing here writes to the database. The order is the order in which
-:mod:`collective.upgradeapi.run` executes steps:
+:mod:`collective.upgradeapi.engine.runner` executes steps:
 
 1. the core group, exactly as ``portal_migration.upgrade`` runs it: Plone's
    "pre" add-on list, the core (base) profile, then Plone's core add-on list;
@@ -13,7 +13,7 @@ sortkey; grouped and ungrouped steps alike).
 """
 
 from collective.upgradeapi import compat
-from collective.upgradeapi import done
+from collective.upgradeapi.engine import done
 from dataclasses import dataclass
 from dataclasses import field
 from Products.CMFCore.utils import getToolByName

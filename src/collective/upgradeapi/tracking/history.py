@@ -17,9 +17,9 @@ A run is recorded when its first step is about to start (``result:
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.store import iso
-from collective.upgradeapi.store import now
-from collective.upgradeapi.store import RunRecord
+from collective.upgradeapi.tracking.store import iso
+from collective.upgradeapi.tracking.store import now
+from persistent.mapping import PersistentMapping
 
 
 RUNNING = "running"
@@ -29,20 +29,13 @@ ERROR = "error"
 ABANDONED = "abandoned"
 
 
-def start(records, user, dry_run, selection, steps_total, run_id=None):
+def start(records, user, dry_run, selection, steps_total):
     """Record a run that starts now; return its id.
 
     :param records: the site's :class:`.store.Records` (in a transaction).
-    :param run_id: an id recorded before by the same request (a retry): the
-        entry is reset and kept under that id.
     """
-    if run_id is None or run_id not in records.runs:
-        records.last_id += 1
-        run_id = records.last_id
-        retries = 0
-    else:
-        retries = records.runs[run_id].data.get("retries", 0) + 1
-    records.runs[run_id] = RunRecord(
+    run_id = records.new_run_id()
+    records.runs[run_id] = PersistentMapping(
         {
             "id": run_id,
             "user": user,
@@ -57,7 +50,7 @@ def start(records, user, dry_run, selection, steps_total, run_id=None):
             "steps": [],
             "error": None,
             "report": "",
-            "retries": retries,
+            "transaction": None,
         }
     )
     _trim(records)
@@ -68,18 +61,19 @@ def finish(records, run_id, result, **data):
     """Complete the run ``run_id`` with ``result`` and the given keys.
 
     Keys: ``profiles``, ``steps`` (as the engine's ``as_dict()`` gives them),
-    ``error`` (``{"type", "message"}`` or ``None``), ``report``, ``committed``.
+    ``error`` (``{"type", "message"}`` or ``None``), ``report``, ``committed``,
+    ``transaction`` (the id of the committed transaction, hex).
     """
     record = records.runs.get(run_id)
     if record is None:  # dropped from a full history meanwhile
         return
-    record.data = {**record.data, **data, "result": result, "finished": now()}
+    record.update({**data, "result": result, "finished": now()})
 
 
 def abandon(records, run_id, message):
     """Mark a run that is still recorded as running as abandoned."""
     record = records.runs.get(run_id) if run_id is not None else None
-    if record is None or record.data["result"] != RUNNING:
+    if record is None or record["result"] != RUNNING:
         return
     finish(
         records,
@@ -100,7 +94,7 @@ def runs(records):
     """Every recorded run, newest first, as plain dicts."""
     if records is None:
         return []
-    return [records.runs[key].data for key in reversed(list(records.runs.keys()))]
+    return [dict(records.runs[key]) for key in reversed(list(records.runs.keys()))]
 
 
 def get(records, run_id):
@@ -108,7 +102,7 @@ def get(records, run_id):
     if records is None:
         return None
     record = records.runs.get(run_id)
-    return record.data if record is not None else None
+    return dict(record) if record is not None else None
 
 
 def last_finished(records):
@@ -162,5 +156,5 @@ def full(data, url):
         "steps": data["steps"],
         "steps_total": data["steps_total"],
         "report": data["report"],
-        "retries": data["retries"],
+        "transaction": data.get("transaction"),
     }

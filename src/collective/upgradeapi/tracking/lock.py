@@ -5,9 +5,7 @@ connection of its own before the run starts. Two clients taking it at the
 same moment both write the same record: the database lets one commit and
 gives the other a conflict, after which it reads the winner's lock.
 
-The holder is identified by a token. A request retried by Zope's publisher
-after a write conflict carries the same token, so it takes the lock over
-instead of waiting for itself.
+The holder is identified by a token, unique to one run.
 
 While the run lives, a heartbeat is written at each step and every few
 seconds by a thread (:class:`Heartbeat`). A lock whose heartbeat is older than
@@ -16,9 +14,11 @@ a Manager may break it (:func:`break_lock`).
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.store import iso
-from collective.upgradeapi.store import now
-from collective.upgradeapi.store import SideConnection
+from collective.upgradeapi.errors import Locked
+from collective.upgradeapi.errors import UnknownResource
+from collective.upgradeapi.tracking.store import iso
+from collective.upgradeapi.tracking.store import now
+from collective.upgradeapi.tracking.store import SideConnection
 
 import logging
 import threading
@@ -27,38 +27,14 @@ import threading
 logger = logging.getLogger("collective.upgradeapi")
 
 
-class Locked(Exception):
-    """The lock is held by another run.
-
-    :param lock: the lock as :func:`describe` shows it.
-    """
-
-    def __init__(self, lock):
-        super().__init__("An upgrade is running on this site.")
-        self.lock = lock
-
-
-class NoLock(LookupError):
-    """There is no lock to break."""
-
-
-class LockAlive(Exception):
-    """The lock's holder is alive; it is not broken without ``force``."""
-
-    def __init__(self, lock):
-        super().__init__("The upgrade lock is not stale.")
-        self.lock = lock
-
-
 def last_sign_of_life(records):
     """When the lock's holder last showed it is alive (epoch seconds), or None."""
-    lock = records.lock.value if records is not None else None
+    lock = records.get("lock") if records is not None else None
     if not lock:
         return None
     moments = [lock["since"]]
-    for slot in (records.beat, records.progress):
-        value = slot.value
-        if value and value.get("token") == lock["token"]:
+    for value in (records.holder_beat(), records.holder_progress()):
+        if value:
             moments.append(value["updated"])
     return max(moments)
 
@@ -69,13 +45,12 @@ def describe(records):
     :returns: ``{"user", "since", "heartbeat", "dry_run", "run_id", "stale",
         "stale_after"}``; ``run_id`` is ``None`` until the run has started.
     """
-    lock = records.lock.value if records is not None else None
+    lock = records.get("lock") if records is not None else None
     if not lock:
         return None
     heartbeat = last_sign_of_life(records)
     stale_after = config.stale_after()
-    progress = records.progress.value or {}
-    run_id = progress.get("run_id") if progress.get("token") == lock["token"] else None
+    run_id = (records.holder_progress() or {}).get("run_id")
     return {
         "user": lock["user"],
         "since": iso(lock["since"]),
@@ -98,30 +73,33 @@ def acquire(side, token, user, dry_run):
     """
 
     def take(records):
-        held = records.lock.value
+        held = records.get("lock")
         if held and held["token"] != token:
             return describe(records)
         since = held["since"] if held else now()
-        records.lock.value = {
-            "token": token,
-            "user": user,
-            "since": since,
-            "dry_run": dry_run,
-        }
+        records.set(
+            "lock",
+            {
+                "token": token,
+                "user": user,
+                "since": since,
+                "dry_run": dry_run,
+            },
+        )
         return None
 
     other = side.transact(take)
     if other is not None:
-        raise Locked(other)
+        raise locked_error(other)
 
 
 def release(side, token):
     """Drop the lock if ``token`` holds it (a broken lock stays broken)."""
 
     def drop(records):
-        held = records.lock.value
+        held = records.get("lock")
         if held and held["token"] == token:
-            records.lock.value = None
+            records.set("lock", None)
             return True
         return False
 
@@ -132,10 +110,10 @@ def beat(side, token):
     """Record that the holder ``token`` is alive; ``False`` if it lost the lock."""
 
     def touch(records):
-        held = records.lock.value
+        held = records.get("lock")
         if not held or held["token"] != token:
             return False
-        records.beat.value = {"token": token, "updated": now()}
+        records.set("beat", {"token": token, "updated": now()})
         return True
 
     return side.transact(touch)
@@ -148,18 +126,25 @@ def break_lock(side, force=False, on_break=None):
     :param on_break: ``on_break(records, lock)`` is called in the same
         transaction (to record the abandoned run).
     :returns: the lock that was broken, as :func:`describe` showed it.
-    :raises NoLock: when there is no lock.
-    :raises LockAlive: when the lock is not stale and ``force`` is false.
+    :raises .errors.UnknownResource: when there is no lock.
+    :raises .errors.Locked: when the lock is not stale and ``force`` is false.
     """
 
     def remove(records):
         shown = describe(records)
         if shown is None:
-            raise NoLock()
+            raise UnknownResource("There is no upgrade lock: no upgrade is running.")
         if not shown["stale"] and not force:
-            raise LockAlive(shown)
-        lock = records.lock.value
-        records.lock.value = None
+            raise Locked(
+                f"The upgrade lock held by {shown['user']} is alive (see "
+                "'lock'); it becomes stale after "
+                f"{shown['stale_after']} seconds without a heartbeat. Wait for "
+                "the run to end, or add ?force=true if you are sure its process "
+                "is gone.",
+                lock=shown,
+            )
+        lock = records.get("lock")
+        records.set("lock", None)
         if on_break is not None:
             on_break(records, lock)
         return shown
@@ -195,3 +180,21 @@ class Heartbeat(threading.Thread):
     def stop(self):
         self._stopping.set()
         self.join(timeout=10)
+
+
+def locked_error(lock):
+    """The 409 answer for a run that finds the lock held: says what to do."""
+    who = "a dry run" if lock["dry_run"] else "an upgrade"
+    message = (
+        f"{who.capitalize()} started by {lock['user']} is running on this "
+        "site (see 'lock'); one upgrade runs at a time. Follow it with "
+        "GET @upgrade/status and try again when it has ended."
+    )
+    if lock["stale"]:
+        message = (
+            f"{who.capitalize()} started by {lock['user']} holds the "
+            "upgrade lock but gave no sign of life for more than "
+            f"{lock['stale_after']} seconds: its process probably died. "
+            "A Manager can break the lock with DELETE @upgrade/lock."
+        )
+    return Locked(message, lock=lock)

@@ -1,0 +1,192 @@
+"""The engine API: plan and run upgrades on a site, with everything around a run.
+
+Every door uses these functions: the ``@upgrade`` REST services, the
+in-process ``plone-upgrade --zope-conf`` command, and add-on code. Nothing
+here knows HTTP. Errors are raised as :class:`.errors.UpgradeError`
+subclasses, which carry the HTTP status and the JSON body the services
+answer with.
+
+Example, in a script run with ``zconsole run``::
+
+    from collective.upgradeapi import api
+
+    result = api.upgrade(site, api.Selection(profiles="all"), user="cron")
+    if not result.ok:
+        print(result.failed_step.error["message"])
+"""
+
+from AccessControl import getSecurityManager
+from Acquisition import aq_parent
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.runner import Runner
+from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.engine.selection import SelectionError
+from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import lock
+from collective.upgradeapi.tracking import store
+from collective.upgradeapi.tracking.status import status as _status
+from collective.upgradeapi.tracking.tracked import TrackedRun
+from persistent.mapping import PersistentMapping
+from ZODB.POSException import ConflictError
+from ZODB.utils import tid_repr
+from zope.annotation.interfaces import IAnnotations
+
+import logging
+
+
+__all__ = [
+    "Selection",
+    "break_lock",
+    "get_run",
+    "lock_info",
+    "pending",
+    "remove_records",
+    "runs",
+    "status",
+    "upgrade",
+]
+
+logger = logging.getLogger("collective.upgradeapi")
+
+AUDIT_KEY = "collective.upgradeapi.audit"
+
+
+def pending(site, profile=None):
+    """The installed profiles that need attention, core first, in run order.
+
+    :param profile: only this profile id.
+    :returns: a list of :class:`.engine.plan.ProfilePlan` (pending steps or
+        downgraded).
+    """
+    return Planner(site).pending_profiles(profile)
+
+
+def current_user():
+    """``(user id, path of its user folder)`` of the security context."""
+    user = getSecurityManager().getUser()
+    user_id = user.getId() or user.getUserName()
+    folder = aq_parent(user)
+    path = "/".join(folder.getPhysicalPath()[1:-1]) if folder is not None else ""
+    return user_id, path
+
+
+def upgrade(site, selection=None, dry_run=False, user=None, listeners=()):
+    """Run ``selection`` on ``site`` with the lock, status and history around it.
+
+    Checks the selection (nothing runs when it cannot), takes the site's
+    upgrade lock, runs the steps in one transaction (doomed for a dry run),
+    commits a real run that did not fail with a note and the user for the Undo
+    tab, records the run in the history and releases the lock, whatever
+    happens.
+
+    :param site: the Plone site (acquisition-wrapped).
+    :param selection: a :class:`Selection`; Plone's core upgrade by default.
+    :param dry_run: run everything, commit nothing.
+    :param user: who runs it, for the history and the transaction; the
+        authenticated user when omitted.
+    :param listeners: more ``listener(event, payload)`` callables for progress
+        (see :attr:`.engine.runner.Runner.listeners`).
+    :returns: the :class:`.engine.results.RunResult`; a failed step is a
+        result too (``result.ok`` is false, nothing was committed).
+    :raises .engine.selection.SelectionError: the selection cannot run (400).
+    :raises .errors.Locked: another run holds the lock (409).
+    :raises .errors.UpgradeError: a write conflict (409), nothing committed.
+    """
+    selection = selection if selection is not None else Selection()
+    user_id, user_path = (user, "") if user else current_user()
+    runner = Runner(site, dry_run=dry_run)
+    runner.check(selection)
+    tracked = TrackedRun(site, user_id, dry_run, selection.as_dict())
+    tracked.acquire()
+    runner.listeners.extend([tracked, *listeners])
+
+    def before_commit(txn, result):
+        txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id}")
+        txn.setUser(user_id, user_path)
+        audit = IAnnotations(site).get(AUDIT_KEY)
+        if audit is None:
+            audit = IAnnotations(site)[AUDIT_KEY] = PersistentMapping()
+        audit.update({"last_run": tracked.run_id, "user": user_id})
+
+    try:
+        result = runner.run(selection, before_commit=before_commit)
+    except SelectionError as exc:
+        tracked.finish(None, history.ERROR, error=_summary(exc))
+        raise
+    except ConflictError as exc:
+        tracked.finish(None, history.ERROR, error=_summary(exc))
+        raise UpgradeError(
+            "Another transaction changed the same data while the upgrade ran "
+            "(a write conflict); nothing was committed and the upgrade was "
+            "not retried. Run it again, when editors are less busy.",
+            error_type="ConflictError",
+            status=409,
+        )
+    except BaseException as exc:
+        tracked.finish(None, history.ERROR, error=_summary(exc))
+        raise
+    result.run_id = tracked.run_id
+    if result.committed:
+        audit = IAnnotations(site).get(AUDIT_KEY)
+        result.transaction_id = tid_repr(audit._p_serial) if audit else None
+    tracked.finish(result)
+    return result
+
+
+def _summary(exc):
+    return {
+        "type": getattr(exc, "error_type", None) or exc.__class__.__name__,
+        "message": getattr(exc, "message", None) or str(exc) or repr(exc),
+    }
+
+
+def status(site):
+    """The live status of the site's upgrade runs (see :mod:`.tracking.status`)."""
+    return _status(store.records(site))
+
+
+def runs(site):
+    """Every recorded run, newest first, as plain dicts."""
+    return history.runs(store.records(site))
+
+
+def get_run(site, run_id):
+    """The recorded run ``run_id`` as a plain dict, or ``None``."""
+    return history.get(store.records(site), run_id)
+
+
+def lock_info(site):
+    """The site's upgrade lock as the services show it, or ``None``."""
+    return lock.describe(store.records(site))
+
+
+def break_lock(site, user, force=False):
+    """Break the lock of a run whose process died; its run becomes abandoned.
+
+    :param user: who breaks it, for the history.
+    :param force: break it even if its holder still gives signs of life.
+    :returns: ``(message, lock)``: what was done and the lock as it was.
+    :raises .errors.UnknownResource: there is no lock.
+    :raises .errors.Locked: the lock is alive and ``force`` is false.
+    """
+    message = f"The upgrade lock was broken by {user}."
+
+    def on_break(records, broken):
+        progress = records.get("progress") or {}
+        if progress.get("token") == broken["token"]:
+            history.abandon(records, progress.get("run_id"), message)
+            records.set("progress", None)
+
+    with store.side_connection(site) as side:
+        broken = lock.break_lock(side, force=force, on_break=on_break)
+    return message, broken
+
+
+def remove_records(site):
+    """Delete every record this package keeps in ``site`` (lock, status,
+    history, steps run on their own). Not committed: commit to keep it.
+
+    :returns: the annotation keys that were removed.
+    """
+    return store.remove(site)

@@ -1,0 +1,103 @@
+"""What a run produced: per step, per profile, and for the whole run."""
+
+from dataclasses import dataclass
+from dataclasses import field
+from Products.GenericSetup.upgrade import normalize_version
+
+
+DONE = "done"
+FAILED = "failed"
+NOT_RUN = "not_run"
+
+
+@dataclass
+class Task:
+    """One unit of work: an upgrade step, or a core follow-up (recatalog)."""
+
+    id: str
+    profile: str
+    title: str
+    source: str | None
+    dest: str | None
+    call: object = field(repr=False)
+
+    def ref(self):
+        """A short reference for status and history."""
+        return {"id": self.id, "profile": self.profile, "title": self.title}
+
+
+@dataclass
+class StepResult:
+    task: Task
+    status: str = NOT_RUN
+    duration: float = 0.0
+    log: list = field(default_factory=list)
+    error: dict | None = None
+
+    def as_dict(self):
+        data = {
+            "id": self.task.id,
+            "profile": self.task.profile,
+            "title": self.task.title,
+            "source": self.task.source,
+            "dest": self.task.dest,
+            "status": self.status,
+            "duration": round(self.duration, 6),
+            "log": self.log,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class ProfileResult:
+    id: str
+    before: str
+    after: str | None = None
+    fs: str | None = None
+
+    def as_dict(self):
+        return {
+            "id": self.id,
+            "versions": {"before": self.before, "after": self.after, "fs": self.fs},
+        }
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run.
+
+    ``run_id`` and ``transaction_id`` are set by the tracked lifecycle
+    (:mod:`collective.upgradeapi.api`): the history entry, and the database
+    transaction of a committed run (hex), for the Undo tab.
+    """
+
+    dry_run: bool
+    steps: list = field(default_factory=list)
+    profiles: list = field(default_factory=list)
+    report: str = ""
+    committed: bool = False
+    duration: float = 0.0
+    run_id: int | None = None
+    transaction_id: str | None = None
+
+    @property
+    def failed_step(self):
+        for result in self.steps:
+            if result.status == FAILED:
+                return result
+        return None
+
+    @property
+    def ok(self):
+        return self.failed_step is None
+
+    @property
+    def upgraded(self):
+        """Every profile of the run records its code's version (or a newer one)."""
+        return all(
+            normalize_version(p.after) >= normalize_version(p.fs)
+            for p in self.profiles
+            if p.fs is not None
+        )

@@ -1,0 +1,263 @@
+"""Run upgrade steps: all or nothing, truly dry when asked, step by step.
+
+This module knows nothing of HTTP, locks or history. :class:`Runner` takes a
+:class:`.selection.Selection`, runs the chosen steps in one transaction
+(:mod:`.txn`) and returns a :class:`.results.RunResult`:
+
+- **Dry run**: the transaction is doomed before the first step; a step's
+  commit becomes a savepoint, so the steps after it still run and tell the
+  truth. Everything is aborted afterwards.
+- **Real run**: a step that raises aborts the whole transaction; no step of
+  the run stays applied. A step's commit becomes a savepoint, so the run stays
+  atomic; the run commits once, at its end, with a note and the user for the
+  Undo tab.
+
+Most callers want :func:`collective.upgradeapi.api.upgrade`, which adds the
+lock, the live status and the history around a run.
+"""
+
+from collective.upgradeapi import compat
+from collective.upgradeapi.engine import logcapture
+from collective.upgradeapi.engine import txn as txn_module
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.progress import advance_version
+from collective.upgradeapi.engine.results import DONE
+from collective.upgradeapi.engine.results import FAILED
+from collective.upgradeapi.engine.results import ProfileResult
+from collective.upgradeapi.engine.results import RunResult
+from collective.upgradeapi.engine.results import StepResult
+from collective.upgradeapi.engine.results import Task
+from collective.upgradeapi.engine.selection import check
+from transaction.interfaces import DoomedTransaction
+from ZODB.POSException import ConflictError
+
+import logging
+import time
+import traceback
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+
+class StepFailed(Exception):
+    """Raised inside the run to stop at the first failing task."""
+
+
+class Runner:
+    """Runs a :class:`.selection.Selection` on one site.
+
+    :param site: the Plone site (acquisition-wrapped, with a request).
+    :param dry_run: doom the transaction and abort at the end.
+    """
+
+    def __init__(self, site, dry_run=False):
+        self.site = site
+        self.dry_run = dry_run
+        self.planner = Planner(site)
+        self.setup = self.planner.setup
+        self.migration = self.planner.migration
+        #: callables ``listener(event, payload)``: ``("plan", [ProfilePlan])``
+        #: before the first step, ``("start" | "end", StepResult)`` around each.
+        self.listeners = []
+        self._collector = None
+        self._txn = None
+
+    def check(self, selection):
+        """Validate ``selection``; see :func:`.selection.check`."""
+        return check(self.planner, selection)
+
+    def _notify(self, event, payload):
+        for listener in self.listeners:
+            listener(event, payload)
+
+    # -- running ---------------------------------------------------------
+
+    def run(self, selection, before_commit=None):
+        """Run ``selection``; return a :class:`.results.RunResult`.
+
+        :param before_commit: ``before_commit(txn, result)`` is called in the
+            run's transaction just before a real run commits (to add a note,
+            the user, or a record that commits with the run).
+        :raises .selection.SelectionError: before anything runs.
+        """
+        started = time.monotonic()
+        connection = self.site._p_jar
+        with txn_module.run_transaction(connection, self.dry_run) as txn:
+            self._txn = txn
+            # Checked inside the run's transaction: the newest committed state.
+            plans = self.check(selection)
+            result = RunResult(dry_run=self.dry_run)
+            result.profiles = [
+                ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
+                for plan in plans
+            ]
+            self._notify("plan", plans)
+            with logcapture.capture() as collector:
+                self._collector = collector
+                try:
+                    self._execute(selection, plans, result)
+                except StepFailed:
+                    self._list_not_run(selection, plans, result)
+                finally:
+                    self._collector = None
+                result.report = collector.text()
+            commit = not self.dry_run and result.ok and not txn.isDoomed()
+            if commit and before_commit is not None:
+                before_commit(txn, result)
+            txn.finish(commit)
+            result.committed = commit
+        self._txn = None
+        for profile in result.profiles:
+            profile.after = self.planner.instance_version(profile.id)
+        result.duration = time.monotonic() - started
+        return result
+
+    def _execute(self, selection, plans, result):
+        if self.dry_run:
+            logger.info("Dry run: nothing will be committed.")
+        core_ids = set(self.planner.core_group())
+        core_plans = [plan for plan in plans if plan.id in core_ids]
+        other_plans = [plan for plan in plans if plan.id not in core_ids]
+        only = set(selection.steps) if selection.steps is not None else None
+        runs_core_path = only is None and (
+            selection.profiles is None
+            or selection.profiles == "all"
+            or self.planner.core_profile_id in selection.profiles
+        )
+        if runs_core_path:
+            self._run_core(core_plans, result)
+        else:
+            for plan in core_plans:
+                self._run_profile(plan, result, only)
+        for plan in other_plans:
+            self._run_profile(plan, result, only)
+
+    def _list_not_run(self, selection, plans, result):
+        """After a failure, list the planned steps that never got their turn."""
+        listed = {(r.task.profile, r.task.id) for r in result.steps}
+        only = set(selection.steps) if selection.steps is not None else None
+        for plan in plans:
+            for step in plan.steps:
+                if step.done or (plan.id, step.id) in listed:
+                    continue
+                if only is None or step.id in only:
+                    task = Task(
+                        step.id, plan.id, step.title, step.source, step.dest, None
+                    )
+                    result.steps.append(StepResult(task=task))
+
+    def _run_core(self, plans, result):
+        """Plone's own upgrade sequence, step by step (``portal_migration``)."""
+        core_id = self.planner.core_profile_id
+        pre, post = self.planner.core_addon_ids()
+        by_id = {plan.id: plan for plan in plans}
+        version = self.planner.instance_version(core_id)
+        logger.info("Starting the upgrade of Plone from version %s.", version)
+        for profile_id in [*pre, core_id]:
+            if profile_id in by_id:
+                self._run_profile(by_id[profile_id], result)
+        if self.migration.needUpgrading():
+            logger.error(
+                "The upgrade path did not reach version %s; core add-ons were "
+                "not upgraded.",
+                self.migration.getFileSystemVersion(),
+            )
+            return
+        for profile_id in post:
+            if profile_id in by_id and profile_id not in pre:
+                self._run_profile(by_id[profile_id], result)
+        follow_ups = (
+            ("recatalog", "Rebuild the catalog", "needRecatalog", compat.recatalog),
+            (
+                "update-role-mappings",
+                "Update workflow role mappings",
+                "needUpdateRole",
+                compat.update_role_mappings,
+            ),
+        )
+        for task_id, title, needed, call in follow_ups:
+            if getattr(self.migration, needed)():
+                task = Task(
+                    task_id,
+                    core_id,
+                    title,
+                    None,
+                    None,
+                    lambda call=call: call(self.migration),
+                )
+                self._run_queued(self._queue(task, result))
+        logger.info("Plone's core upgrade has finished.")
+
+    def _run_profile(self, plan, result, only=None):
+        """Run the pending steps of one profile (or those in ``only``)."""
+        steps = [s for s in plan.steps if not s.done]
+        if only is not None:
+            steps = [s for s in steps if s.id in only]
+        if not steps:
+            return
+        logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
+        tasks = [
+            Task(
+                step.id,
+                plan.id,
+                step.title,
+                step.source,
+                step.dest,
+                lambda entity=step.entity: entity.doStep(self.setup),
+            )
+            for step in steps
+        ]
+        # All tasks are queued first, so that a failure lists the rest as not run.
+        for step_result in [self._queue(task, result) for task in tasks]:
+            self._run_queued(step_result)
+        advance_version(self.site, self.setup, plan, {task.id for task in tasks})
+
+    # -- tasks -----------------------------------------------------------
+
+    def _queue(self, task, result):
+        step_result = StepResult(task=task)
+        result.steps.append(step_result)
+        return step_result
+
+    def _run_queued(self, step_result):
+        task = step_result.task
+        marker = id(step_result)
+        self._collector.marker = marker
+        self._notify("start", step_result)
+        started = time.monotonic()
+        try:
+            with txn_module.in_step(self._txn, task.title):
+                task.call()
+        except ConflictError:
+            raise
+        except Exception as exc:
+            step_result.status = FAILED
+            step_result.error = describe_error(exc, task, self.dry_run)
+            logger.error("Upgrade step %r failed:", task.title, exc_info=True)
+        else:
+            step_result.status = DONE
+            logger.info("Ran upgrade step %r (profile %s).", task.title, task.profile)
+        step_result.duration = time.monotonic() - started
+        step_result.log = self._collector.lines(marker, every=False)
+        self._collector.marker = None
+        self._notify("end", step_result)
+        if step_result.status == FAILED:
+            raise StepFailed()
+
+
+def describe_error(exc, task, dry_run):
+    """The error entry of a failed step."""
+    message = str(exc) or exc.__class__.__name__
+    if isinstance(exc, DoomedTransaction) and dry_run:
+        message = (
+            f"Step {task.title!r} committed the dry run's transaction in a way "
+            "that cannot become a savepoint, so it cannot be dry-run. Run it "
+            "for real (all or nothing) or test it on a copy."
+        )
+    return {
+        "type": exc.__class__.__name__,
+        "message": message,
+        "traceback": "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        ),
+    }

@@ -1,0 +1,124 @@
+"""What to run, and whether the site can run it: checked before anything runs."""
+
+from collective.upgradeapi.errors import UpgradeError
+from dataclasses import dataclass
+
+
+class SelectionError(UpgradeError):
+    """The selection names something that cannot be run; nothing ran (400)."""
+
+    status = 400
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to run: Plone's core upgrade, whole profiles, or single steps.
+
+    :param profiles: ``None`` for the core upgrade, ``"all"``, or profile ids.
+    :param steps: step ids, or ``None``.
+    """
+
+    profiles: object = None
+    steps: tuple | None = None
+
+    @property
+    def runs_core_path(self):
+        """Whether Plone's own core sequence (with its follow-ups) runs."""
+        return self.steps is None and self.profiles in (None, "all")
+
+    def as_dict(self):
+        """The selection as the history records it."""
+        profiles = self.profiles
+        if profiles not in (None, "all"):
+            profiles = list(profiles)
+        return {
+            "profiles": profiles,
+            "steps": list(self.steps) if self.steps else None,
+        }
+
+
+def _listed(ids):
+    return ", ".join(ids)
+
+
+def check(planner, selection):
+    """Validate ``selection`` against the site.
+
+    :param planner: a :class:`.plan.Planner` of the site.
+    :returns: the profile plans the run will touch, in run order.
+    :raises SelectionError: when something cannot be run; nothing ran.
+    """
+    plans = planner.all_profiles()
+    if selection.steps is not None:
+        return _check_steps(selection.steps, plans)
+    core = set(planner.core_group())
+    if selection.profiles is None:
+        chosen = [plan for plan in plans if plan.id in core]
+    elif selection.profiles == "all":
+        # Every profile with pending steps; Plone's core upgrade always.
+        chosen = [plan for plan in plans if plan.id in core or plan.pending]
+    else:
+        chosen = _check_profiles(planner, selection.profiles, plans)
+    downgraded = [plan.id for plan in chosen if plan.downgraded]
+    if downgraded:
+        raise SelectionError(
+            "The database records a newer version than the code provides "
+            f"for: {_listed(downgraded)}. Was the code downgraded? Install "
+            "the matching version of the code; these profiles cannot be "
+            "upgraded.",
+            error_type="Downgraded",
+            downgraded=downgraded,
+        )
+    return chosen
+
+
+def _check_profiles(planner, profile_ids, plans):
+    unknown = [p for p in profile_ids if not planner.profile_exists(p)]
+    if unknown:
+        raise SelectionError(
+            f"Unknown profile id(s): {_listed(unknown)}. "
+            "GET @upgrade lists the installed profiles with pending steps.",
+            unknown_profiles=unknown,
+        )
+    installed = {plan.id for plan in plans}
+    missing = [p for p in profile_ids if p not in installed]
+    if missing:
+        raise SelectionError(
+            f"Profile(s) not installed on this site: {_listed(missing)}. "
+            "Install an add-on before upgrading it.",
+            not_installed=missing,
+        )
+    wanted = set(profile_ids)
+    return [plan for plan in plans if plan.id in wanted]
+
+
+def _check_steps(step_ids, plans):
+    index = {}
+    for plan in plans:
+        for step in plan.steps:
+            index.setdefault(step.id, []).append(step)
+    unknown = [sid for sid in step_ids if sid not in index]
+    if unknown:
+        raise SelectionError(
+            f"Unknown or not pending step id(s): {_listed(unknown)}. "
+            "GET @upgrade lists the pending steps with their ids.",
+            unknown_steps=unknown,
+        )
+    already = [sid for sid in step_ids if any(s.done for s in index[sid])]
+    if already:
+        raise SelectionError(
+            f"Step(s) already run: {_listed(already)}.", already_done=already
+        )
+    wanted = set(step_ids)
+    chosen = []
+    for plan in plans:
+        if not any(s.id in wanted for s in plan.steps):
+            continue
+        if plan.downgraded:
+            raise SelectionError(
+                f"Profile {plan.id} is downgraded; its steps cannot run.",
+                error_type="Downgraded",
+                downgraded=[plan.id],
+            )
+        chosen.append(plan)
+    return chosen
