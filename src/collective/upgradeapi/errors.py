@@ -6,6 +6,26 @@ subscribers and the error log see it, no after-success hook runs), and
 :mod:`collective.upgradeapi.services.errors` renders its body as JSON.
 """
 
+#: At most this many ids, and this many characters of each, are echoed back.
+SHOWN_IDS = 20
+SHOWN_CHARS = 200
+
+
+def shown(ids):
+    """``ids`` as an answer may echo them: bounded in number and length.
+
+    :returns: a list of at most :data:`SHOWN_IDS` strings (plus one saying how
+        many more there were), each cut to :data:`SHOWN_CHARS` characters.
+    """
+    ids = [str(item) for item in ids]
+    cut = [
+        item if len(item) <= SHOWN_CHARS else f"{item[:SHOWN_CHARS]}... (cut)"
+        for item in ids[:SHOWN_IDS]
+    ]
+    if len(ids) > SHOWN_IDS:
+        cut.append(f"... and {len(ids) - SHOWN_IDS} more")
+    return cut
+
 
 class UpgradeError(Exception):
     """An error with an answer: ``{"type", "message", **details}``.

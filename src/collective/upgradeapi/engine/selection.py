@@ -1,5 +1,6 @@
 """What to run, and whether the site can run it: checked before anything runs."""
 
+from collective.upgradeapi.errors import shown
 from collective.upgradeapi.errors import UpgradeError
 from dataclasses import dataclass
 
@@ -38,7 +39,12 @@ class Selection:
 
 
 def _listed(ids):
-    return ", ".join(ids)
+    return ", ".join(shown(ids))
+
+
+def normalise_profile_id(profile_id):
+    """A profile id without GenericSetup's ``profile-`` prefix."""
+    return profile_id.removeprefix("profile-")
 
 
 def check(planner, selection):
@@ -67,7 +73,7 @@ def check(planner, selection):
             "the matching version of the code; these profiles cannot be "
             "upgraded.",
             error_type="Downgraded",
-            downgraded=downgraded,
+            downgraded=shown(downgraded),
         )
     return chosen
 
@@ -78,7 +84,7 @@ def _check_profiles(planner, profile_ids, plans):
         raise SelectionError(
             f"Unknown profile id(s): {_listed(unknown)}. "
             "GET @upgrade lists the installed profiles with pending steps.",
-            unknown_profiles=unknown,
+            unknown_profiles=shown(unknown),
         )
     installed = {plan.id for plan in plans}
     missing = [p for p in profile_ids if p not in installed]
@@ -86,7 +92,7 @@ def _check_profiles(planner, profile_ids, plans):
         raise SelectionError(
             f"Profile(s) not installed on this site: {_listed(missing)}. "
             "Install an add-on before upgrading it.",
-            not_installed=missing,
+            not_installed=shown(missing),
         )
     wanted = set(profile_ids)
     return [plan for plan in plans if plan.id in wanted]
@@ -102,12 +108,12 @@ def _check_steps(step_ids, plans):
         raise SelectionError(
             f"Unknown or not pending step id(s): {_listed(unknown)}. "
             "GET @upgrade lists the pending steps with their ids.",
-            unknown_steps=unknown,
+            unknown_steps=shown(unknown),
         )
     already = [sid for sid in step_ids if any(s.done for s in index[sid])]
     if already:
         raise SelectionError(
-            f"Step(s) already run: {_listed(already)}.", already_done=already
+            f"Step(s) already run: {_listed(already)}.", already_done=shown(already)
         )
     wanted = set(step_ids)
     chosen = []

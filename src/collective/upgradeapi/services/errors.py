@@ -7,7 +7,9 @@ exception: the transaction is aborted, ``IPubFailure`` subscribers (the error
 log) see it, no after-success hook runs.
 """
 
+from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UpgradeError
+from plone.rest.errors import ErrorHandling
 from plone.rest.interfaces import IAPIRequest
 from plone.rest.interfaces import ICORSPolicy
 from Products.Five.browser import BrowserView
@@ -31,3 +33,21 @@ class UpgradeErrorView(BrowserView):
         response.setStatus(error.status, lock=1)
         response.setBody(json.dumps(error.body(), indent=2, sort_keys=True), lock=1)
         return None
+
+
+@adapter(RecursionError, IAPIRequest)
+class DeepBodyView(ErrorHandling):
+    """A JSON body nested too deeply to decode, sent to ``@upgrade``: 400.
+
+    plone.restapi's token plugin decodes every JSON body while authenticating,
+    before any service runs, and lets Python's ``RecursionError`` through.
+    For ``@upgrade`` requests that is bad input; any other request gets
+    plone.rest's answer, as without this package.
+    """
+
+    def __call__(self):
+        decoding = "decoding a JSON" in str(self.context)
+        if not (decoding and "/@upgrade" in self.request.get("PATH_INFO", "")):
+            return super().__call__()
+        error = BadInput("The body is nested too deeply to be an @upgrade request.")
+        return UpgradeErrorView(error, self.request)()

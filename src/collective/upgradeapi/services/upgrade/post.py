@@ -3,78 +3,16 @@
 from collective.upgradeapi import api
 from collective.upgradeapi.engine.plan import Planner
 from collective.upgradeapi.engine.txn import kept_request_annotations
-from collective.upgradeapi.errors import BadInput
+from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.errors import UpgradeFailed
-from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.services.base import UpgradeSubPathService
+from collective.upgradeapi.services.upgrade import body as request_body
 from plone.protect.interfaces import IDisableCSRFProtection
+from urllib.parse import parse_qs
 from zope.interface import alsoProvides
 
-import json
 
-
-KEYS = ("dry_run", "dryRun", "profiles", "steps")
-
-
-def _id_list(data, key):
-    value = data[key]
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(item, str) and item for item in value)
-    ):
-        raise BadInput(
-            f"'{key}' must be a non-empty list of ids"
-            + (' or "all".' if key == "profiles" else ".")
-        )
-    return tuple(dict.fromkeys(value))
-
-
-def parse_body(raw):
-    """Check a POST body; return ``(selection, dry_run)`` or raise BadInput.
-
-    :param raw: the request body (bytes or str; empty means ``{}``).
-    :raises BadInput: on invalid JSON, a non-object, unknown keys or bad values.
-    """
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    if not raw or not raw.strip():
-        data = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise BadInput(f"The body is not valid JSON: {exc}.")
-    if not isinstance(data, dict):
-        raise BadInput(
-            'The body must be a JSON object, for example {"dry_run": true}; '
-            f"got {type(data).__name__}."
-        )
-    unknown = sorted(set(data) - set(KEYS))
-    if unknown:
-        raise BadInput(
-            f"Unknown key(s): {', '.join(unknown)}. Allowed keys: dry_run "
-            "(or its alias dryRun), profiles, steps.",
-            unknown_keys=unknown,
-        )
-    flags = {key: data[key] for key in ("dry_run", "dryRun") if key in data}
-    for key, value in flags.items():
-        if not isinstance(value, bool):
-            raise BadInput(
-                f"'{key}' must be true or false, got {json.dumps(value)}.",
-            )
-    if len(set(flags.values())) > 1:
-        raise BadInput("'dry_run' and 'dryRun' disagree; send one of them.")
-    dry_run = next(iter(flags.values()), False)
-    if "profiles" in data and "steps" in data:
-        raise BadInput("Send either 'profiles' or 'steps', not both.")
-    profiles = None
-    if "profiles" in data:
-        profiles = "all" if data["profiles"] == "all" else _id_list(data, "profiles")
-    steps = _id_list(data, "steps") if "steps" in data else None
-    return api.Selection(profiles=profiles, steps=steps), dry_run
-
-
-class UpgradePost(UpgradeService):
+class UpgradePost(UpgradeSubPathService):
     """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps"}``.
 
     Answers plone.restapi's keys (``@id``, ``dry_run``, ``report``,
@@ -85,8 +23,17 @@ class UpgradePost(UpgradeService):
     """
 
     def reply(self):
+        if self.params:
+            path = "/".join(self.params)
+            raise UpgradeError(
+                f"POST is not allowed on @upgrade/{path[:200]}: its sub-resources "
+                "are read with GET (the lock is broken with DELETE).",
+                error_type="MethodNotAllowed",
+                status=405,
+            )
         alsoProvides(self.request, IDisableCSRFProtection)
-        selection, dry_run = parse_body(self.request.get("BODY"))
+        query = parse_qs(self.request.get("QUERY_STRING", ""), keep_blank_values=True)
+        selection, dry_run = request_body.parse(self.request.get("BODY"), query)
         result = None
         # What steps queue for after a successful request (cache purges) is
         # dropped unless the run committed.

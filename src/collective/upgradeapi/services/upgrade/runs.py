@@ -81,7 +81,7 @@ def reply_history(service):
 def reply_run(service, raw_id):
     """``GET @upgrade/history/<id>``: one run with steps, logs and report."""
     data = None
-    if raw_id.isdigit():
+    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12:
         data = api.get_run(service.context, int(raw_id))
     if data is None:
         raise UnknownResource(

@@ -1,0 +1,127 @@
+"""The POST body of ``@upgrade``: checked strictly, before anything runs.
+
+Every key is known, typed and single; nothing in the query string is taken
+silently. What fails answers 400 (:class:`collective.upgradeapi.errors.BadInput`)
+and nothing runs.
+"""
+
+from collective.upgradeapi.engine.selection import normalise_profile_id
+from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.errors import BadInput
+from collective.upgradeapi.errors import shown
+
+import json
+
+
+KEYS = ("dry_run", "dryRun", "profiles", "steps")
+FLAGS = ("dry_run", "dryRun")
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise BadInput(
+                f"The key {shown([key])[0]!r} is given twice in the body; send it "
+                "once.",
+                duplicate_keys=shown([key]),
+            )
+        seen[key] = value
+    return seen
+
+
+def load(raw):
+    """The body as a dict (``{}`` when empty).
+
+    :param raw: the request body (bytes or str).
+    :raises BadInput: not JSON, nested too deep, a duplicate key, not an object.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if not raw or not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise BadInput("The body is nested too deeply to be an @upgrade request.")
+    except ValueError as exc:
+        if isinstance(exc, BadInput):
+            raise
+        raise BadInput(f"The body is not valid JSON: {str(exc)[:200]}.")
+    if not isinstance(data, dict):
+        raise BadInput(
+            'The body must be a JSON object, for example {"dry_run": true}; '
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+def _dry_run(data):
+    flags = {key: data[key] for key in FLAGS if key in data}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise BadInput(
+                f"'{key}' must be true or false, got {json.dumps(value)[:100]}."
+            )
+    if len(set(flags.values())) > 1:
+        raise BadInput("'dry_run' and 'dryRun' disagree; send one of them.")
+    return next(iter(flags.values()), False)
+
+
+def _id_list(data, key):
+    value = data[key]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and item for item in value)
+    ):
+        raise BadInput(
+            f"'{key}' must be a non-empty list of ids"
+            + (' or "all".' if key == "profiles" else ".")
+        )
+    return tuple(dict.fromkeys(value))
+
+
+def selection(data):
+    """The :class:`.engine.selection.Selection` a checked body asks for."""
+    if "profiles" in data and "steps" in data:
+        raise BadInput("Send either 'profiles' or 'steps', not both.")
+    profiles = None
+    if "profiles" in data:
+        if data["profiles"] == "all":
+            profiles = "all"
+        else:
+            ids = _id_list(data, "profiles")
+            profiles = tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))
+    steps = _id_list(data, "steps") if "steps" in data else None
+    return Selection(profiles=profiles, steps=steps)
+
+
+def parse(raw, query=()):
+    """Check a POST body; return ``(selection, dry_run)``.
+
+    :param raw: the request body (bytes or str; empty means ``{}``).
+    :param query: names of the parameters given in the query string: there
+        are none for POST, so any is refused (a body sent form-encoded is
+        still read as JSON).
+    :raises BadInput: on invalid JSON, a non-object, unknown, duplicate or
+        misplaced keys, or bad values.
+    """
+    if query:
+        names = shown(sorted(query))
+        raise BadInput(
+            f"POST @upgrade takes no query-string or form parameters; got: "
+            f"{', '.join(names)}. Send them in the JSON body, for example "
+            '{"dry_run": true}.',
+            unknown_parameters=names,
+        )
+    data = load(raw)
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        names = shown(unknown)
+        raise BadInput(
+            f"Unknown key(s): {', '.join(names)}. Allowed keys: dry_run "
+            "(or its alias dryRun), profiles, steps.",
+            unknown_keys=names,
+        )
+    return selection(data), _dry_run(data)
