@@ -68,6 +68,13 @@ pytest: $(VENV)/.installed ## Run the test suite only
 docs: $(VENV)/.installed ## Build the documentation, warnings are errors
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
+.PHONY: release-check
+release-check: $(VENV)/.installed ## Build the sdist and the wheel into dist/ and check them
+	rm -rf dist src/*.egg-info
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/check-manifest --no-build-isolation
+
 .PHONY: test
 test: lint pytest docs ## Install, lint, run all tests, build the docs
 
