@@ -5,30 +5,30 @@ made with ``mkwsgiinstance`` whose database is a ``<zeoclient>``, a Plone
 site created with ``scripts/create_site.py``, and two ``runwsgi`` processes
 serving it. The add-on is loaded by plone.autoinclude, as in production; the
 instance also loads the test-only profiles (``collective.upgradeapi.testing``)
-so that a run can be held open at a gate.
+so that a run can be held open at a gate. ``test_relstorage.py`` does the
+same on RelStorage; the set-up both use is in ``zope_processes.py``.
 """
 
 from collective.upgradeapi.testing import slow
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from zope_processes import BIN
+from zope_processes import free_port
+from zope_processes import get
+from zope_processes import instance_dir
+from zope_processes import listening
+from zope_processes import make_instance
+from zope_processes import post
+from zope_processes import process_env
+from zope_processes import Processes
+from zope_processes import serve
+from zope_processes import SLOW
+from zope_processes import wait_until
 
-import os
 import pytest
-import requests
-import socket
-import subprocess
-import sys
 import threading
-import time
 
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).parent.parent
-SLOW = "collective.upgradeapi.testing:slow"
-AUTH = ("admin", "admin")
-HEADERS = {"Accept": "application/json"}
 
 ZOPE_CONF = """\
 %define INSTANCE {instance}
@@ -49,85 +49,6 @@ instancehome $INSTANCE
 </environment>
 """
 
-SITE_ZCML_TESTING = """\
-  <!-- Test-only profiles with upgrade steps (the add-on is autoincluded). -->
-  <include package="collective.upgradeapi.testing" />
-
-</configure>
-"""
-
-PREPARE = """\
-from AccessControl.SecurityManagement import newSecurityManager
-from Testing.makerequest import makerequest
-from zope.component.hooks import setSite
-
-import transaction
-
-app = makerequest(app)  # noqa: F821
-admin = app.acl_users.getUserById("admin")
-newSecurityManager(None, admin.__of__(app.acl_users))
-site = app["Plone"]
-setSite(site)
-site.portal_setup.runAllImportStepsFromProfile("profile-{slow}")
-site.portal_setup.setLastVersionForProfile("{slow}", "5000")
-transaction.commit()
-"""
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, requests.RequestException):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"Timed out waiting for {what}")
-
-
-def listening(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def run(args, env, cwd):
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-
-
-class Processes:
-    """Started processes, stopped (by their own handle) at the end."""
-
-    def __init__(self):
-        self.started = []
-
-    def start(self, args, log, env, cwd):
-        handle = log.open("w")
-        process = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
-        self.started.append((process, handle))
-        return process
-
-    def stop(self):
-        for process, handle in reversed(self.started):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            handle.close()
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -138,9 +59,7 @@ def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("zeo")
     gates = base / "gates"
     gates.mkdir()
-    env = {**os.environ, slow.VARIABLE: str(gates)}
-    for name in ("COLLECTIVE_UPGRADEAPI_STALE_AFTER", "CI"):
-        env.pop(name, None)
+    env = process_env(gates)
     processes = Processes()
     try:
         zeo_port = free_port()
@@ -157,53 +76,12 @@ def cluster(tmp_path_factory):
             base,
         )
         wait_until(lambda: listening(zeo_port), 30, "the ZEO server")
-
-        instance = base / "instance"
-        run(
-            [str(BIN / "mkwsgiinstance"), "-d", str(instance), "-u", "admin:admin"],
-            env,
-            base,
-        )
-        etc = instance / "etc"
-        (etc / "zope.conf").write_text(
-            ZOPE_CONF.format(instance=instance, zeo_port=zeo_port)
-        )
-        ini = (etc / "zope.ini").read_text()
-        ini = ini.replace("port = 8080", "port = %(http_port)s")
-        (etc / "zope.ini").write_text(ini)
-        site_zcml = (etc / "site.zcml").read_text()
-        (etc / "site.zcml").write_text(
-            site_zcml.replace("</configure>", SITE_ZCML_TESTING)
-        )
-        zconsole = [str(BIN / "zconsole"), "run", str(etc / "zope.conf")]
-        run([*zconsole, str(ROOT / "scripts" / "create_site.py")], env, ROOT)
-        prepare = base / "prepare.py"
-        prepare.write_text(PREPARE.format(slow=SLOW))
-        run([*zconsole, str(prepare)], env, ROOT)
-
-        urls = []
-        for name in ("a", "b"):
-            port = free_port()
-            processes.start(
-                [str(BIN / "runwsgi"), str(etc / "zope.ini"), f"http_port={port}"],
-                base / f"zope-{name}.log",
-                env,
-                base,
-            )
-            urls.append(f"http://127.0.0.1:{port}/Plone")
-        for url in urls:
-            wait_until(
-                lambda url=url: requests.get(url, timeout=5).status_code < 500,
-                120,
-                url,
-            )
+        zope_conf = ZOPE_CONF.format(instance=instance_dir(base), zeo_port=zeo_port)
+        etc = make_instance(base, zope_conf, env)
+        urls = serve(processes, etc, base, env)
         yield {"urls": urls, "gates": gates}
     finally:
         processes.stop()
-
-
-def get(url, path):
-    return requests.get(url + path, auth=AUTH, headers=HEADERS, timeout=30)
 
 
 def test_plain_zope_answers_with_this_addons_upgrade(cluster):
@@ -221,18 +99,12 @@ def test_two_processes_post_at_once_one_runs(cluster):
     url_a, url_b = cluster["urls"]
     barrier = threading.Barrier(2)
 
-    def post(url):
+    def run_slow(url):
         barrier.wait()
-        return requests.post(
-            url + "/@upgrade",
-            json={"profiles": [SLOW]},
-            auth=AUTH,
-            headers=HEADERS,
-            timeout=120,
-        )
+        return post(url, "/@upgrade", {"profiles": [SLOW]})
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(post, url) for url in (url_a, url_b)]
+        futures = [pool.submit(run_slow, url) for url in (url_a, url_b)]
         # The loser is refused at once, while the winner waits at its gate.
         wait_until(lambda: any(f.done() for f in futures), 60, "a 409")
         loser = next(f for f in futures if f.done()).result()
