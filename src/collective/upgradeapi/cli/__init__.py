@@ -1,11 +1,17 @@
-"""``plone-upgrade``: a command-line client of the ``@upgrade`` services.
+"""``plone-upgrade``: see and run the upgrades of a Plone site.
 
-It speaks HTTP only and imports neither Zope nor Plone, so it runs on a CI
-runner with just ``click`` and ``requests``. See ``docs/cli.md``.
+Over HTTP (``--url``) it talks to the ``@upgrade`` services and imports
+neither Zope nor Plone, so it runs on a CI runner with just ``click`` and
+``requests``. See ``docs/cli.md``.
+
+Modules: :mod:`.main` (the command group), one module per command
+(:mod:`.waiting`, :mod:`.checking`, :mod:`.running`, :mod:`.history`),
+:mod:`.options` (what every command shares), :mod:`.output` (text tables),
+:mod:`.client`, :mod:`.answers` and :mod:`.watch` (HTTP).
 """
 
-from collective.upgradeapi.cli.commands import cli
-from collective.upgradeapi.cli.commands import main
+from collective.upgradeapi.cli.main import cli
+from collective.upgradeapi.cli.main import main
 
 
 __all__ = ["cli", "main"]

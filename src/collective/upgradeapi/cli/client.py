@@ -4,26 +4,16 @@ Nothing here imports Zope or Plone: the client runs anywhere ``requests``
 does, for example on a CI runner next to a container.
 """
 
+from collective.upgradeapi.cli import answers
+from collective.upgradeapi.cli.failure import Failure
+from collective.upgradeapi.cli.watch import StatusWatcher
 from importlib import metadata
 
 import contextlib
 import requests
-import threading
-import time
 
-
-#: Exit codes shared by every command.
-OK = 0
-FAILED = 1
-ERROR = 2
 
 ADDON_KEY = "needs_upgrade"
-STATUS_KEYS = ("state", "current_step", "steps_done", "steps_total")
-
-NOT_LOADED = (
-    "collective.upgradeapi is not loaded there (install it in the site's "
-    "Python environment and restart Zope)"
-)
 
 
 def _user_agent():
@@ -32,63 +22,6 @@ def _user_agent():
     except metadata.PackageNotFoundError:
         version = "unknown"
     return f"plone-upgrade/{version} python-requests/{requests.__version__}"
-
-
-class Failure(Exception):
-    """A command cannot go on: a one-line ``message`` and an exit code.
-
-    :param message: what went wrong and what to do, on one line.
-    :param exit_code: the process exit code, :data:`ERROR` unless told.
-    :param document: the JSON document to print with ``--json``; by default
-        ``{"type", "message"}``.
-    :param retry: whether waiting may help (the site is still starting).
-    :param error_type: the ``type`` of the default document.
-    """
-
-    def __init__(
-        self, message, exit_code=ERROR, document=None, retry=False, error_type="Error"
-    ):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-        self.retry = retry
-        self.document = document or {"type": error_type, "message": message}
-
-
-REASONS = (
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "unknown host"),
-    ("nodename nor servname", "unknown host"),
-    ("Temporary failure in name resolution", "unknown host"),
-    ("getaddrinfo failed", "unknown host"),
-    ("No route to host", "no route to host"),
-    ("Network is unreachable", "network unreachable"),
-    ("Connection reset", "connection reset by the server"),
-    ("RemoteDisconnected", "the server closed the connection"),
-    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
-)
-
-
-def _reason(exc):
-    """A short reason for a connection error: refused, unknown host, ..."""
-    text = str(exc)
-    for needle, reason in REASONS:
-        if needle in text:
-            return reason
-    return exc.__class__.__name__
-
-
-def _server_message(response):
-    """The ``message`` of a JSON error body, if there is one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str) and message.strip():
-            return " ".join(message.split())
-    return None
 
 
 class Client:
@@ -111,6 +44,11 @@ class Client:
         #: ``(user, password)`` to trade for a token before the first request.
         self.login_with = None
         self.session = self.new_session()
+
+    @property
+    def name(self):
+        """The site, as messages name it: its URL."""
+        return self.url
 
     @property
     def who(self):
@@ -160,7 +98,7 @@ class Client:
             )
         except requests.ConnectionError as exc:
             raise Failure(
-                f"Cannot connect to {self.url}: {_reason(exc)}. Is the site "
+                f"Cannot connect to {self.url}: {answers.reason(exc)}. Is the site "
                 "running at this address? (`plone-upgrade wait` waits for it.)",
                 retry=True,
                 error_type="ConnectionError",
@@ -169,52 +107,11 @@ class Client:
             raise Failure(f"Request to {url} failed: {exc}.", error_type="RequestError")
 
     def failure(self, response, not_found=None):
-        """The :class:`Failure` for an HTTP error ``response``.
+        """The :class:`.failure.Failure` for an HTTP error ``response``.
 
         :param not_found: the message for a 404, if the caller knows better.
         """
-        status = response.status_code
-        url = response.url
-        server = _server_message(response)
-        body = None
-        with contextlib.suppress(ValueError):
-            body = response.json()
-        document = dict(body) if isinstance(body, dict) else {}
-        document.setdefault("type", response.reason or f"HTTP{status}")
-        document["status"] = status
-        if status == 401:
-            if self.auth is None:
-                message = (
-                    "Unauthorized (HTTP 401): no credentials given; use --user "
-                    "(PLONE_USER) with PLONE_PASSWORD, or --token (PLONE_TOKEN)."
-                )
-            else:
-                message = (
-                    f"Unauthorized (HTTP 401): {self.url} refused {self.who}: "
-                    "wrong password or token, or no 'Manage portal' permission "
-                    "on this site."
-                )
-        elif status == 403:
-            message = (
-                f"Forbidden (HTTP 403): {self.who or 'an anonymous user'} may "
-                f"not manage {self.url}; upgrades need the 'Manage portal' "
-                "permission."
-            )
-        elif status == 404:
-            message = not_found or (
-                f"Not found (HTTP 404): {url}. Is {self.url} the URL of a Plone "
-                f"site? If it is, {NOT_LOADED}."
-            )
-        elif status == 400:
-            message = f"Bad request (HTTP 400): {server or response.reason}"
-        elif status == 409:
-            message = f"Conflict (HTTP 409): {server or response.reason}"
-        else:
-            message = f"HTTP {status} {response.reason} from {url}" + (
-                f": {server}" if server else "."
-            )
-        document["message"] = message if server is None else server
-        return Failure(message, document=document, retry=status in (404, 502, 503, 504))
+        return answers.failure(response, self.url, self.who, not_found)
 
     def json(self, response, not_found=None):
         """The JSON body of a 200 answer; raise :class:`Failure` otherwise."""
@@ -276,7 +173,7 @@ class Client:
         if ADDON_KEY not in body:
             raise Failure(
                 f"{response.url} is plone.restapi's built-in @upgrade service: "
-                f"{NOT_LOADED}.",
+                f"{answers.NOT_LOADED}.",
                 error_type="AddonNotLoaded",
             )
         return body
@@ -305,10 +202,43 @@ class Client:
         document = self.json(response)
         if "steps" not in document:
             raise Failure(
-                f"{response.url} answered without per-step results: {NOT_LOADED}.",
+                f"{response.url} answered without per-step results: "
+                f"{answers.NOT_LOADED}.",
                 error_type="AddonNotLoaded",
             )
         return 200, document
+
+    def prepare_run(self):
+        """Make sure that ``POST @upgrade`` reaches this add-on's service.
+
+        plone.restapi's built-in service would ignore ``profiles`` and
+        ``steps`` and run the core upgrade instead.
+        """
+        self.upgrade_info(timeout=self.timeout or 60.0)
+
+    def upgrade(self, body, on_progress=None, interval=1.0):
+        """``POST @upgrade`` while a :class:`.watch.StatusWatcher` reports progress.
+
+        :param on_progress: called with each new status document, or ``None``.
+        :param interval: seconds between two polls of ``GET @upgrade/status``.
+        :returns: ``(status, document)``, as :meth:`run_upgrade`.
+        """
+        watcher = None
+        if on_progress is not None:
+            watcher = StatusWatcher(self, on_progress, interval=interval)
+            watcher.start()
+        try:
+            return self.run_upgrade(body)
+        except Failure as failure:
+            if failure.document.get("type") == "Timeout":
+                failure.message += (
+                    " The run may still be going on at the server: `plone-upgrade "
+                    "check` tells later whether the site is up to date."
+                )
+            raise
+        finally:
+            if watcher is not None:
+                watcher.stop()
 
     def history(self, run_id=None, limit=None):
         """``GET @upgrade/history[/<run_id>]``: the runs the site remembers."""
@@ -323,85 +253,6 @@ class Client:
         if response.status_code == 404 and run_id is not None:
             with contextlib.suppress(ValueError):
                 if "run_id" in response.json():
-                    not_found = f"Not found (HTTP 404): {_server_message(response)}"
+                    message = answers.server_message(response)
+                    not_found = f"Not found (HTTP 404): {message}"
         return self.json(response, not_found=not_found)
-
-
-class StatusWatcher(threading.Thread):
-    """Polls ``GET @upgrade/status`` while a run goes on; reports changes.
-
-    Gives up quietly when the server has no status endpoint (404, an answer
-    without the expected keys, or no JSON).
-
-    :param client: the :class:`Client` (its own session is not shared).
-    :param report: called with each new status document.
-    :param interval: seconds between polls.
-    """
-
-    def __init__(self, client, report, interval=1.0):
-        super().__init__(name="plone-upgrade-status", daemon=True)
-        self.client = client
-        self.report = report
-        self.interval = interval
-        self.available = None
-        self._stop_event = threading.Event()
-
-    def stop(self):
-        self._stop_event.set()
-        self.join(timeout=self.interval + 5)
-
-    def run(self):
-        session = self.client.new_session()
-        try:
-            self._poll(session)
-        finally:
-            session.close()
-
-    def _poll(self, session):
-        last = None
-        failures = 0
-        delay = min(self.interval, 0.5)
-        while not self._stop_event.wait(delay):
-            delay = self.interval
-            started = time.monotonic()
-            try:
-                response = self.client.send(
-                    "GET",
-                    "@upgrade/status",
-                    session=session,
-                    timeout=max(self.interval * 5, 5),
-                )
-            except Failure:
-                failures += 1
-                if failures >= 5:
-                    return
-                continue
-            if response.status_code != 200:
-                self.available = False
-                return
-            try:
-                status = response.json()
-            except ValueError:
-                status = None
-            if not isinstance(status, dict) or not all(
-                key in status for key in STATUS_KEYS
-            ):
-                self.available = False
-                return
-            self.available = True
-            if self._stop_event.is_set():
-                return
-            if status.get("state") == "idle" or not status.get("current_step"):
-                # Before the run has started, after it has ended, or between
-                # two steps.
-                continue
-            key = (
-                status.get("state"),
-                repr(status.get("current_step")),
-                status.get("steps_done"),
-                status.get("steps_total"),
-            )
-            if key != last:
-                last = key
-                self.report(status)
-            delay = max(0.0, self.interval - (time.monotonic() - started))

@@ -1,0 +1,42 @@
+"""The ``plone-upgrade`` command group and its console script."""
+
+from collective.upgradeapi.cli.checking import check
+from collective.upgradeapi.cli.checking import plan
+from collective.upgradeapi.cli.history import history
+from collective.upgradeapi.cli.options import ENVIRONMENT
+from collective.upgradeapi.cli.options import EXIT_CODES
+from collective.upgradeapi.cli.running import run
+from collective.upgradeapi.cli.waiting import wait
+
+import click
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
+    epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
+)
+@click.version_option(package_name="collective.upgradeapi", prog_name="plone-upgrade")
+def cli():
+    """See and run the upgrades of a Plone site over HTTP.
+
+    Talks to the @upgrade REST services of collective.upgradeapi: Plone core
+    and every add-on profile, true dry runs, all-or-nothing runs. Every call
+    needs a user with the 'Manage portal' permission on the site.
+
+    \b
+    In CI, after the new image has started:
+      plone-upgrade wait
+      plone-upgrade check || plone-upgrade run --all --dry-run
+      plone-upgrade run --all
+
+    `plone-upgrade COMMAND --help` describes each command.
+    """
+
+
+for _command in (wait, check, plan, run, history):
+    cli.add_command(_command)
+
+
+def main(args=None):
+    """The ``plone-upgrade`` console script."""
+    return cli.main(args=args, prog_name="plone-upgrade")
