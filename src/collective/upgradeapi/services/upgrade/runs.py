@@ -4,10 +4,10 @@ Thin HTTP shaping around :mod:`collective.upgradeapi.api`.
 """
 
 from collective.upgradeapi import api
+from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import history
-from plone.restapi.batching import HypermediaBatch
 
 
 SUB_PATHS = "status, history, history/<id>, lock"
@@ -22,14 +22,10 @@ def not_found(params):
     )
 
 
-def run_url(service, run_id):
-    return f"{service.service_url}/history/{run_id}"
-
-
 def _last_run(service, data):
     if data is None:
         return None
-    return history.summary(data, run_url(service, data["id"]))
+    return history.summary(data, documents.run_url(service.service_url, data["id"]))
 
 
 def reply_get(service, params):
@@ -64,32 +60,14 @@ def reply_history(service):
     """``GET @upgrade/history[?b_start=&b_size=]``: runs, newest first."""
     _batch_param(service, "b_start", 0)
     _batch_param(service, "b_size", 1)
-    batch = HypermediaBatch(service.request, api.runs(service.context))
-    answer = {
-        "@id": batch.canonical_url,
-        "items_total": batch.items_total,
-        "items": [
-            history.summary(data, run_url(service, data["id"])) for data in batch
-        ],
-    }
-    links = batch.links
-    if links:
-        answer["batching"] = links
-    return answer
+    return documents.history_listing(
+        service.context, service.service_url, service.request
+    )
 
 
 def reply_run(service, raw_id):
     """``GET @upgrade/history/<id>``: one run with steps, logs and report."""
-    data = None
-    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12:
-        data = api.get_run(service.context, int(raw_id))
-    if data is None:
-        raise UnknownResource(
-            f"There is no upgrade run {raw_id!r} in the history. "
-            "GET @upgrade/history lists the recorded runs.",
-            run_id=raw_id,
-        )
-    return history.full(data, run_url(service, data["id"]))
+    return documents.history_entry(service.context, service.service_url, raw_id)
 
 
 def reply_delete(service, params):

@@ -1,0 +1,169 @@
+"""The JSON documents of the upgrade doors, built from the engine's objects.
+
+The ``@upgrade`` services answer them over HTTP, ``plone-upgrade
+--zope-conf`` prints them in-process: both build them here, so they cannot
+drift apart. ``service_url`` is the URL of the site's ``@upgrade`` service,
+the base of every ``@id``.
+"""
+
+from collective.upgradeapi import api
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.selection import normalise_profile_id
+from collective.upgradeapi.errors import BadInput
+from collective.upgradeapi.errors import shown
+from collective.upgradeapi.errors import UnknownResource
+from collective.upgradeapi.errors import UpgradeFailed
+from collective.upgradeapi.tracking import history
+from plone.restapi.batching import HypermediaBatch
+
+
+def builtin_upgrade_steps(plan):
+    """The ``upgrade_steps`` mapping of plone.restapi, for the core profile.
+
+    Grouped and ungrouped steps alike: ``{"<source>-<dest>": [{"id", "title"}]}``.
+    """
+    groups = {}
+    if plan is None:
+        return groups
+    for step in plan.steps:
+        groups.setdefault(step.group, []).append({"id": step.id, "title": step.title})
+    return groups
+
+
+def checked_profile(planner, profile_id):
+    """``profile_id`` without a ``profile-`` prefix, if it is installed.
+
+    :param planner: a :class:`.engine.plan.Planner` of the site.
+    :raises .errors.BadInput: the profile is unknown or not installed.
+    """
+    profile_id = normalise_profile_id(profile_id)
+    if not planner.profile_exists(profile_id):
+        raise BadInput(
+            f"Unknown profile id: {shown([profile_id])[0]}.",
+            unknown_profiles=shown([profile_id]),
+        )
+    if not planner.is_installed(profile_id):
+        raise BadInput(
+            f"Profile not installed on this site: {profile_id}.",
+            not_installed=[profile_id],
+        )
+    return profile_id
+
+
+def pending(site, service_url, profile=None):
+    """What the site needs: the answer of ``GET @upgrade[?profile=ID]``.
+
+    plone.restapi's keys (``@id``, ``upgrade_steps``, ``versions``) plus
+    ``needs_upgrade`` and ``profiles``.
+
+    :param profile: only this profile in ``profiles``.
+    :raises .errors.BadInput: ``profile`` is unknown or not installed.
+    """
+    planner = Planner(site)
+    profile_filter = None if profile is None else checked_profile(planner, profile)
+    plans = planner.pending_profiles()
+    core_id = planner.core_profile_id
+    core_plan = next((p for p in plans if p.id == core_id), None)
+    listed = [p for p in plans if profile_filter in (None, p.id)]
+    return {
+        "@id": service_url,
+        "upgrade_steps": builtin_upgrade_steps(core_plan),
+        "versions": {
+            "fs": planner.fs_version(core_id),
+            "instance": planner.instance_version(core_id),
+        },
+        "needs_upgrade": any(plan.pending for plan in plans),
+        "profiles": [plan.as_dict() for plan in listed],
+    }
+
+
+def run_url(service_url, run_id):
+    """The URL of a run in the history."""
+    return f"{service_url}/history/{run_id}"
+
+
+def run_result(site, result, service_url):
+    """The answer of ``POST @upgrade`` for the :class:`.engine.results.RunResult`.
+
+    plone.restapi's keys (``@id``, ``dry_run``, ``report``, ``upgraded``,
+    ``versions``) plus ``steps``, ``profiles``, ``committed``, ``duration``,
+    ``run_id`` and ``run``.
+    """
+    planner = Planner(site)
+    core_id = planner.core_profile_id
+    fs = planner.fs_version(core_id)
+    instance = planner.instance_version(core_id)
+    return {
+        "@id": service_url,
+        "dry_run": result.dry_run,
+        "report": result.report,
+        # plone.restapi: "core instance == fs"; here: of every profile run.
+        "upgraded": result.upgraded if result.profiles else instance == fs,
+        "versions": {"fs": fs, "instance": instance},
+        "steps": [step.as_dict() for step in result.steps],
+        "profiles": [profile.as_dict() for profile in result.profiles],
+        "committed": result.committed,
+        "duration": round(result.duration, 6),
+        "run_id": result.run_id,
+        "run": run_url(service_url, result.run_id),
+    }
+
+
+def run_failure(result, body):
+    """The error of a run whose step failed, or ``None`` if none failed.
+
+    :param body: the run's answer (:func:`run_result`); the error carries it.
+    :returns: an :class:`.errors.UpgradeFailed` (500) with ``failed_step``.
+    """
+    failed = result.failed_step
+    if failed is None:
+        return None
+    error = failed.error
+    what = "The dry run" if result.dry_run else "The upgrade"
+    return UpgradeFailed(
+        f"{what} failed at step {failed.task.title!r} (profile "
+        f"{failed.task.profile}): {error['type']}: {error['message']} "
+        "Nothing was committed: the site is as it was before this request.",
+        failed_step=failed.as_dict(),
+        **body,
+    )
+
+
+def history_listing(site, service_url, request):
+    """The answer of ``GET @upgrade/history``: runs, newest first, batched.
+
+    :param request: its ``b_start`` and ``b_size`` choose the batch; its
+        ``ACTUAL_URL`` and ``QUERY_STRING`` make the ``@id`` and the
+        ``batching`` links (plone.restapi's batching).
+    """
+    batch = HypermediaBatch(request, api.runs(site))
+    answer = {
+        "@id": batch.canonical_url,
+        "items_total": batch.items_total,
+        "items": [
+            history.summary(data, run_url(service_url, data["id"])) for data in batch
+        ],
+    }
+    links = batch.links
+    if links:
+        answer["batching"] = links
+    return answer
+
+
+def history_entry(site, service_url, raw_id):
+    """The answer of ``GET @upgrade/history/<id>``: one run in full.
+
+    :param raw_id: the run id as given (a string of digits, or an int).
+    :raises .errors.UnknownResource: there is no such run (404).
+    """
+    raw_id = str(raw_id)
+    data = None
+    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12:
+        data = api.get_run(site, int(raw_id))
+    if data is None:
+        raise UnknownResource(
+            f"There is no upgrade run {raw_id!r} in the history. "
+            "GET @upgrade/history lists the recorded runs.",
+            run_id=raw_id,
+        )
+    return history.full(data, run_url(service_url, data["id"]))
