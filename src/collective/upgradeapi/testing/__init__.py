@@ -23,6 +23,8 @@ TEST_PROFILES = (
     "collective.upgradeapi.testing:aborting",
     "collective.upgradeapi.testing:slow",
     "collective.upgradeapi.testing:flaky",
+    "collective.upgradeapi.testing:patterns",
+    "collective.upgradeapi.testing:purging",
 )
 
 
@@ -33,8 +35,14 @@ class StockLayer(PloneSandboxLayer):
 
     def setUpZope(self, app, configurationContext):
         import collective.upgradeapi
+        import plone.app.caching
         import plone.restapi
+        import Products.SiteErrorLog
 
+        # As in a Plone site: the error log's subscriber to failed requests,
+        # and plone.app.caching (purging stays off unless a test turns it on).
+        self.loadZCML(package=Products.SiteErrorLog)
+        self.loadZCML(package=plone.app.caching)
         self.loadZCML(package=plone.restapi)
         self.loadZCML(package=collective.upgradeapi)
         # As plone.autoinclude does in Zope: our @upgrade overrides restapi's.
