@@ -1,0 +1,150 @@
+"""The engine in-process, without HTTP.
+
+Planner, selection checks and version bookkeeping on the integration layer
+(each test's transaction is rolled back). The runner starts from the newest
+committed state, so its tests commit their setup on the functional layer's
+per-test database (``site``, ``rewind``), still calling the engine directly.
+"""
+
+from collective.upgradeapi import api
+from collective.upgradeapi.engine import done
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.progress import advance_version
+from collective.upgradeapi.engine.runner import Runner
+from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.engine.selection import SelectionError
+from collective.upgradeapi.testing import steps as test_steps
+
+import pytest
+
+
+CORE = "Products.CMFPlone:plone"
+BASE = "collective.upgradeapi.testing:base"
+DEPENDENT = "collective.upgradeapi.testing:dependent"
+BROKEN = "collective.upgradeapi.testing:broken"
+
+
+@pytest.fixture
+def setup(portal):
+    return portal.portal_setup
+
+
+def test_planner_lists_pending_steps_in_run_order(portal, setup):
+    setup.setLastVersionForProfile(BASE, "1000")
+    setup.setLastVersionForProfile(DEPENDENT, "2000")
+
+    plans = {plan.id: plan for plan in Planner(portal).pending_profiles()}
+
+    base = plans[BASE]
+    assert (base.instance, base.fs) == ("1000", "1003")
+    assert [(s.source, s.dest) for s in base.steps] == [
+        ("1000", "1001"),
+        ("1000", "1001"),
+        ("1001", "1002"),
+        ("1002", "1003"),
+    ]
+    order = list(plans)
+    assert order.index(BASE) < order.index(DEPENDENT), "dependencies first"
+
+
+def test_planner_core_group_comes_first(portal):
+    planner = Planner(portal)
+    group = planner.core_group()
+
+    assert CORE in group
+    ids = [plan.id for plan in planner.all_profiles()]
+    assert ids[: len([p for p in group if p in ids])] == [p for p in group if p in ids]
+
+
+def test_planner_reports_a_downgraded_profile(portal, setup):
+    setup.setLastVersionForProfile(BASE, "9999")
+
+    plan = Planner(portal).pending_profiles(BASE)[0]
+
+    assert plan.downgraded is True
+    assert plan.steps == []
+
+
+@pytest.mark.parametrize(
+    "selection, details",
+    [
+        (Selection(profiles=("no.such:profile",)), "unknown_profiles"),
+        (Selection(profiles=("plone.app.iterate:default",)), "not_installed"),
+        (Selection(steps=("0" * 32,)), "unknown_steps"),
+    ],
+)
+def test_selection_errors_name_what_is_wrong(portal, selection, details):
+    with pytest.raises(SelectionError) as caught:
+        Runner(portal).check(selection)
+
+    assert caught.value.status == 400
+    assert details in caught.value.body()
+
+
+def test_advance_version_stops_at_the_first_pending_step(portal, setup):
+    setup.setLastVersionForProfile(BASE, "1000")
+    plan = Planner(portal).profile_plan(BASE)
+    first_group = {plan.steps[0].id, plan.steps[1].id}
+    third = plan.steps[2].id
+
+    advance_version(portal, setup, plan, {plan.steps[0].id, third})
+
+    assert setup.getLastVersionForProfile(BASE) == ("1000",)
+    assert done.done_step_ids(portal, BASE) == {plan.steps[0].id, third}
+
+    plan = Planner(portal).profile_plan(BASE)
+    advance_version(portal, setup, plan, first_group)
+
+    assert setup.getLastVersionForProfile(BASE) == ("1002",)
+    assert done.done_step_ids(portal, BASE) == frozenset()
+
+
+def test_dry_run_runs_the_steps_and_keeps_nothing(site, rewind, snapshot):
+    rewind({BASE: "1000"})
+    before = snapshot()
+    runner = Runner(site, dry_run=True)
+    events = []
+    runner.listeners.append(lambda event, payload: events.append(event))
+
+    result = runner.run(Selection(profiles=(BASE,)))
+
+    assert result.ok and not result.committed
+    assert [step.status for step in result.steps] == ["done"] * 4
+    assert events == ["plan", *["start", "end"] * 4]
+    assert "Test step base-1001-a ran." in result.report
+    assert result.profiles[0].after == "1000"
+    assert snapshot() == before
+
+
+def test_real_run_stops_at_a_failing_step_and_keeps_nothing(site, rewind, snapshot):
+    rewind({BASE: "1000", BROKEN: "3000"})
+    before = snapshot()
+
+    result = Runner(site).run(Selection(profiles=(BASE, BROKEN)))
+
+    assert not result.ok and not result.committed
+    assert [step.status for step in result.steps] == ["done"] * 5 + ["failed"]
+    assert result.failed_step.error["type"] == "RuntimeError"
+    assert snapshot() == before
+    assert test_steps.markers(site) == []
+
+
+def test_real_run_commits_with_a_note(site, rewind, snapshot):
+    rewind({BASE: "1000"})
+    notes = []
+
+    def before_commit(txn, result):
+        txn.note("a test run")
+        notes.append(len(result.steps))
+
+    result = Runner(site).run(Selection(profiles=(BASE,)), before_commit)
+
+    assert result.ok and result.committed
+    assert notes == [4]
+    assert snapshot()["versions"][BASE] == ("1003",)
+
+
+def test_api_pending_is_the_planners_answer(portal, setup):
+    setup.setLastVersionForProfile(BASE, "1000")
+
+    assert [plan.id for plan in api.pending(portal, BASE)] == [BASE]
