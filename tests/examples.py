@@ -9,6 +9,8 @@ what the service returns. To accept new output, run the tests with
 under CI (``CI=true``), where it fails: examples must be committed.
 """
 
+from collective.upgradeapi.compat import PLONE_VERSION
+from collective.upgradeapi.testing.versions import DOCS_PLONE
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -130,7 +132,17 @@ def _compare(path, text):
 
 
 def check_example(name, response):
-    """Write or compare ``NAME.req``/``NAME.resp`` for a ``requests`` response."""
+    """Write or compare ``NAME.req``/``NAME.resp`` for a ``requests`` response.
+
+    The examples are the documentation's, recorded on one Plone version line
+    (:data:`collective.upgradeapi.testing.versions.DOCS_PLONE`); on the other
+    lines, where versions and core steps differ, they are rendered (so the
+    rendering is exercised) but neither compared nor written.
+    """
+    if PLONE_VERSION != DOCS_PLONE:
+        render_request(response.request)
+        render_response(response)
+        return
     DIRECTORY.mkdir(exist_ok=True)
     problems = [
         _compare(DIRECTORY / f"{name}.req", render_request(response.request)),

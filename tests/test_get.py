@@ -1,9 +1,13 @@
 """GET @upgrade: plone.restapi's keys plus needs_upgrade and profiles."""
 
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import FS
+from collective.upgradeapi.testing.versions import LAST
+from collective.upgradeapi.testing.versions import OLD
+
 import pytest
 
 
-CORE = "Products.CMFPlone:plone"
 BASE = "collective.upgradeapi.testing:base"
 DEPENDENT = "collective.upgradeapi.testing:dependent"
 
@@ -21,7 +25,7 @@ def test_up_to_date_site(api):
 
 
 def test_rewound_core_lists_real_steps(api, rewind, site, example):
-    rewind({CORE: "6100"})
+    rewind({CORE: OLD})
 
     response = api.get("/@upgrade")
 
@@ -30,7 +34,7 @@ def test_rewound_core_lists_real_steps(api, rewind, site, example):
     data = response.json()
     # What plone.restapi's own tests assert of the built-in service.
     assert data["@id"] == f"{site.absolute_url()}/@upgrade"
-    assert data["versions"]["instance"] == "6100"
+    assert data["versions"]["instance"] == OLD
     assert data["versions"]["fs"] != data["versions"]["instance"]
     assert len(data["upgrade_steps"]) > 0
     # And what this add-on adds.
@@ -38,7 +42,7 @@ def test_rewound_core_lists_real_steps(api, rewind, site, example):
     core = data["profiles"][0]
     assert core["id"] == CORE
     assert core["core"] is True
-    assert core["versions"] == {"fs": data["versions"]["fs"], "instance": "6100"}
+    assert core["versions"] == {"fs": data["versions"]["fs"], "instance": OLD}
     listed = [(s["id"], s["title"]) for s in core["steps"]]
     grouped = [(s["id"], s["title"]) for g in data["upgrade_steps"].values() for s in g]
     assert listed == grouped
@@ -51,27 +55,27 @@ def test_rewound_core_lists_real_steps(api, rewind, site, example):
         "proposed",
         "done",
     }
-    assert core["steps"][0]["source"] == "6100"
+    assert core["steps"][0]["source"] == OLD
     assert core["steps"][0]["proposed"] is True
     assert core["steps"][-1]["dest"] == data["versions"]["fs"]
 
 
 def test_ungrouped_core_step_is_listed(api, rewind):
     """The built-in crashes (KeyError, 500) on a step outside any group."""
-    rewind({CORE: "6204"})
+    rewind({CORE: LAST})
 
     response = api.get("/@upgrade")
 
     assert response.status_code == 200
     data = response.json()
-    titles = [s["title"] for s in data["upgrade_steps"]["6204-6205"]]
+    titles = [s["title"] for s in data["upgrade_steps"][f"{LAST}-{FS}"]]
     assert "Core: an ungrouped test step" in titles
     core_titles = [s["title"] for s in data["profiles"][0]["steps"]]
     assert "Core: an ungrouped test step" in core_titles
 
 
 def test_addon_profiles_follow_core_in_dependency_order(api, rewind):
-    rewind({CORE: "6204", DEPENDENT: "2000", BASE: "1000"})
+    rewind({CORE: LAST, DEPENDENT: "2000", BASE: "1000"})
 
     data = api.get("/@upgrade").json()
 
@@ -101,7 +105,7 @@ def test_addon_only_pending_needs_upgrade(api, rewind):
 
 
 def test_filter_one_profile(api, rewind, example):
-    rewind({CORE: "6204", BASE: "1001"})
+    rewind({CORE: LAST, BASE: "1001"})
 
     response = api.get("/@upgrade", params={"profile": BASE})
 
@@ -110,7 +114,7 @@ def test_filter_one_profile(api, rewind, example):
     assert [p["id"] for p in data["profiles"]] == [BASE]
     # The filter narrows the listing, not the site's state.
     assert data["needs_upgrade"] is True
-    assert "6204-6205" in data["upgrade_steps"]
+    assert f"{LAST}-{FS}" in data["upgrade_steps"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +146,7 @@ def test_downgraded_profile_is_flagged(api, rewind):
 
 
 def test_get_writes_nothing(api, rewind, snapshot):
-    rewind({CORE: "6100", BASE: "1000"})
+    rewind({CORE: OLD, BASE: "1000"})
     before = snapshot()
 
     api.get("/@upgrade")

@@ -1,12 +1,17 @@
 """POST @upgrade on the core path: Plone's own upgrade, dry and real."""
 
-CORE = "Products.CMFPlone:plone"
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import FS
+from collective.upgradeapi.testing.versions import LAST
+from collective.upgradeapi.testing.versions import OLD
+
+
 BUILTIN_KEYS = {"@id", "dry_run", "report", "upgraded", "versions"}
 STEP_KEYS = {"id", "profile", "title", "source", "dest", "status", "duration", "log"}
 
 
 def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):
-    rewind({CORE: "6100"})
+    rewind({CORE: OLD})
     before = snapshot()
 
     response = api.post("/@upgrade", json={"dry_run": True})
@@ -27,16 +32,16 @@ def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):
     assert set(data["steps"][0]) == STEP_KEYS
     assert data["steps"][0]["profile"] == CORE
     core = next(p for p in data["profiles"] if p["id"] == CORE)
-    assert core["versions"]["before"] == "6100"
-    assert core["versions"]["after"] == "6100"
+    assert core["versions"]["before"] == OLD
+    assert core["versions"]["after"] == OLD
     assert "Dry run" in data["report"]
     assert snapshot() == before
-    assert api.get("/@upgrade").json()["versions"]["instance"] == "6100"
+    assert api.get("/@upgrade").json()["versions"]["instance"] == OLD
 
 
 def test_volto_dry_run_flag_changes_nothing(api, rewind, snapshot):
     """Volto sends camelCase ``dryRun``; the built-in ignores it and upgrades."""
-    rewind({CORE: "6100"})
+    rewind({CORE: OLD})
     before = snapshot()
 
     response = api.post("/@upgrade", json={"dryRun": True})
@@ -48,7 +53,7 @@ def test_volto_dry_run_flag_changes_nothing(api, rewind, snapshot):
 
 
 def test_real_run_brings_instance_to_fs(api, rewind, snapshot, example):
-    rewind({CORE: "6100"})
+    rewind({CORE: OLD})
 
     response = api.post("/@upgrade", json={"dry_run": False})
 
@@ -71,17 +76,17 @@ def test_real_run_brings_instance_to_fs(api, rewind, snapshot, example):
 
 
 def test_empty_body_runs_the_core_upgrade(api, rewind, snapshot):
-    rewind({CORE: "6204"})
+    rewind({CORE: LAST})
 
     response = api.post("/@upgrade", data="")
 
     assert response.status_code == 200
     assert response.json()["upgraded"] is True
-    assert snapshot()["versions"][CORE] == ("6205",)
+    assert snapshot()["versions"][CORE] == (FS,)
 
 
 def test_core_run_leaves_addons_alone(api, rewind, snapshot):
-    rewind({CORE: "6204", "collective.upgradeapi.testing:base": "1000"})
+    rewind({CORE: LAST, "collective.upgradeapi.testing:base": "1000"})
 
     response = api.post("/@upgrade", json={})
 
@@ -106,7 +111,7 @@ def test_up_to_date_site_runs_nothing(api, snapshot):
 
 
 def test_report_names_each_step(api, rewind):
-    rewind({CORE: "6204"})
+    rewind({CORE: LAST})
 
     data = api.post("/@upgrade", json={"dry_run": True}).json()
 

@@ -1,10 +1,12 @@
 """All or nothing: failing steps, committing steps, and the report."""
 
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import LAST
+
 import logging
 import pytest
 
 
-CORE = "Products.CMFPlone:plone"
 BASE = "collective.upgradeapi.testing:base"
 BROKEN = "collective.upgradeapi.testing:broken"
 COMMITTING = "collective.upgradeapi.testing:committing"
@@ -39,7 +41,7 @@ def test_failing_step_aborts_everything(api, rewind, snapshot, example):
 
 
 def test_failure_in_later_profile_aborts_earlier_profiles(api, rewind, snapshot):
-    rewind({CORE: "6204", BASE: "1000", BROKEN: "3000"})
+    rewind({CORE: LAST, BASE: "1000", BROKEN: "3000"})
     before = snapshot()
 
     response = api.post("/@upgrade", json={"profiles": "all"})
@@ -126,7 +128,7 @@ def quiet_root_logger():
 
 
 def test_report_does_not_depend_on_logging_config(api, rewind, quiet_root_logger):
-    rewind({CORE: "6204", BASE: "1002"})
+    rewind({CORE: LAST, BASE: "1002"})
 
     data = api.post("/@upgrade", json={"profiles": "all", "dry_run": True}).json()
 
@@ -159,7 +161,7 @@ def test_capture_leaves_site_log_output_alone(api, rewind, quiet_root_logger):
 def test_step_that_aborts_fails_the_run(api, rewind, snapshot, dry_run):
     """An abort would drop the earlier steps' work and let later ones commit."""
     aborting = "collective.upgradeapi.testing:aborting"
-    rewind({CORE: "6204", aborting: "5000"})
+    rewind({CORE: LAST, aborting: "5000"})
     before = snapshot()
 
     response = api.post(

@@ -1,5 +1,7 @@
 """Bad input and missing permissions: a JSON error, and nothing runs."""
 
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import LAST
 from plone.app.testing import setRoles
 from plone.app.testing import TEST_USER_ID
 from plone.app.testing import TEST_USER_NAME
@@ -9,14 +11,13 @@ import pytest
 import transaction
 
 
-CORE = "Products.CMFPlone:plone"
 BASE = "collective.upgradeapi.testing:base"
 
 
 @pytest.fixture
 def pending(rewind, snapshot):
     """A site with pending core and add-on steps; returns its snapshot."""
-    rewind({CORE: "6204", BASE: "1000"})
+    rewind({CORE: LAST, BASE: "1000"})
     return snapshot()
 
 
@@ -91,7 +92,7 @@ def test_unknown_profile_example(api, pending, snapshot, example):
 
 
 def test_downgraded_profile_is_refused(api, rewind, snapshot, example):
-    rewind({BASE: "1005", CORE: "6204"})
+    rewind({BASE: "1005", CORE: LAST})
     before = snapshot()
 
     response = api.post("/@upgrade", json={"profiles": [CORE, BASE]})
@@ -107,7 +108,7 @@ def test_downgraded_profile_is_refused(api, rewind, snapshot, example):
 
 def test_all_passes_over_downgraded_profiles(api, rewind, snapshot):
     """Plone's own core add-ons may record a version ahead of their code."""
-    rewind({BASE: "1005", CORE: "6204"})
+    rewind({BASE: "1005", CORE: LAST})
 
     response = api.post("/@upgrade", json={"profiles": "all"})
 

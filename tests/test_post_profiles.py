@@ -1,5 +1,9 @@
 """POST @upgrade with profiles and single steps."""
 
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import FS
+from collective.upgradeapi.testing.versions import LAST
+from collective.upgradeapi.testing.versions import OLD
 from plone.registry.interfaces import IRegistry
 from zope.component import getUtility
 
@@ -7,7 +11,6 @@ import pytest
 import transaction
 
 
-CORE = "Products.CMFPlone:plone"
 BASE = "collective.upgradeapi.testing:base"
 DEPENDENT = "collective.upgradeapi.testing:dependent"
 BROKEN = "collective.upgradeapi.testing:broken"
@@ -20,7 +23,7 @@ def pending_steps(api, profile_id):
 
 
 def test_run_one_addon_profile(api, rewind, snapshot, example):
-    rewind({CORE: "6204", BASE: "1000"})
+    rewind({CORE: LAST, BASE: "1000"})
 
     response = api.post("/@upgrade", json={"profiles": [BASE]})
 
@@ -36,11 +39,11 @@ def test_run_one_addon_profile(api, rewind, snapshot, example):
     assert state["markers"] == ["base-1001-a", "base-1001-b", "base-1002"]
     assert state["versions"][BASE] == ("1003",)
     # The core profile was not part of this run.
-    assert state["versions"][CORE] == ("6204",)
+    assert state["versions"][CORE] == (LAST,)
 
 
 def test_all_runs_core_first_then_dependency_order(api, rewind, snapshot):
-    rewind({CORE: "6204", DEPENDENT: "2000", BASE: "1001"})
+    rewind({CORE: LAST, DEPENDENT: "2000", BASE: "1001"})
 
     response = api.post("/@upgrade", json={"profiles": "all"})
 
@@ -66,13 +69,13 @@ def test_profiles_run_in_site_order_whatever_the_request_order(api, rewind, snap
 
 
 def test_naming_the_core_profile_runs_plones_upgrade(api, rewind, snapshot):
-    rewind({CORE: "6204", BASE: "1000"})
+    rewind({CORE: LAST, BASE: "1000"})
 
     response = api.post("/@upgrade", json={"profiles": [CORE]})
 
     assert response.status_code == 200
     assert {s["profile"] for s in response.json()["steps"]} == {CORE}
-    assert snapshot()["versions"][CORE] == ("6205",)
+    assert snapshot()["versions"][CORE] == (FS,)
 
 
 def test_upgrade_depends_reimports_the_registry(api, rewind, site, snapshot):
@@ -91,7 +94,7 @@ def test_upgrade_depends_reimports_the_registry(api, rewind, site, snapshot):
 
 
 def test_dry_run_of_profiles_changes_nothing(api, rewind, snapshot):
-    rewind({CORE: "6100", BASE: "1000", DEPENDENT: "2000"})
+    rewind({CORE: OLD, BASE: "1000", DEPENDENT: "2000"})
     before = snapshot()
 
     response = api.post("/@upgrade", json={"profiles": "all", "dry_run": True})
@@ -170,7 +173,7 @@ def test_half_a_group_does_not_move_the_version(api, rewind, snapshot):
 
 
 def test_steps_of_several_profiles(api, rewind, snapshot):
-    rewind({CORE: "6204", BASE: "1001", DEPENDENT: "2000"})
+    rewind({CORE: LAST, BASE: "1001", DEPENDENT: "2000"})
     data = api.get("/@upgrade").json()
     by_title = {s["title"]: s["id"] for p in data["profiles"] for s in p["steps"]}
     wanted = [
