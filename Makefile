@@ -1,19 +1,33 @@
 # collective.upgradeapi: development commands.
 #
 #   make start   install everything, create a Plone site and serve it on :8080
-#   make test    install everything, lint, run the whole test suite, build docs
+#   make test    install everything, lint, run the whole test suite on every
+#                supported Plone version, build the docs, check the package
 #
 # Options (make VAR=value target):
+#   PLONE=6.1    the Plone version to install and use: 6.0, 6.1 or 6.2 (the
+#                default). Each has its own virtualenv and constraints file.
 #   REWIND=6100  with `make start`: record the core profile at this version
 #                before serving, so that the site has real pending upgrades.
 #   HOST, PORT   with `make start`: where to listen (default 127.0.0.1:8080).
-#   PYTEST_ARGS  with `make test`: extra arguments for pytest.
+#   PYTEST_ARGS  with `make pytest` and `make test`: extra arguments for pytest.
+#
+# One Plone version alone: `make pytest PLONE=6.0`.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
+PLONES := 6.0 6.1 6.2
+PLONE ?= 6.2
+ifeq ($(PLONE),6.2)
 VENV := .venv
-BIN := $(VENV)/bin
+CONSTRAINTS := constraints.txt
 INSTANCE := var/instance
+else
+VENV := .venv-$(PLONE)
+CONSTRAINTS := constraints-$(PLONE).txt
+INSTANCE := var/instance-$(PLONE)
+endif
+BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 REWIND ?=
@@ -23,14 +37,14 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -r requirements.txt
 	touch $@
 
 .PHONY: install
@@ -61,8 +75,16 @@ format: $(VENV)/.installed ## Apply code style
 	$(BIN)/ruff format src tests scripts benchmarks
 
 .PHONY: pytest
-pytest: $(VENV)/.installed ## Run the test suite only
+pytest: $(VENV)/.installed ## Run the test suite on one Plone version (PLONE=...)
+	@echo "== Plone $(PLONE): pytest in $(VENV)"
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: pytest-all
+pytest-all: ## Run the test suite on every supported Plone version
+	@bash scripts/ensure-postgresql.sh
+	@set -e; for version in $(PLONES); do \
+		$(MAKE) --no-print-directory pytest PLONE=$$version; \
+	done
 
 .PHONY: docs
 docs: $(VENV)/.installed ## Build the documentation, warnings are errors
@@ -76,8 +98,8 @@ release-check: $(VENV)/.installed ## Build the sdist and the wheel into dist/ an
 	$(BIN)/check-manifest --no-build-isolation
 
 .PHONY: test
-test: lint pytest docs ## Install, lint, run all tests, build the docs
+test: lint pytest-all docs release-check ## Install, lint, test on every Plone, build docs, check the package
 
 .PHONY: clean
-clean: ## Remove the virtualenv, the instance and build output
-	rm -rf $(VENV) var docs/_build build src/*.egg-info
+clean: ## Remove the virtualenvs, the instances and build output
+	rm -rf .venv .venv-* var docs/_build build dist src/*.egg-info
