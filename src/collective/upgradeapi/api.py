@@ -18,6 +18,7 @@ Example, in a script run with ``zconsole run``::
 from AccessControl import getSecurityManager
 from Acquisition import aq_parent
 from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.engine.selection import SelectionError
@@ -71,7 +72,15 @@ def current_user():
     return user_id, path
 
 
-def upgrade(site, selection=None, dry_run=False, user=None, listeners=()):
+def upgrade(
+    site,
+    selection=None,
+    dry_run=False,
+    user=None,
+    listeners=(),
+    commit=RUN,
+    mark_done=False,
+):
     """Run ``selection`` on ``site`` with the lock, status and history around it.
 
     Checks the selection (nothing runs when it cannot), takes the site's
@@ -87,6 +96,11 @@ def upgrade(site, selection=None, dry_run=False, user=None, listeners=()):
         authenticated user when omitted.
     :param listeners: more ``listener(event, payload)`` callables for progress
         (see :attr:`.engine.runner.Runner.listeners`).
+    :param commit: ``"run"`` (all or nothing), ``"profile"`` or ``"step"``:
+        what one transaction holds (see :mod:`.engine.runner`). A dry run is
+        one doomed transaction whatever this says.
+    :param mark_done: record the selected pending steps as done without
+        running them.
     :returns: the :class:`.engine.results.RunResult`; a failed step is a
         result too (``result.ok`` is false, nothing was committed).
     :raises .engine.selection.SelectionError: the selection cannot run (400).
@@ -95,7 +109,7 @@ def upgrade(site, selection=None, dry_run=False, user=None, listeners=()):
     """
     selection = selection if selection is not None else Selection()
     user_id, user_path = (user, "") if user else current_user()
-    runner = Runner(site, dry_run=dry_run)
+    runner = Runner(site, dry_run=dry_run, commit=commit, mark_done=mark_done)
     runner.check(selection)
     tracked = TrackedRun(site, user_id, dry_run, selection.as_dict())
     tracked.acquire()

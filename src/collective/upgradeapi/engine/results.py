@@ -10,6 +10,17 @@ FAILED = "failed"
 NOT_RUN = "not_run"
 
 
+class RunCancelled(Exception):
+    """Raised by a listener at a step boundary to stop the run.
+
+    :param user: who asked for the cancellation.
+    """
+
+    def __init__(self, user):
+        super().__init__(f"The run was cancelled by {user}.")
+        self.user = user
+
+
 @dataclass
 class Task:
     """One unit of work: an upgrade step, or a core follow-up (recatalog)."""

@@ -39,6 +39,13 @@ import traceback
 logger = logging.getLogger("collective.upgradeapi")
 
 
+#: Commit modes: what one transaction holds.
+RUN = "run"
+PROFILE = "profile"
+STEP = "step"
+COMMIT_MODES = (RUN, PROFILE, STEP)
+
+
 class StepFailed(Exception):
     """Raised inside the run to stop at the first failing task."""
 
@@ -48,11 +55,17 @@ class Runner:
 
     :param site: the Plone site (acquisition-wrapped, with a request).
     :param dry_run: doom the transaction and abort at the end.
+    :param commit: one of :data:`COMMIT_MODES`.
+    :param mark_done: record the selected steps as done, without running them.
     """
 
-    def __init__(self, site, dry_run=False):
+    def __init__(self, site, dry_run=False, commit=RUN, mark_done=False):
+        if commit not in COMMIT_MODES:
+            raise ValueError(f"commit must be one of {COMMIT_MODES}, got {commit!r}")
         self.site = site
         self.dry_run = dry_run
+        self.commit = commit
+        self.mark_done = mark_done
         self.planner = Planner(site)
         self.setup = self.planner.setup
         self.migration = self.planner.migration
