@@ -30,6 +30,7 @@ STAND_INS = {
     "finished": "2026-01-01T12:00:01+00:00",
     "since": "2026-01-01T12:00:00+00:00",
     "heartbeat": "2026-01-01T12:00:00+00:00",
+    "transaction": "0x03f0a1b2c3d4e5f6",
 }
 
 TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n?)+")

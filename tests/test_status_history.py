@@ -170,7 +170,12 @@ def test_running_upgrade_is_visible_and_locked(
     assert run["user"] == SITE_OWNER_NAME
     assert run["dry_run"] is False
     assert run["committed"] is True
-    assert run["selection"] == {"profiles": [SLOW], "steps": None}
+    assert run["selection"] == {
+        "profiles": [SLOW],
+        "steps": None,
+        "commit": "run",
+        "mark_done": False,
+    }
     assert [s["status"] for s in run["steps"]] == ["done"] * 3
     assert run["profiles"] == [
         {"id": SLOW, "versions": {"before": "5000", "after": "5003", "fs": "5003"}}

@@ -30,7 +30,6 @@ from collective.upgradeapi.tracking.status import status as _status
 from collective.upgradeapi.tracking.tracked import TrackedRun
 from persistent.mapping import PersistentMapping
 from ZODB.POSException import ConflictError
-from ZODB.utils import tid_repr
 from zope.annotation.interfaces import IAnnotations
 
 import logging
@@ -111,7 +110,8 @@ def upgrade(
     user_id, user_path = (user, "") if user else current_user()
     runner = Runner(site, dry_run=dry_run, commit=commit, mark_done=mark_done)
     runner.check(selection)
-    tracked = TrackedRun(site, user_id, dry_run, selection.as_dict())
+    recorded = {**selection.as_dict(), "commit": commit, "mark_done": mark_done}
+    tracked = TrackedRun(site, user_id, dry_run, recorded)
     tracked.acquire()
     runner.listeners.extend([tracked, *listeners])
 
@@ -121,7 +121,14 @@ def upgrade(
         audit = IAnnotations(site).get(AUDIT_KEY)
         if audit is None:
             audit = IAnnotations(site)[AUDIT_KEY] = PersistentMapping()
-        audit.update({"last_run": tracked.run_id, "user": user_id})
+        audit.update(
+            {
+                "last_run": tracked.run_id,
+                "user": user_id,
+                "commits": len(result.commits),
+            }
+        )
+        return audit
 
     try:
         result = runner.run(selection, before_commit=before_commit)
@@ -141,9 +148,6 @@ def upgrade(
         tracked.finish(None, history.ERROR, error=_summary(exc))
         raise
     result.run_id = tracked.run_id
-    if result.committed:
-        audit = IAnnotations(site).get(AUDIT_KEY)
-        result.transaction_id = tid_repr(audit._p_serial) if audit else None
     tracked.finish(result)
     return result
 

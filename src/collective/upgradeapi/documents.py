@@ -86,8 +86,9 @@ def run_result(site, result, service_url):
     """The answer of ``POST @upgrade`` for the :class:`.engine.results.RunResult`.
 
     plone.restapi's keys (``@id``, ``dry_run``, ``report``, ``upgraded``,
-    ``versions``) plus ``steps``, ``profiles``, ``committed``, ``duration``,
-    ``run_id`` and ``run``.
+    ``versions``) plus ``steps``, ``profiles``, ``committed``, ``commit`` (what
+    one transaction held), ``commits`` (each committed transaction with its
+    steps), ``duration``, ``run_id`` and ``run``.
     """
     planner = Planner(site)
     core_id = planner.core_profile_id
@@ -103,6 +104,8 @@ def run_result(site, result, service_url):
         "steps": [step.as_dict() for step in result.steps],
         "profiles": [profile.as_dict() for profile in result.profiles],
         "committed": result.committed,
+        "commit": result.commit,
+        "commits": result.commits,
         "duration": round(result.duration, 6),
         "run_id": result.run_id,
         "run": run_url(service_url, result.run_id),
@@ -120,10 +123,16 @@ def run_failure(result, body):
         return None
     error = failed.error
     what = "The dry run" if result.dry_run else "The upgrade"
+    kept = "Nothing was committed: the site is as it was before this request."
+    if result.commits:
+        units = ", ".join(commit["unit"] for commit in result.commits)
+        kept = (
+            f"The failing {result.commit} was aborted; what was committed before "
+            f"it stays (see 'commits': {units}). Run again to continue from there."
+        )
     return UpgradeFailed(
         f"{what} failed at step {failed.task.title!r} (profile "
-        f"{failed.task.profile}): {error['type']}: {error['message']} "
-        "Nothing was committed: the site is as it was before this request.",
+        f"{failed.task.profile}): {error['type']}: {error['message']} {kept}",
         failed_step=failed.as_dict(),
         **body,
     )

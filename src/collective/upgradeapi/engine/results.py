@@ -8,6 +8,8 @@ from Products.GenericSetup.upgrade import normalize_version
 DONE = "done"
 FAILED = "failed"
 NOT_RUN = "not_run"
+#: recorded as done without running (``mark_done``).
+MARKED = "marked_done"
 
 
 class RunCancelled(Exception):
@@ -79,9 +81,9 @@ class ProfileResult:
 class RunResult:
     """The outcome of one run.
 
-    ``run_id`` and ``transaction_id`` are set by the tracked lifecycle
-    (:mod:`collective.upgradeapi.api`): the history entry, and the database
-    transaction of a committed run (hex), for the Undo tab.
+    ``run_id`` is set by the tracked lifecycle (:mod:`collective.upgradeapi.api`):
+    the history entry. ``transaction_id`` is the last committed transaction
+    (as the Undo tab lists it); ``commits`` lists every one of them.
     """
 
     dry_run: bool
@@ -92,6 +94,10 @@ class RunResult:
     duration: float = 0.0
     run_id: int | None = None
     transaction_id: str | None = None
+    #: what one transaction held: ``"run"``, ``"profile"`` or ``"step"``.
+    commit: str = "run"
+    #: the committed transactions: ``{"unit", "steps", "transaction"}``.
+    commits: list = field(default_factory=list)
 
     @property
     def failed_step(self):

@@ -23,11 +23,14 @@ from collective.upgradeapi.engine.plan import Planner
 from collective.upgradeapi.engine.progress import advance_version
 from collective.upgradeapi.engine.results import DONE
 from collective.upgradeapi.engine.results import FAILED
+from collective.upgradeapi.engine.results import MARKED
+from collective.upgradeapi.engine.results import NOT_RUN
 from collective.upgradeapi.engine.results import ProfileResult
 from collective.upgradeapi.engine.results import RunResult
 from collective.upgradeapi.engine.results import StepResult
 from collective.upgradeapi.engine.results import Task
 from collective.upgradeapi.engine.selection import check
+from collective.upgradeapi.engine.units import Units
 from transaction.interfaces import DoomedTransaction
 from ZODB.POSException import ConflictError
 
@@ -74,6 +77,7 @@ class Runner:
         self.listeners = []
         self._collector = None
         self._txn = None
+        self._units = None
 
     def check(self, selection):
         """Validate ``selection``; see :func:`.selection.check`."""
@@ -89,8 +93,9 @@ class Runner:
         """Run ``selection``; return a :class:`.results.RunResult`.
 
         :param before_commit: ``before_commit(txn, result)`` is called in the
-            run's transaction just before a real run commits (to add a note,
-            the user, or a record that commits with the run).
+            run's transaction just before each commit of a real run (to add a
+            note, the user, or a record that commits with the run); it may
+            return a persistent object written then (see :mod:`.units`).
         :raises .selection.SelectionError: before anything runs.
         """
         started = time.monotonic()
@@ -100,10 +105,12 @@ class Runner:
             # Checked inside the run's transaction: the newest committed state.
             plans = self.check(selection)
             result = RunResult(dry_run=self.dry_run)
+            result.commit = RUN if self.dry_run else self.commit
             result.profiles = [
                 ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
                 for plan in plans
             ]
+            self._units = Units(self, result, before_commit)
             self._notify("plan", plans)
             with logcapture.capture() as collector:
                 self._collector = collector
@@ -114,16 +121,26 @@ class Runner:
                 finally:
                     self._collector = None
                 result.report = collector.text()
-            commit = not self.dry_run and result.ok and not txn.isDoomed()
-            if commit and before_commit is not None:
-                before_commit(txn, result)
-            txn.finish(commit)
-            result.committed = commit
+            self._finish(result)
         self._txn = None
+        result.committed = bool(result.commits)
+        if result.commits:
+            result.transaction_id = result.commits[-1]["transaction"]
         for profile in result.profiles:
             profile.after = self.planner.instance_version(profile.id)
         result.duration = time.monotonic() - started
         return result
+
+    def _finish(self, result):
+        """Commit a whole-run transaction that did not fail; abort the rest."""
+        txn = self._txn
+        if self._units.active or self.dry_run or not result.ok or txn.isDoomed():
+            # Units committed themselves; what is left is the failing unit.
+            txn.finish(False)
+            return
+        steps = [step for step in result.steps if step.status != NOT_RUN]
+        self._units.commit("run", steps)
+        self._txn.finish(False)
 
     def _execute(self, selection, plans, result):
         if self.dry_run:
@@ -132,10 +149,13 @@ class Runner:
         core_plans = [plan for plan in plans if plan.id in core_ids]
         other_plans = [plan for plan in plans if plan.id not in core_ids]
         only = set(selection.steps) if selection.steps is not None else None
-        runs_core_path = only is None and (
-            selection.profiles is None
-            or selection.profiles == "all"
-            or self.planner.core_profile_id in selection.profiles
+        runs_core_path = (
+            only is None
+            and not self.mark_done
+            and (
+                selection.profiles in (None, "all")
+                or self.planner.core_profile_id in selection.profiles
+            )
         )
         if runs_core_path:
             self._run_core(core_plans, result)
@@ -198,7 +218,10 @@ class Runner:
                     None,
                     lambda call=call: call(self.migration),
                 )
-                self._run_queued(self._queue(task, result))
+                queued = self._queue(task, result)
+                self._units.run(
+                    task_id, [queued], lambda queued=queued: self._run_queued(queued)
+                )
         logger.info("Plone's core upgrade has finished.")
 
     def _run_profile(self, plan, result, only=None):
@@ -221,9 +244,28 @@ class Runner:
             for step in steps
         ]
         # All tasks are queued first, so that a failure lists the rest as not run.
-        for step_result in [self._queue(task, result) for task in tasks]:
-            self._run_queued(step_result)
-        advance_version(self.site, self.setup, plan, {task.id for task in tasks})
+        queued = [self._queue(task, result) for task in tasks]
+        if self._units.mode == STEP:
+            for index, step_result in enumerate(queued):
+                self._units.run(
+                    f"{plan.id} {step_result.task.title}",
+                    [step_result],
+                    lambda index=index: self._run_and_advance(
+                        plan, queued[: index + 1]
+                    ),
+                )
+        else:
+            self._units.run(
+                plan.id, queued, lambda: self._run_and_advance(plan, queued)
+            )
+
+    def _run_and_advance(self, plan, queued):
+        """Run the queued steps not run yet; move the profile's version."""
+        for step_result in queued:
+            if step_result.status == NOT_RUN:
+                self._run_queued(step_result)
+        ran = {step_result.task.id for step_result in queued}
+        advance_version(self.site, self.setup, plan, ran)
 
     # -- tasks -----------------------------------------------------------
 
@@ -239,8 +281,11 @@ class Runner:
         self._notify("start", step_result)
         started = time.monotonic()
         try:
-            with txn_module.in_step(self._txn, task.title):
-                task.call()
+            if self.mark_done:
+                logger.info("Marked step %r done without running it.", task.title)
+            else:
+                with txn_module.in_step(self._txn, task.title):
+                    task.call()
         except ConflictError:
             raise
         except Exception as exc:
@@ -248,8 +293,11 @@ class Runner:
             step_result.error = describe_error(exc, task, self.dry_run)
             logger.error("Upgrade step %r failed:", task.title, exc_info=True)
         else:
-            step_result.status = DONE
-            logger.info("Ran upgrade step %r (profile %s).", task.title, task.profile)
+            step_result.status = MARKED if self.mark_done else DONE
+            if not self.mark_done:
+                logger.info(
+                    "Ran upgrade step %r (profile %s).", task.title, task.profile
+                )
         step_result.duration = time.monotonic() - started
         step_result.log = self._collector.lines(marker, every=False)
         self._collector.marker = None

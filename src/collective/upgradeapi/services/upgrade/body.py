@@ -13,7 +13,8 @@ from collective.upgradeapi.errors import shown
 import json
 
 
-KEYS = ("dry_run", "dryRun", "profiles", "steps")
+KEYS = ("dry_run", "dryRun", "profiles", "steps", "commit", "mark_done")
+COMMIT_MODES = ("run", "profile", "step")
 FLAGS = ("dry_run", "dryRun")
 
 
@@ -97,8 +98,29 @@ def selection(data):
     return Selection(profiles=profiles, steps=steps)
 
 
+def _options(data, selection):
+    """``{"commit", "mark_done"}`` from a checked body."""
+    commit = data.get("commit", "run")
+    if commit not in COMMIT_MODES:
+        raise BadInput(
+            f"'commit' must be one of {', '.join(COMMIT_MODES)}; got "
+            f"{json.dumps(commit)[:100]}."
+        )
+    mark_done = data.get("mark_done", False)
+    if not isinstance(mark_done, bool):
+        raise BadInput(
+            f"'mark_done' must be true or false, got {json.dumps(mark_done)[:100]}."
+        )
+    if mark_done and (selection.steps is None and selection.profiles in (None, "all")):
+        raise BadInput(
+            "'mark_done' records chosen steps as done without running them: "
+            "name them with 'steps', or their profiles with 'profiles' (a list)."
+        )
+    return {"commit": commit, "mark_done": mark_done}
+
+
 def parse(raw, query=()):
-    """Check a POST body; return ``(selection, dry_run)``.
+    """Check a POST body; return ``(selection, dry_run, options)``.
 
     :param raw: the request body (bytes or str; empty means ``{}``).
     :param query: names of the parameters given in the query string: there
@@ -121,7 +143,8 @@ def parse(raw, query=()):
         names = shown(unknown)
         raise BadInput(
             f"Unknown key(s): {', '.join(names)}. Allowed keys: dry_run "
-            "(or its alias dryRun), profiles, steps.",
+            "(or its alias dryRun), profiles, steps, commit, mark_done.",
             unknown_keys=names,
         )
-    return selection(data), _dry_run(data)
+    chosen = selection(data)
+    return chosen, _dry_run(data), _options(data, chosen)

@@ -1,5 +1,6 @@
 """POST /<site>/@upgrade: run upgrades, all or nothing, or as a dry run."""
 
+from AccessControl import getSecurityManager
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import kept_request_annotations
@@ -11,8 +12,23 @@ from urllib.parse import parse_qs
 from zope.interface import alsoProvides
 
 
+MARK_DONE = "collective.upgradeapi: Mark upgrade steps done"
+
+
+def check_may_mark_done(site):
+    """Marking steps done skips their work: it needs a permission of its own."""
+    if not getSecurityManager().checkPermission(MARK_DONE, site):
+        raise UpgradeError(
+            f"Recording steps as done without running them needs the "
+            f"permission {MARK_DONE!r} (Manager by default).",
+            error_type="Forbidden",
+            status=403,
+        )
+
+
 class UpgradePost(UpgradeSubPathService):
-    """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps"}``.
+    """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps", "commit",
+    "mark_done"}``.
 
     Answers plone.restapi's keys (``@id``, ``dry_run``, ``report``,
     ``upgraded``, ``versions``) plus ``steps``, ``profiles``, ``committed``,
@@ -32,14 +48,18 @@ class UpgradePost(UpgradeSubPathService):
             )
         alsoProvides(self.request, IDisableCSRFProtection)
         query = parse_qs(self.request.get("QUERY_STRING", ""), keep_blank_values=True)
-        selection, dry_run = request_body.parse(self.request.get("BODY"), query)
+        selection, dry_run, options = request_body.parse(
+            self.request.get("BODY"), query
+        )
+        if options["mark_done"]:
+            check_may_mark_done(self.context)
         result = None
         # What steps queue for after a successful request (cache purges) is
         # dropped unless the run committed.
         with kept_request_annotations(
             self.request, lambda: result is not None and result.committed
         ):
-            result = api.upgrade(self.context, selection, dry_run=dry_run)
+            result = api.upgrade(self.context, selection, dry_run=dry_run, **options)
         body = documents.run_result(self.context, result, self.service_url)
         failure = documents.run_failure(result, body)
         if failure is not None:

@@ -1,0 +1,88 @@
+"""Commit points of a run: the whole run, each profile, or each step.
+
+With ``commit="run"`` (the default) a run is one transaction, committed at its
+end by the runner. With ``"profile"`` or ``"step"``, each unit (a profile's
+pending steps, or one step; Plone's core follow-ups are units of their own)
+commits on its own as soon as it is done, with the profile's recorded version
+moved past what the unit did, so a later run continues where this one
+stopped. A failing unit is aborted; the units before it stay committed. A
+write conflict at a unit's commit retries that unit only, from the newest
+state, up to :data:`ATTEMPTS` times. A dry run is one doomed transaction
+whatever the mode.
+"""
+
+from collective.upgradeapi.engine import txn as txn_module
+from collective.upgradeapi.engine.results import NOT_RUN
+from ZODB.POSException import ConflictError
+from ZODB.utils import tid_repr
+
+import logging
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+ATTEMPTS = 3
+
+
+class Units:
+    """Runs units of work for a :class:`.runner.Runner`, committing as asked.
+
+    :param runner: the runner (its ``_txn`` is the current transaction).
+    :param result: the run's :class:`.results.RunResult`.
+    :param before_commit: ``before_commit(txn, result)`` called before each
+        commit; it may return a persistent object written in that transaction,
+        whose serial then names the committed transaction.
+    """
+
+    def __init__(self, runner, result, before_commit=None):
+        self.runner = runner
+        self.result = result
+        self.before_commit = before_commit
+        self.mode = runner.commit
+        #: whether units commit on their own (not for a dry run).
+        self.active = self.mode != "run" and not runner.dry_run
+
+    def run(self, label, step_results, work):
+        """Do ``work()`` as the unit ``label`` (its ``step_results``)."""
+        if not self.active:
+            work()
+            return
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                work()
+                self.commit(label, step_results)
+                return
+            except ConflictError:
+                self.runner._txn.finish(False)
+                self.runner._txn = txn_module.next_transaction()
+                if attempt == ATTEMPTS:
+                    raise
+                logger.warning(
+                    "Write conflict in unit %s (attempt %d of %d); running it "
+                    "again from the newest state.",
+                    label,
+                    attempt,
+                    ATTEMPTS,
+                )
+                for step_result in step_results:
+                    step_result.status = NOT_RUN
+                    step_result.log = []
+                    step_result.error = None
+
+    def commit(self, label, step_results):
+        """Commit the current transaction as the unit ``label``; begin the next."""
+        txn = self.runner._txn
+        self.runner._notify("commit", label)
+        marker = None
+        if self.before_commit is not None:
+            marker = self.before_commit(txn, self.result)
+        txn.note(f"unit: {label}")
+        txn.finish(True)
+        self.result.commits.append(
+            {
+                "unit": label,
+                "steps": [step_result.task.id for step_result in step_results],
+                "transaction": tid_repr(marker._p_serial) if marker else None,
+            }
+        )
+        self.runner._txn = txn_module.next_transaction()
