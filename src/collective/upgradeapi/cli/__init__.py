@@ -2,12 +2,15 @@
 
 Over HTTP (``--url``) it talks to the ``@upgrade`` services and imports
 neither Zope nor Plone, so it runs on a CI runner with just ``click`` and
-``requests``. See ``docs/cli.md``.
+``requests``. In-process (``--zope-conf``) it starts Zope itself and calls
+the engine API. See ``docs/cli.md``.
 
 Modules: :mod:`.main` (the command group), one module per command
 (:mod:`.waiting`, :mod:`.checking`, :mod:`.running`, :mod:`.history`),
-:mod:`.options` (what every command shares), :mod:`.output` (text tables),
-:mod:`.client`, :mod:`.answers` and :mod:`.watch` (HTTP).
+:mod:`.options` (what every command shares), :mod:`.doors` (HTTP or
+in-process), :mod:`.output` (text tables); over HTTP :mod:`.client`,
+:mod:`.answers` and :mod:`.watch`; in-process (imported only then)
+:mod:`.inprocess` and :mod:`.sitedoor`.
 """
 
 from collective.upgradeapi.cli.main import cli

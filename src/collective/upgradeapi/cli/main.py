@@ -1,5 +1,6 @@
 """The ``plone-upgrade`` command group and its console script."""
 
+from collective.upgradeapi.cli import doors
 from collective.upgradeapi.cli.checking import check
 from collective.upgradeapi.cli.checking import plan
 from collective.upgradeapi.cli.history import history
@@ -11,17 +12,27 @@ from collective.upgradeapi.cli.waiting import wait
 import click
 
 
+def door_options(f):
+    """The options choosing the door, before the command (see :mod:`.doors`)."""
+    for option in reversed(doors.GROUP_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
     epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
 )
 @click.version_option(package_name="collective.upgradeapi", prog_name="plone-upgrade")
-def cli():
-    """See and run the upgrades of a Plone site over HTTP.
+@door_options
+@click.pass_context
+def cli(ctx, zope_conf, site_id, all_sites):
+    """See and run the upgrades of a Plone site, over HTTP or in-process.
 
-    Talks to the @upgrade REST services of collective.upgradeapi: Plone core
-    and every add-on profile, true dry runs, all-or-nothing runs. Every call
-    needs a user with the 'Manage portal' permission on the site.
+    Over HTTP (--url), talks to the @upgrade REST services of
+    collective.upgradeapi: Plone core and every add-on profile, true dry runs,
+    all-or-nothing runs. Every call needs a user with the 'Manage portal'
+    permission on the site.
 
     \b
     In CI, after the new image has started:
@@ -29,8 +40,16 @@ def cli():
       plone-upgrade check || plone-upgrade run --all --dry-run
       plone-upgrade run --all
 
+    With --zope-conf, check, plan, run and history open the site's database
+    in this process instead (no server needed, e.g. before it starts), with
+    the same output, lock and history:
+
+    \b
+      plone-upgrade --zope-conf /app/etc/zope.conf --all-sites run --all
+
     `plone-upgrade COMMAND --help` describes each command.
     """
+    doors.remember(ctx, zope_conf, site_id, all_sites)
 
 
 for _command in (wait, check, plan, run, history):

@@ -2,10 +2,13 @@
 
 :func:`command` turns a function ``f(door, out, **options)`` into a command
 with the connection options and ``--json``; ``door`` is the site the command
-works on (a :class:`.client.Client` over HTTP).
+works on: a :class:`.client.Client` over HTTP (``--url``), or with
+``--zope-conf`` a site opened in this process (:mod:`.inprocess`, imported
+only then: over HTTP nothing imports Zope).
 """
 
 from click.core import ParameterSource
+from collective.upgradeapi.cli import doors
 from collective.upgradeapi.cli.client import Client
 from collective.upgradeapi.cli.failure import Failure
 
@@ -26,10 +29,11 @@ Exit codes:
 
 ENVIRONMENT = """\b
 Environment:
-  PLONE_URL       the site's URL (--url)
-  PLONE_USER      user for basic authentication (--user)
-  PLONE_PASSWORD  that user's password; asked for on a terminal otherwise
-  PLONE_TOKEN     a JSON Web Token instead of user and password (--token)"""
+  PLONE_URL        the site's URL (--url)
+  PLONE_USER       user for basic authentication (--user)
+  PLONE_PASSWORD   that user's password; asked for on a terminal otherwise
+  PLONE_TOKEN      a JSON Web Token instead of user and password (--token)
+  PLONE_ZOPE_CONF  work in-process with this zope.conf (--zope-conf)"""
 
 
 class Output:
@@ -37,10 +41,16 @@ class Output:
 
     Text goes to stdout unless ``--json`` is given; then stdout gets only the
     JSON document. Progress and error messages always go to stderr.
+
+    :param sink: called with the JSON document instead of printing it
+        (``--all-sites`` prints one document for all sites).
+    :param label: put before error messages (the site, with ``--all-sites``).
     """
 
-    def __init__(self, as_json):
+    def __init__(self, as_json, sink=None, label=None):
         self.as_json = as_json
+        self.sink = sink
+        self.label = label
 
     def line(self, text=""):
         if not self.as_json:
@@ -54,11 +64,14 @@ class Output:
         click.echo(text, err=True)
 
     def document(self, document):
-        if self.as_json:
+        if self.sink is not None:
+            self.sink(document)
+        elif self.as_json:
             click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
     def fail(self, failure):
-        self.note(f"Error: {failure.message}")
+        where = f"{self.label}: " if self.label else ""
+        self.note(f"Error: {where}{failure.message}")
         self.document(failure.document)
 
 
@@ -131,7 +144,6 @@ CONNECTION_OPTIONS = [
         "--url",
         envvar="PLONE_URL",
         show_envvar=True,
-        required=True,
         metavar="URL",
         help="The Plone site's URL, e.g. http://localhost:8080/Plone.",
     ),
@@ -142,7 +154,8 @@ CONNECTION_OPTIONS = [
         show_envvar=True,
         metavar="NAME",
         help="Basic authentication as this user; the password comes from "
-        "PLONE_PASSWORD or is asked for on the terminal.",
+        "PLONE_PASSWORD or is asked for on the terminal. With --zope-conf: the "
+        "user the history records (default: the operating system's user).",
     ),
     click.option(
         "--token",
@@ -160,7 +173,7 @@ CONNECTION_OPTIONS = [
 ]
 
 
-def command(timeout, timeout_help, validate=None):
+def command(timeout, timeout_help, validate=None, in_process=True):
     """Add the connection options and ``--json`` to a command.
 
     The command is called as ``f(door, out, **its_own_options)`` and
@@ -170,19 +183,30 @@ def command(timeout, timeout_help, validate=None):
     :param timeout: the default of ``--timeout``, in seconds.
     :param validate: called with the command's own options before anything
         connects; raises :class:`click.UsageError`.
+    :param in_process: whether the command works with ``--zope-conf``.
     """
 
     def decorator(f):
         @functools.wraps(f)
         def wrapper(url, user, token, login, timeout, as_json, **options):
             ctx = click.get_current_context()
+            where = doors.choose(ctx, url, options, in_process)
             if validate is not None:
                 validate(**options)
             out = Output(as_json)
-            ctx.exit(_over_http(f, ctx, out, url, user, token, login, timeout, options))
+            if where.zope_conf is None:
+                code = _over_http(
+                    f, ctx, out, url, user, token, login, timeout, options
+                )
+            else:
+                from collective.upgradeapi.cli import inprocess
+
+                code = inprocess.run(f, where, user, as_json, options)
+            ctx.exit(code)
 
         decorators = [
             *CONNECTION_OPTIONS,
+            *doors.OPTIONS,
             click.option(
                 "--timeout",
                 type=click.FloatRange(min=0),

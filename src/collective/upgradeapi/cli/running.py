@@ -109,7 +109,7 @@ def run(
     committed: the failed step, its error and the report are printed, and
     the exit code is 1. A dry run runs every step and commits nothing.
 
-    Before running, checks that the site answers with collective.upgradeapi
+    Over HTTP, checks first that the site answers with collective.upgradeapi
     (GET @upgrade), so that no other @upgrade service runs by mistake.
 
     Exit 0 when the run succeeded, 1 when a step failed, 2 on any other

@@ -22,6 +22,7 @@ import time
 @command(
     timeout=120.0,
     timeout_help="Give up after this many seconds in all (0: wait for ever).",
+    in_process=False,
 )
 def wait(client, out, interval):
     """Wait until the site answers GET @upgrade.
@@ -29,7 +30,8 @@ def wait(client, out, interval):
     For containers that start slowly: tries again while the connection is
     refused, times out, or the answer is 404 or 502-504 (the site is not
     there yet, a proxy has no backend yet). Fails at once on 401 and 403,
-    and when the site answers without collective.upgradeapi.
+    and when the site answers without collective.upgradeapi. Over HTTP
+    only: with --zope-conf there is no server to wait for.
 
     Exit 0 when the site answers, 2 when it did not answer in time.
     """

@@ -1,0 +1,129 @@
+"""Which door a command goes through: HTTP (``--url``) or in-process.
+
+``--zope-conf PATH`` opens the Zope database of that configuration in this
+process and works on its Plone sites directly (see :mod:`.inprocess`):
+``--site ID`` picks one, ``--all-sites`` takes them all. These options may
+come before the command (``plone-upgrade --zope-conf PATH check``) or after
+it (``plone-upgrade check --zope-conf PATH``); after it wins.
+"""
+
+from click.core import ParameterSource
+from dataclasses import dataclass
+
+import click
+
+
+COMMANDLINE = ParameterSource.COMMANDLINE
+#: Options that only mean something over HTTP.
+HTTP_ONLY = ("token", "login", "timeout")
+
+
+def _options(envvar=None):
+    return [
+        click.option(
+            "--zope-conf",
+            "zope_conf",
+            type=click.Path(exists=True, dir_okay=False),
+            envvar=envvar,
+            show_envvar=envvar is not None,
+            metavar="PATH",
+            help="Work in-process instead of over HTTP: open the database of "
+            "this Zope configuration (e.g. /app/etc/zope.conf) here.",
+        ),
+        click.option(
+            "--site",
+            "site_id",
+            metavar="ID",
+            help="With --zope-conf: the id of the Plone site at the Zope root "
+            "(default: the only one).",
+        ),
+        click.option(
+            "--all-sites",
+            is_flag=True,
+            help="With --zope-conf: every Plone site at the Zope root, one after "
+            "the other; the exit code is the worst of all.",
+        ),
+    ]
+
+
+#: The options of the command group, before the command.
+GROUP_OPTIONS = _options(envvar="PLONE_ZOPE_CONF")
+#: The same options, after the command.
+OPTIONS = _options()
+
+
+@dataclass
+class Where:
+    """The door chosen: ``zope_conf`` is ``None`` over HTTP."""
+
+    zope_conf: str | None = None
+    site_id: str | None = None
+    all_sites: bool = False
+    #: How ``zope_conf`` was given (a :class:`click.core.ParameterSource`).
+    source: object = None
+
+
+def remember(ctx, zope_conf, site_id, all_sites):
+    """Keep the group's door options for the command (``ctx.obj``)."""
+    ctx.obj = Where(
+        zope_conf, site_id, all_sites, ctx.get_parameter_source("zope_conf")
+    )
+
+
+def _merged(ctx, options):
+    """The door options of the command, over those of the group."""
+    before = ctx.find_object(Where) or Where()
+    zope_conf = options.pop("zope_conf")
+    site_id = options.pop("site_id")
+    all_sites = options.pop("all_sites")
+    where = Where(before.zope_conf, before.site_id, before.all_sites, before.source)
+    if zope_conf:
+        where.zope_conf, where.source = zope_conf, COMMANDLINE
+    if site_id or all_sites:
+        where.site_id, where.all_sites = site_id, all_sites
+    return where
+
+
+def choose(ctx, url, options, in_process):
+    """Check the door options; take them out of ``options``.
+
+    :param url: the ``--url`` given (or from ``PLONE_URL``).
+    :param in_process: whether the command works with ``--zope-conf``.
+    :returns: a :class:`Where`.
+    :raises click.UsageError: the options contradict each other.
+    """
+    where = _merged(ctx, options)
+    if url and where.zope_conf:
+        from_url = ctx.get_parameter_source("url")
+        if where.source == COMMANDLINE != from_url:
+            url = None
+        elif from_url == COMMANDLINE != where.source:
+            where.zope_conf = None
+        else:
+            raise click.UsageError("Give either --url or --zope-conf, not both.")
+    if not url and not where.zope_conf:
+        raise click.UsageError(
+            "Missing option '--url' (PLONE_URL): the site's URL. Or work "
+            "in-process with --zope-conf PATH."
+        )
+    if where.site_id and where.all_sites:
+        raise click.UsageError("Give either --site or --all-sites, not both.")
+    if where.zope_conf is None:
+        if where.site_id or where.all_sites:
+            raise click.UsageError(
+                "--site and --all-sites need --zope-conf; over HTTP, --url names "
+                "the site."
+            )
+        return where
+    name = ctx.info_name
+    if not in_process:
+        raise click.UsageError(
+            f"`{name}` has no meaning with --zope-conf: the command opens the "
+            "database itself, there is no server to wait for."
+        )
+    for option in HTTP_ONLY:
+        if ctx.get_parameter_source(option) == COMMANDLINE:
+            raise click.UsageError(
+                f"--{option} has no meaning with --zope-conf: nothing goes over HTTP."
+            )
+    return where
