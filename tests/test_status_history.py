@@ -114,6 +114,12 @@ def test_status_idle(site, api, example):
         "current_step": None,
         "steps_done": None,
         "steps_total": None,
+        "progress": 0,
+        "commit": None,
+        "run_id": None,
+        "heartbeat": None,
+        "stale": None,
+        "error_info": None,
         "last_run": None,
     }
 
@@ -160,7 +166,8 @@ def test_running_upgrade_is_visible_and_locked(
     assert [s["status"] for s in response.json()["steps"]] == ["done"] * 3
 
     status = api.get("/@upgrade/status").json()
-    assert status["state"] == "idle"
+    assert (status["state"], status["progress"]) == ("committed", 100)
+    assert (status["run_id"], status["error_info"]) == (1, None)
     assert status["last_run"]["id"] == 1
     assert status["last_run"]["result"] == "success"
     assert api.get("/@upgrade/lock").json()["lock"] is None
@@ -310,7 +317,9 @@ def test_stale_lock_is_reported_and_broken(api, plant_lock, rewind, snapshot, ex
     data = response.json()
     assert data["broken"] is True
     assert data["lock"]["user"] == "ghost"
-    assert api.get("/@upgrade/status").json()["state"] == "idle"
+    status = api.get("/@upgrade/status").json()
+    assert status["state"] == "abandoned"
+    assert status["error_info"]["type"] == "LockBroken"
     abandoned = api.get(f"/@upgrade/history/{run_id}").json()
     assert abandoned["result"] == "abandoned"
     assert abandoned["error"]["type"] == "LockBroken"
@@ -427,5 +436,6 @@ def test_lock_is_released_when_the_run_cannot_go_on(
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json"
     assert api.get("/@upgrade/lock").json()["lock"] is None
+    # The run stopped before it was recorded: there is no last run to show.
     assert api.get("/@upgrade/status").json()["state"] == "idle"
     assert snapshot() == before

@@ -25,6 +25,7 @@ TEST_PROFILES = (
     "collective.upgradeapi.testing:flaky",
     "collective.upgradeapi.testing:patterns",
     "collective.upgradeapi.testing:purging",
+    "collective.upgradeapi.testing:slowcommit",
 )
 
 

@@ -68,3 +68,42 @@ def flaky_6001(tool):
     if CONFLICTS["left"] > 0:
         CONFLICTS["left"] -= 1
         raise ConflictError("A write conflict raised by a test step.")
+
+
+class SlowVote:
+    """A data manager whose vote waits for the gate ``commit``: a slow commit.
+
+    Joined to the run's transaction by :func:`slow_commit_9001`, so tests can
+    watch a run while it commits.
+    """
+
+    transaction_manager = None
+
+    def sortKey(self):  # noqa: N802 (the data manager interface's name)
+        return "collective.upgradeapi.testing.slow-vote"
+
+    def abort(self, txn):
+        pass
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        wait_for_gate("commit")
+
+    def tpc_finish(self, txn):
+        pass
+
+    def tpc_abort(self, txn):
+        pass
+
+
+def slow_commit_9001(tool):
+    """Writes, and makes the run's commit wait for the gate ``commit``."""
+    import transaction
+
+    _mark(tool, "slow-commit-9001")
+    transaction.get().join(SlowVote())

@@ -9,6 +9,8 @@ is committed through a connection of its own (:mod:`.store`).
 
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import lock
+from collective.upgradeapi.tracking.status import COMMITTING
+from collective.upgradeapi.tracking.status import RUNNING
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
 
@@ -110,7 +112,12 @@ class TrackedRun:
 
         Never raises: a status that cannot be written must not stop an upgrade.
         """
-        handlers = {"plan": self._planned, "start": self._started, "end": self._ended}
+        handlers = {
+            "plan": self._planned,
+            "start": self._started,
+            "end": self._ended,
+            "commit": self._committing,
+        }
         try:
             handlers[event](payload)
         except Exception:
@@ -132,6 +139,8 @@ class TrackedRun:
                 "token": self.token,
                 "run_id": run_id,
                 "started": now(),
+                "phase": RUNNING,
+                "commit": "run" if self.dry_run else self.selection.get("commit"),
                 "current_step": None,
                 "steps_started": 0,
                 "steps_done": 0,
@@ -150,6 +159,7 @@ class TrackedRun:
             progress["steps_total"], progress["steps_started"]
         )
         progress["current_step"] = step_result.task.ref()
+        progress["phase"] = RUNNING
         self.side.transact(self._write)
 
     def _ended(self, step_result):
@@ -157,6 +167,11 @@ class TrackedRun:
         if step_result.status == "done":
             progress["steps_done"] += 1
         progress["current_step"] = None
+        self.side.transact(self._write)
+
+    def _committing(self, unit):
+        self._progress["phase"] = COMMITTING
+        self._progress["current_step"] = None
         self.side.transact(self._write)
 
     def _write(self, records):
