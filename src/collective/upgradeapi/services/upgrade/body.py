@@ -13,7 +13,7 @@ from collective.upgradeapi.errors import shown
 import json
 
 
-KEYS = ("dry_run", "dryRun", "profiles", "steps", "commit", "mark_done")
+KEYS = ("dry_run", "dryRun", "profiles", "steps", "commit", "mark_done", "stamp")
 COMMIT_MODES = ("run", "profile", "step")
 FLAGS = ("dry_run", "dryRun")
 
@@ -116,7 +116,7 @@ def _options(data, selection):
             "'mark_done' records chosen steps as done without running them: "
             "name them with 'steps', or their profiles with 'profiles' (a list)."
         )
-    return {"commit": commit, "mark_done": mark_done}
+    return {"commit": commit, "mark_done": mark_done, "stamp": None}
 
 
 def parse(raw, query=()):
@@ -146,5 +146,18 @@ def parse(raw, query=()):
             "(or its alias dryRun), profiles, steps, commit, mark_done.",
             unknown_keys=names,
         )
+    if "stamp" in data:
+        return None, False, {"stamp": _stamp(data)}
     chosen = selection(data)
     return chosen, _dry_run(data), _options(data, chosen)
+
+
+def _stamp(data):
+    """The profile ids of ``{"stamp": [...]}``, which goes alone."""
+    others = sorted(set(data) - {"stamp"})
+    if others:
+        raise BadInput(
+            f"'stamp' goes alone; remove {', '.join(shown(others))}.",
+        )
+    ids = _id_list(data, "stamp")
+    return tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))

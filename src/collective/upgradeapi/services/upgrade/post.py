@@ -5,8 +5,10 @@ from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import kept_request_annotations
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import body as request_body
+from collective.upgradeapi.stamp import stamp
 from plone.protect.interfaces import IDisableCSRFProtection
 from urllib.parse import parse_qs
 from zope.interface import alsoProvides
@@ -38,6 +40,7 @@ class UpgradePost(UpgradeSubPathService):
     """
 
     def reply(self):
+        csrf.check(self.request)
         if self.params:
             path = "/".join(self.params)
             raise UpgradeError(
@@ -51,8 +54,12 @@ class UpgradePost(UpgradeSubPathService):
         selection, dry_run, options = request_body.parse(
             self.request.get("BODY"), query
         )
-        if options["mark_done"]:
+        stamp_ids = options.pop("stamp")
+        if options.get("mark_done") or stamp_ids:
             check_may_mark_done(self.context)
+        if stamp_ids:
+            result = stamp(self.context, stamp_ids, api.current_user())
+            return documents.run_result(self.context, result, self.service_url)
         result = None
         # What steps queue for after a successful request (cache purges) is
         # dropped unless the run committed.

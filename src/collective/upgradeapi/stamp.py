@@ -1,0 +1,110 @@
+"""Stamp: record a downgraded profile at the version its code declares.
+
+A profile is *downgraded* when the database records a newer version than its
+``metadata.xml`` declares. Either the code was downgraded (install the
+matching code instead), or the add-on's ``metadata.xml`` lags behind its own
+upgrade steps: plone.volto 6.0's declares 1100 while its steps go to 1101.
+In the second case, after those steps ran, the profile cannot be upgraded
+any more. Stamping records it at the declared version again, with the lock
+held and the run in the history (Alembic's ``stamp``); no step runs.
+
+Only a downgraded profile can be stamped, and only down to its declared
+version: nothing pending is skipped (use ``mark_done`` for that).
+"""
+
+from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.results import ProfileResult
+from collective.upgradeapi.engine.results import RunResult
+from collective.upgradeapi.engine.selection import check
+from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.engine.selection import SelectionError
+from collective.upgradeapi.engine.txn import run_transaction
+from collective.upgradeapi.errors import shown
+from collective.upgradeapi.tracking.tracked import TrackedRun
+
+import logging
+import time
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+
+def downgraded_plans(site, profile_ids):
+    """The plans of ``profile_ids``; each must be installed and downgraded.
+
+    :raises .engine.selection.SelectionError: otherwise (400).
+    """
+    planner = Planner(site)
+    try:
+        plans = check(planner, Selection(profiles=tuple(profile_ids)))
+    except SelectionError as exc:
+        if exc.error_type != "Downgraded":
+            raise
+        plans = [p for p in planner.all_profiles() if p.id in set(profile_ids)]
+    not_downgraded = [plan.id for plan in plans if not plan.downgraded]
+    if not_downgraded:
+        raise SelectionError(
+            f"Profile(s) not downgraded: {', '.join(shown(not_downgraded))}. "
+            "Stamping records a profile at its code's version only when the "
+            "database records a newer one; to skip pending steps, use "
+            "mark_done.",
+            not_downgraded=shown(not_downgraded),
+        )
+    return plans
+
+
+def stamp(site, profile_ids, user):
+    """Record each downgraded profile at its code's version; return the result.
+
+    :param user: ``(user id, user folder path)`` for the history and the
+        transaction.
+    :raises .engine.selection.SelectionError: a profile is unknown, not
+        installed or not downgraded (400).
+    :raises .errors.Locked: another run holds the lock (409).
+    """
+    started = time.monotonic()
+    user_id, user_path = user
+    plans = downgraded_plans(site, profile_ids)
+    tracked = TrackedRun(
+        site, user_id, False, {"stamp": list(profile_ids), "profiles": None}
+    )
+    tracked.acquire()
+    result = RunResult(dry_run=False)
+    try:
+        with run_transaction(site._p_jar) as txn:
+            plans = downgraded_plans(site, profile_ids)
+            tracked("plan", [])
+            result.profiles = [
+                ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
+                for plan in plans
+            ]
+            setup = site.portal_setup
+            for plan in plans:
+                setup.setLastVersionForProfile(plan.id, plan.fs)
+                logger.info(
+                    "Stamped profile %s at version %s (was %s).",
+                    plan.id,
+                    plan.fs,
+                    plan.instance,
+                )
+            txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id} (stamp)")
+            txn.setUser(user_id, user_path)
+            txn.finish(True)
+    except BaseException as exc:
+        tracked.finish(
+            None, "error", error={"type": type(exc).__name__, "message": str(exc)}
+        )
+        raise
+    result.commits = [{"unit": "stamp", "steps": [], "transaction": None}]
+    result.committed = True
+    planner = Planner(site)
+    for profile in result.profiles:
+        profile.after = planner.instance_version(profile.id)
+    result.report = "".join(
+        f"Stamped profile {p.id} at version {p.after} (was {p.before}).\n"
+        for p in result.profiles
+    )
+    result.duration = time.monotonic() - started
+    result.run_id = tracked.run_id
+    tracked.finish(result)
+    return result

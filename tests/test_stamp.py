@@ -1,0 +1,62 @@
+"""Stamping a downgraded profile back to the version its code declares."""
+
+import pytest
+
+
+BASE = "collective.upgradeapi.testing:base"
+
+
+@pytest.fixture
+def downgraded(rewind, snapshot):
+    """The base profile recorded at 1005 while its code declares 1003."""
+    rewind({BASE: "1005"})
+    return snapshot()
+
+
+def test_downgraded_message_names_both_causes(api, downgraded, snapshot):
+    response = api.post("/@upgrade", json={"profiles": [BASE]})
+
+    assert response.status_code == 400
+    data = response.json()
+    assert data["type"] == "Downgraded"
+    assert "the code was downgraded" in data["message"]
+    assert "metadata.xml lags behind its own upgrade steps" in data["message"]
+    assert '{"stamp": [profile ids]}' in data["message"]
+    assert snapshot() == downgraded
+
+
+def test_stamp_records_the_declared_version(api, downgraded, snapshot, example):
+    response = api.post("/@upgrade", json={"stamp": [BASE]})
+
+    example("upgrade_post_stamp", response)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["committed"] is True
+    assert data["steps"] == []
+    assert data["profiles"] == [
+        {"id": BASE, "versions": {"before": "1005", "after": "1003", "fs": "1003"}}
+    ]
+    assert snapshot()["versions"][BASE] == ("1003",)
+    assert snapshot()["markers"] == []
+    listed = api.get("/@upgrade", params={"profile": BASE}).json()["profiles"]
+    assert listed == []
+    run = api.get(f"/@upgrade/history/{data['run_id']}").json()
+    assert run["selection"]["stamp"] == [BASE]
+    assert run["result"] == "success"
+
+
+@pytest.mark.parametrize(
+    "body, text",
+    [
+        ({"stamp": ["plone.app.contenttypes:default"]}, "not downgraded"),
+        ({"stamp": ["no.such:profile"]}, "Unknown profile id(s)"),
+        ({"stamp": [BASE], "dry_run": True}, "'stamp' goes alone"),
+        ({"stamp": []}, "'stamp' must be a non-empty list"),
+    ],
+)
+def test_bad_stamps_are_refused(api, downgraded, snapshot, body, text):
+    response = api.post("/@upgrade", json=body)
+
+    assert response.status_code == 400
+    assert text in response.json()["message"]
+    assert snapshot() == downgraded
