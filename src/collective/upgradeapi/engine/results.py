@@ -3,6 +3,9 @@
 from dataclasses import dataclass
 from dataclasses import field
 from Products.GenericSetup.upgrade import normalize_version
+from transaction.interfaces import DoomedTransaction
+
+import traceback
 
 
 DONE = "done"
@@ -118,3 +121,21 @@ class RunResult:
             for p in self.profiles
             if p.fs is not None
         )
+
+
+def describe_error(exc, task, dry_run):
+    """The error entry of a failed step."""
+    message = str(exc) or exc.__class__.__name__
+    if isinstance(exc, DoomedTransaction) and dry_run:
+        message = (
+            f"Step {task.title!r} committed the dry run's transaction in a way "
+            "that cannot become a savepoint, so it cannot be dry-run. Run it "
+            "for real (all or nothing) or test it on a copy."
+        )
+    return {
+        "type": exc.__class__.__name__,
+        "message": message,
+        "traceback": "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        ),
+    }

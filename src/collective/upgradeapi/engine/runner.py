@@ -16,11 +16,12 @@ Most callers want :func:`collective.upgradeapi.api.upgrade`, which adds the
 lock, the live status and the history around a run.
 """
 
-from collective.upgradeapi import compat
+from collective.upgradeapi.engine import core
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.engine import txn as txn_module
 from collective.upgradeapi.engine.plan import Planner
 from collective.upgradeapi.engine.progress import advance_version
+from collective.upgradeapi.engine.results import describe_error
 from collective.upgradeapi.engine.results import DONE
 from collective.upgradeapi.engine.results import FAILED
 from collective.upgradeapi.engine.results import MARKED
@@ -31,12 +32,10 @@ from collective.upgradeapi.engine.results import StepResult
 from collective.upgradeapi.engine.results import Task
 from collective.upgradeapi.engine.selection import check
 from collective.upgradeapi.engine.units import Units
-from transaction.interfaces import DoomedTransaction
 from ZODB.POSException import ConflictError
 
 import logging
 import time
-import traceback
 
 
 logger = logging.getLogger("collective.upgradeapi")
@@ -180,49 +179,8 @@ class Runner:
                     result.steps.append(StepResult(task=task))
 
     def _run_core(self, plans, result):
-        """Plone's own upgrade sequence, step by step (``portal_migration``)."""
-        core_id = self.planner.core_profile_id
-        pre, post = self.planner.core_addon_ids()
-        by_id = {plan.id: plan for plan in plans}
-        version = self.planner.instance_version(core_id)
-        logger.info("Starting the upgrade of Plone from version %s.", version)
-        for profile_id in [*pre, core_id]:
-            if profile_id in by_id:
-                self._run_profile(by_id[profile_id], result)
-        if self.migration.needUpgrading():
-            logger.error(
-                "The upgrade path did not reach version %s; core add-ons were "
-                "not upgraded.",
-                self.migration.getFileSystemVersion(),
-            )
-            return
-        for profile_id in post:
-            if profile_id in by_id and profile_id not in pre:
-                self._run_profile(by_id[profile_id], result)
-        follow_ups = (
-            ("recatalog", "Rebuild the catalog", "needRecatalog", compat.recatalog),
-            (
-                "update-role-mappings",
-                "Update workflow role mappings",
-                "needUpdateRole",
-                compat.update_role_mappings,
-            ),
-        )
-        for task_id, title, needed, call in follow_ups:
-            if getattr(self.migration, needed)():
-                task = Task(
-                    task_id,
-                    core_id,
-                    title,
-                    None,
-                    None,
-                    lambda call=call: call(self.migration),
-                )
-                queued = self._queue(task, result)
-                self._units.run(
-                    task_id, [queued], lambda queued=queued: self._run_queued(queued)
-                )
-        logger.info("Plone's core upgrade has finished.")
+        """Plone's own upgrade sequence, step by step (see :mod:`.core`)."""
+        core.run_core(self, plans, result)
 
     def _run_profile(self, plan, result, only=None):
         """Run the pending steps of one profile (or those in ``only``)."""
@@ -304,21 +262,3 @@ class Runner:
         self._notify("end", step_result)
         if step_result.status == FAILED:
             raise StepFailed()
-
-
-def describe_error(exc, task, dry_run):
-    """The error entry of a failed step."""
-    message = str(exc) or exc.__class__.__name__
-    if isinstance(exc, DoomedTransaction) and dry_run:
-        message = (
-            f"Step {task.title!r} committed the dry run's transaction in a way "
-            "that cannot become a savepoint, so it cannot be dry-run. Run it "
-            "for real (all or nothing) or test it on a copy."
-        )
-    return {
-        "type": exc.__class__.__name__,
-        "message": message,
-        "traceback": "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__)
-        ),
-    }

@@ -1,0 +1,62 @@
+"""Plone's core upgrade, replayed step by step as ``portal_migration`` runs it.
+
+The sequence, the same on Plone 6.0, 6.1 and 6.2 (the differences are in
+:mod:`collective.upgradeapi.compat`): the "pre" core add-ons, the core
+profile's steps, then, if the core profile reached its code's version, the
+core add-ons, and the catalog rebuild and workflow role update that steps
+asked for. ``tests/test_core_parity.py`` checks that the end state is the
+one Plone's own upgrade leaves.
+"""
+
+from collective.upgradeapi import compat
+from collective.upgradeapi.engine.results import Task
+
+import logging
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+#: (task id, title, the migration tool's "is it needed" method, the call)
+FOLLOW_UPS = (
+    ("recatalog", "Rebuild the catalog", "needRecatalog", compat.recatalog),
+    (
+        "update-role-mappings",
+        "Update workflow role mappings",
+        "needUpdateRole",
+        compat.update_role_mappings,
+    ),
+)
+
+
+def run_core(runner, plans, result):
+    """Run the core group's ``plans`` on ``runner`` in Plone's order."""
+    planner = runner.planner
+    migration = runner.migration
+    core_id = planner.core_profile_id
+    pre, post = planner.core_addon_ids()
+    by_id = {plan.id: plan for plan in plans}
+    version = planner.instance_version(core_id)
+    logger.info("Starting the upgrade of Plone from version %s.", version)
+    for profile_id in [*pre, core_id]:
+        if profile_id in by_id:
+            runner._run_profile(by_id[profile_id], result)
+    if migration.needUpgrading():
+        logger.error(
+            "The upgrade path did not reach version %s; core add-ons were "
+            "not upgraded.",
+            migration.getFileSystemVersion(),
+        )
+        return
+    for profile_id in post:
+        if profile_id in by_id and profile_id not in pre:
+            runner._run_profile(by_id[profile_id], result)
+    for task_id, title, needed, call in FOLLOW_UPS:
+        if getattr(migration, needed)():
+            task = Task(
+                task_id, core_id, title, None, None, lambda call=call: call(migration)
+            )
+            queued = runner._queue(task, result)
+            runner._units.run(
+                task_id, [queued], lambda queued=queued: runner._run_queued(queued)
+            )
+    logger.info("Plone's core upgrade has finished.")
