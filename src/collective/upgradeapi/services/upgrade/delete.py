@@ -1,5 +1,6 @@
 """DELETE /<site>/@upgrade/lock: break the lock of a run whose process died."""
 
+from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import runs
 from plone.protect.interfaces import IDisableCSRFProtection
@@ -16,5 +17,6 @@ class UpgradeDelete(UpgradeSubPathService):
     """
 
     def reply(self):
+        csrf.check(self.request)
         alsoProvides(self.request, IDisableCSRFProtection)
         return runs.reply_delete(self, self.params)
