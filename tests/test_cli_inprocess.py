@@ -75,6 +75,23 @@ def test_help_imports_neither_zope_nor_plone():
     assert result.stdout.splitlines()[-1] == "HEAVY: []"
 
 
+def test_a_crash_exits_2_not_1():
+    """Exit 1 means "upgrades pending": a bug or a broken install must not."""
+    code = (
+        "from collective.upgradeapi.cli import doors, main\n"
+        "def broken(*args):\n"
+        "    raise ImportError('a broken install')\n"
+        "doors.choose = broken\n"
+        "main(['check', '--url', 'http://127.0.0.1:1/plone'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+
+    assert result.returncode == 2
+    assert "ImportError: a broken install" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

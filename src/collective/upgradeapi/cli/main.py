@@ -3,6 +3,7 @@
 from collective.upgradeapi.cli import doors
 from collective.upgradeapi.cli.checking import check
 from collective.upgradeapi.cli.checking import plan
+from collective.upgradeapi.cli.failure import ERROR
 from collective.upgradeapi.cli.history import history
 from collective.upgradeapi.cli.options import ENVIRONMENT
 from collective.upgradeapi.cli.options import EXIT_CODES
@@ -10,6 +11,8 @@ from collective.upgradeapi.cli.running import run
 from collective.upgradeapi.cli.waiting import wait
 
 import click
+import sys
+import traceback
 
 
 def door_options(f):
@@ -57,5 +60,13 @@ for _command in (wait, check, plan, run, history):
 
 
 def main(args=None):
-    """The ``plone-upgrade`` console script."""
-    return cli.main(args=args, prog_name="plone-upgrade")
+    """The ``plone-upgrade`` console script.
+
+    An unexpected exception (a bug, a broken environment) exits with 2, not
+    with Python's 1, which means "upgrades pending" or "a step failed".
+    """
+    try:
+        return cli.main(args=args, prog_name="plone-upgrade")
+    except Exception:
+        traceback.print_exc()
+        sys.exit(ERROR)

@@ -111,6 +111,7 @@ class SiteDoor:
         :param interval: not used (over HTTP: the pause between two polls).
         :returns: ``(200, answer)``, or ``(500, error body)`` when a step failed.
         """
+        # Read as the service reads "profiles" and "steps" of POST @upgrade.
         selection = request_body.selection(body)
         listeners = []
         if on_progress is not None:
