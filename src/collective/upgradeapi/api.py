@@ -18,6 +18,7 @@ Example, in a script run with ``zconsole run``::
 from AccessControl import getSecurityManager
 from Acquisition import aq_parent
 from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import Selection
@@ -38,6 +39,7 @@ import logging
 __all__ = [
     "Selection",
     "break_lock",
+    "cancel",
     "get_run",
     "lock_info",
     "pending",
@@ -144,6 +146,8 @@ def upgrade(
             error_type="ConflictError",
             status=409,
         )
+    except RunCancelled as exc:
+        raise _stopped(tracked, exc, runner) from None
     except BaseException as exc:
         tracked.finish(None, history.ERROR, error=_summary(exc))
         raise
@@ -180,25 +184,28 @@ def lock_info(site):
 
 
 def break_lock(site, user, force=False):
-    """Break the lock of a run whose process died; its run becomes abandoned.
+    """Break a stale lock (its run becomes abandoned), or, with ``force``,
+    ask a live lock's run to cancel: a live lock is never removed, so two
+    runs never overlap.
 
     :param user: who breaks it, for the history.
-    :param force: break it even if its holder still gives signs of life.
-    :returns: ``(message, lock)``: what was done and the lock as it was.
+    :param force: for a live lock, ask its run to cancel instead of refusing.
+    :returns: ``{"broken", "message", "lock"}``: ``broken`` is ``True`` when
+        the lock was removed (``lock`` as it was), ``False`` when its run was
+        asked to cancel (``lock`` with ``cancel_requested``).
     :raises .errors.UnknownResource: there is no lock.
     :raises .errors.Locked: the lock is alive and ``force`` is false.
     """
-    message = f"The upgrade lock was broken by {user}."
-
-    def on_break(records, broken):
-        progress = records.get("progress") or {}
-        if progress.get("token") == broken["token"]:
-            history.abandon(records, progress.get("run_id"), message)
-            records.set("progress", None)
-
     with store.side_connection(site) as side:
-        broken = lock.break_lock(side, force=force, on_break=on_break)
-    return message, broken
+        broken, shown = lock.break_lock(side, user, force=force)
+    if broken:
+        message = (
+            f"The upgrade lock was broken by {user}; its run is recorded as "
+            "abandoned. A new run may start."
+        )
+    else:
+        message = _cancel_message(shown, user)
+    return {"broken": broken, "message": message, "lock": shown}
 
 
 def remove_records(site):
@@ -208,3 +215,63 @@ def remove_records(site):
     :returns: the annotation keys that were removed.
     """
     return store.remove(site)
+
+
+def cancel(site, user):
+    """Ask the run that holds the site's lock to stop.
+
+    The run reads the request at its next step boundary (the start of a step,
+    or before it commits), stops there, aborts what it had not committed,
+    is recorded as ``cancelled`` by ``user`` and releases the lock. A run
+    stuck inside one step stops when its Zope process is stopped.
+
+    :param user: who cancels it, for the history.
+    :returns: ``{"message", "lock"}``, the lock with ``cancel_requested``.
+    :raises .errors.UnknownResource: no run holds the lock.
+    """
+    with store.side_connection(site) as side:
+        shown = lock.request_cancel(side, user)
+    return {"message": _cancel_message(shown, user), "lock": shown}
+
+
+def _cancel_message(shown, user):
+    request = shown["cancel_requested"]
+    asked = (
+        f"{user} asked"
+        if request["user"] == user
+        else f"{request['user']} already asked"
+    )
+    message = (
+        f"{asked} the run of {shown['user']} to cancel. It stops at its next "
+        "step boundary, commits nothing more and releases the lock; follow it "
+        "with GET @upgrade/status."
+    )
+    if shown["stale"]:
+        message += (
+            " Its holder looks dead (see 'lock'): break the lock with "
+            "DELETE @upgrade/lock."
+        )
+    return message
+
+
+def _stopped(tracked, exc, runner):
+    """Record a run stopped at a step boundary; the error to raise.
+
+    Cancelled by a Manager, or its lock lost: 409. Its process stopping: 503.
+    """
+    profiles = []
+    try:
+        for plan in tracked.plans:
+            after = runner.planner.instance_version(plan.id)
+            versions = {"before": plan.instance, "after": after, "fs": plan.fs}
+            profiles.append({"id": plan.id, "versions": versions})
+    except Exception:
+        logger.warning("Could not read the profiles' versions.", exc_info=True)
+    error = tracked.finish_stopped(exc, profiles)
+    status = 503 if error["type"] == lock.STOPPED else 409
+    details = {"run_id": tracked.run_id, "step": error["step"]}
+    if "user" in error:
+        details["cancelled_by"] = error["user"]
+    return UpgradeError(
+        error["message"], error_type=error["type"], status=status, **details
+    )

@@ -8,20 +8,22 @@ ignored with a warning.
 ==============================================  =================  =======
 environment variable                            zope.conf key      default
 ==============================================  =================  =======
-``COLLECTIVE_UPGRADEAPI_STALE_AFTER`` (s)       ``stale-after``    600
+``COLLECTIVE_UPGRADEAPI_STALE_AFTER`` (s)       ``stale-after``    60
 ``COLLECTIVE_UPGRADEAPI_HISTORY_SIZE`` (runs)   ``history-size``   100
+``COLLECTIVE_UPGRADEAPI_HOST`` (a name)         ``host``           the host name
 ==============================================  =================  =======
 
 In ``zope.conf``::
 
     <product-config collective.upgradeapi>
-        stale-after 900
+        stale-after 120
         history-size 50
     </product-config>
 """
 
 import logging
 import os
+import socket
 
 
 logger = logging.getLogger("collective.upgradeapi")
@@ -29,8 +31,9 @@ logger = logging.getLogger("collective.upgradeapi")
 PRODUCT = "collective.upgradeapi"
 
 #: (environment variable, zope.conf key, default)
-STALE_AFTER = ("COLLECTIVE_UPGRADEAPI_STALE_AFTER", "stale-after", 600)
+STALE_AFTER = ("COLLECTIVE_UPGRADEAPI_STALE_AFTER", "stale-after", 60)
 HISTORY_SIZE = ("COLLECTIVE_UPGRADEAPI_HISTORY_SIZE", "history-size", 100)
+HOST = ("COLLECTIVE_UPGRADEAPI_HOST", "host", None)
 
 
 def _product_config():
@@ -71,5 +74,22 @@ def history_size():
 
 
 def heartbeat_interval():
-    """Seconds between two heartbeats of a running upgrade."""
+    """Seconds between two heartbeats of a running upgrade: a quarter of
+    :func:`stale_after` (15 s by default), at least half a second and at most
+    30 seconds, so a live holder beats four times before it could look stale."""
     return max(0.5, min(30.0, stale_after() / 4))
+
+
+def host_name():
+    """The name of this host, as upgrade locks record their holder.
+
+    The host name by default. Zope processes that share a database must not
+    share a name while they run: two containers given the same ``hostname``
+    must set ``COLLECTIVE_UPGRADEAPI_HOST`` (or ``host`` in zope.conf) to
+    names of their own.
+    """
+    variable, key, _default = HOST
+    for raw in (os.environ.get(variable), _product_config().get(key)):
+        if raw not in (None, "") and str(raw).strip():
+            return str(raw).strip()
+    return socket.gethostname()

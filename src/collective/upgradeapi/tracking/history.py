@@ -12,8 +12,15 @@ A run is recorded when its first step is about to start (``result:
 - ``success``: every step ran (for a dry run: and was rolled back);
 - ``failed``: a step raised; nothing was committed;
 - ``error``: the run stopped on an unexpected error; nothing was committed;
-- ``abandoned``: its lock was broken by a Manager while it was recorded as
-  running.
+- ``cancelled``: a Manager cancelled it; it stopped at a step boundary and
+  what it had not committed was rolled back (``error.user`` says who);
+- ``abandoned``: its process died or was stopped, or its lock was broken by
+  a Manager, while it was recorded as running. It ends at its last sign of
+  life (``error.heartbeat``), in the step it was in (``error.step``).
+
+While a run goes on, each step that ended is added to its ``steps``, so a run
+that is abandoned keeps what it had done (none of it committed, unless it
+committed per profile or step).
 """
 
 from collective.upgradeapi import config
@@ -27,6 +34,7 @@ SUCCESS = "success"
 FAILED = "failed"
 ERROR = "error"
 ABANDONED = "abandoned"
+CANCELLED = "cancelled"
 
 
 def start(records, user, dry_run, selection, steps_total):
@@ -63,23 +71,54 @@ def finish(records, run_id, result, **data):
     Keys: ``profiles``, ``steps`` (as the engine's ``as_dict()`` gives them),
     ``error`` (``{"type", "message"}`` or ``None``), ``report``, ``committed``,
     ``transaction`` (the id of the committed transaction, hex).
+
+    A run that is not recorded as running any more (abandoned meanwhile, by
+    a Manager or a stopping process) is left as it is.
     """
     record = records.runs.get(run_id)
-    if record is None:  # dropped from a full history meanwhile
+    if record is None or record["result"] != RUNNING:
+        # Dropped from a full history meanwhile, or ended by someone else.
         return
+    if not data.get("steps"):
+        data.pop("steps", None)  # keep the steps recorded while it ran
     record.update({**data, "result": result, "finished": now()})
 
 
-def abandon(records, run_id, message):
-    """Mark a run that is still recorded as running as abandoned."""
+def step_ended(records, run_id, step):
+    """Add ``step`` (as the engine's ``as_dict()`` gives it) to a running run."""
     record = records.runs.get(run_id) if run_id is not None else None
     if record is None or record["result"] != RUNNING:
         return
-    finish(
-        records,
-        run_id,
-        ABANDONED,
-        error={"type": "LockBroken", "message": message},
+    record["steps"] = [*record["steps"], step]
+
+
+def abandon(
+    records, run_id, message, error_type="LockBroken", step=None, last_seen=None
+):
+    """Mark a run that is still recorded as running as abandoned.
+
+    :param error_type: ``error.type``: ``LockBroken`` (a Manager broke its
+        lock), ``ProcessGone`` (its process died) or ``Stopped`` (its
+        process was stopped).
+    :param step: ``{"id", "profile", "title"}`` of the step it was in.
+    :param last_seen: its last sign of life (epoch seconds), when it ends;
+        now if omitted.
+    """
+    record = records.runs.get(run_id) if run_id is not None else None
+    if record is None or record["result"] != RUNNING:
+        return
+    seen = max(record["started"], last_seen if last_seen is not None else now())
+    record.update(
+        {
+            "result": ABANDONED,
+            "finished": seen,
+            "error": {
+                "type": error_type,
+                "message": message,
+                "step": step,
+                "heartbeat": iso(seen),
+            },
+        }
     )
 
 

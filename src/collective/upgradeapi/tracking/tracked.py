@@ -5,20 +5,55 @@ second run: it takes the lock, keeps a heartbeat, publishes progress at each
 step (as a :attr:`.engine.runner.Runner.listeners` entry), records the run in
 the history and releases the lock at the end, whatever the outcome. All of it
 is committed through a connection of its own (:mod:`.store`).
+
+It is also what stops a run that must not go on: at the start of each step
+and before each commit (the run's step boundaries) it reads the lock, and
+raises :class:`.engine.results.RunCancelled` when a Manager asked the run to
+cancel, :class:`LockLost` when the run no longer holds the lock, and
+:class:`Stopped` when its Zope process is stopping. The runner lets these
+propagate: what the run had not committed is aborted.
 """
 
+from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import holder as holders
 from collective.upgradeapi.tracking import lock
 from collective.upgradeapi.tracking.status import COMMITTING
 from collective.upgradeapi.tracking.status import RUNNING
+from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
 
 import logging
+import threading
 import uuid
 
 
 logger = logging.getLogger("collective.upgradeapi")
+
+#: Listener events at which a run checks whether it may go on.
+BOUNDARIES = ("start", "commit")
+
+
+class LockLost(RunCancelled):
+    """The run's lock was broken (it looked stale): the run stops."""
+
+    def __init__(self):
+        Exception.__init__(
+            self,
+            "The run's upgrade lock was broken while it ran (it looked stale); "
+            "the run stopped so that it does not overlap another one.",
+        )
+        self.user = None
+
+
+class Stopped(RunCancelled):
+    """The Zope process is stopping (``reason``: the signal): the run stops."""
+
+    def __init__(self, reason):
+        Exception.__init__(self, f"The Zope process was stopped ({reason}).")
+        self.user = None
+        self.reason = reason
 
 
 class TrackedRun:
@@ -29,6 +64,13 @@ class TrackedRun:
     :param dry_run: whether the run is a dry run.
     :param selection: what was asked, for the history (a JSON-able dict).
     """
+
+    #: ``{"id", "profile", "title"}`` of the step running now, or ``None``.
+    step = None
+    #: the thread that runs the steps.
+    thread = None
+    #: the run's :class:`.engine.plan.ProfilePlan` list, once planned.
+    plans = ()
 
     def __init__(self, site, user, dry_run, selection):
         self.site = site
@@ -48,15 +90,20 @@ class TrackedRun:
         :raises .errors.Locked: when another run holds the lock.
         """
         self.side = SideConnection(self.site)
+        self.thread = threading.current_thread()
+        # Registered first: a lock of this process whose run is not
+        # registered is taken for one whose run is gone.
+        holders.register(self.token, self)
         try:
             lock.acquire(self.side, self.token, self.user, self.dry_run)
         except BaseException:
+            holders.unregister(self.token)
             self._close()
             raise
         self.heartbeat = lock.Heartbeat(self.site, self.token)
         self.heartbeat.start()
 
-    def finish(self, result, outcome=None, error=None):
+    def finish(self, result, outcome=None, error=None, **recorded):
         """Record the end of the run, clear the progress and release the lock.
 
         Never raises: what cannot be written is logged.
@@ -65,16 +112,26 @@ class TrackedRun:
             ``None`` when the run did not produce one.
         :param outcome: a :mod:`.history` result; from ``result`` if omitted.
         :param error: ``{"type", "message"}`` when the run stopped on an error.
+        :param recorded: more keys of the history entry (``profiles``,
+            ``committed``).
         """
         if outcome is None:
             outcome = history.SUCCESS if result.ok else history.FAILED
+        reason = holders.stopping()
+        if reason and outcome == history.ERROR:
+            # Unwound by the signal that stops this process.
+            outcome, error = history.ABANDONED, self._stopped_error(reason)
         try:
             self._stop_heartbeat()
 
             def record(records):
                 if self.run_id is not None:
                     history.finish(
-                        records, self.run_id, outcome, **_outcome(result, error)
+                        records,
+                        self.run_id,
+                        outcome,
+                        **_outcome(result, error),
+                        **recorded,
                     )
                 if records.holder_progress() is not None:
                     records.set("progress", None)
@@ -93,7 +150,63 @@ class TrackedRun:
                     exc_info=True,
                 )
         finally:
+            holders.unregister(self.token)
             self._close()
+
+    def finish_stopped(self, exc, profiles=None):
+        """Record a run stopped at a step boundary (see :meth:`__call__`) and
+        release the lock, like :meth:`finish`.
+
+        :param exc: the :class:`.engine.results.RunCancelled` that stopped it.
+        :param profiles: ``{"id", "versions": {"before", "after", "fs"}}`` per
+            profile of the run, read after it stopped: a profile whose
+            version moved was committed (per profile or step) before.
+        :returns: the run's ``error`` entry.
+        """
+        if isinstance(exc, Stopped):
+            outcome, error = history.ABANDONED, self._stopped_error(exc.reason)
+        elif isinstance(exc, LockLost):
+            # Recorded as abandoned by whoever broke the lock.
+            outcome = history.ABANDONED
+            error = {
+                "type": lock.LOCK_BROKEN,
+                "message": str(exc),
+                "step": self.step,
+                "heartbeat": iso(now()),
+            }
+        else:
+            where = (
+                f"before step {self.step['title']!r}"
+                if self.step
+                else "before its commit"
+            )
+            outcome = history.CANCELLED
+            error = {
+                "type": "Cancelled",
+                "message": f"The run was cancelled by {exc.user} {where}; what it "
+                "had not committed was rolled back.",
+                "step": self.step,
+                "user": exc.user,
+            }
+        recorded = {}
+        if profiles:
+            recorded = {
+                "profiles": profiles,
+                "committed": any(
+                    p["versions"]["after"] != p["versions"]["before"] for p in profiles
+                ),
+            }
+        self.finish(None, outcome, error=error, **recorded)
+        return error
+
+    def _stopped_error(self, reason):
+        return {
+            "type": lock.STOPPED,
+            "message": f"The Zope process was stopped ({reason}) while the run "
+            "went on; what it had not committed was rolled back.",
+            "step": self.step,
+            "heartbeat": iso(now()),
+        }
 
     def _stop_heartbeat(self):
         if self.heartbeat is not None:
@@ -108,10 +221,16 @@ class TrackedRun:
     # -- listener --------------------------------------------------------
 
     def __call__(self, event, payload):
-        """A :attr:`.engine.runner.Runner.listeners` entry: publish progress.
+        """A :attr:`.engine.runner.Runner.listeners` entry: publish progress,
+        and stop the run at a step boundary when it must not go on.
 
-        Never raises: a status that cannot be written must not stop an upgrade.
+        :raises .engine.results.RunCancelled: at the start of a step or before
+            a commit, when a Manager asked the run to cancel (or
+            :class:`LockLost`, :class:`Stopped`). Nothing else: a status that
+            cannot be written must not stop an upgrade.
         """
+        if event in BOUNDARIES:
+            self._stop_if_asked(payload if event == "start" else None)
         handlers = {
             "plan": self._planned,
             "start": self._started,
@@ -122,6 +241,46 @@ class TrackedRun:
             handlers[event](payload)
         except Exception:
             logger.warning("Could not publish the upgrade status.", exc_info=True)
+        if event == "plan":
+            self.plans = payload
+        elif event == "start":
+            self.step = payload.task.ref()
+        elif event == "end":
+            self.step = None
+            self._record_step(payload)
+
+    def _stop_if_asked(self, step_result):
+        """Raise what stops the run when it must not go on (see :meth:`__call__`)."""
+        self.step = step_result.task.ref() if step_result is not None else None
+        reason = holders.stopping()
+        if reason:
+            raise Stopped(reason)
+        try:
+            verdict = lock.check(self.side, self.token)
+        except Exception:
+            logger.warning("Could not read the upgrade lock.", exc_info=True)
+            return
+        if verdict is None:
+            return
+        kind, user = verdict
+        if kind == lock.LOST:
+            raise LockLost()
+        if step_result is not None:
+            self._record_step(step_result)  # listed as not run
+        raise RunCancelled(user)
+
+    def _record_step(self, step_result):
+        """Add a step that ended to the run's history entry (never raises)."""
+        if self.run_id is None:
+            return
+        try:
+            self.side.transact(
+                lambda records: history.step_ended(
+                    records, self.run_id, step_result.as_dict()
+                )
+            )
+        except Exception:
+            logger.warning("Could not record the upgrade step.", exc_info=True)
 
     def _planned(self, plans):
         total = sum(

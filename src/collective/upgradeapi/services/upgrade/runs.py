@@ -1,4 +1,4 @@
-"""The sub-resources of ``@upgrade``: status, history, lock.
+"""The sub-resources of ``@upgrade``: status, history, lock, the running run.
 
 Thin HTTP shaping around :mod:`collective.upgradeapi.api`.
 """
@@ -10,7 +10,7 @@ from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import history
 
 
-SUB_PATHS = "status, history, history/<id>, lock"
+SUB_PATHS = "status, history, history/<id>, lock and run (DELETE: cancel)"
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
 
@@ -71,18 +71,42 @@ def reply_run(service, raw_id):
 
 
 def reply_delete(service, params):
-    """``DELETE @upgrade/lock[?force=true]``: break the lock of a dead run."""
-    if params != ["lock"]:
-        raise not_found(params)
+    """Dispatch ``DELETE @upgrade/<params>``: ``lock`` or ``run``."""
+    if params == ["lock"]:
+        return reply_break(service)
+    if params == ["run"]:
+        return reply_cancel(service)
+    raise not_found(params)
+
+
+def reply_break(service):
+    """``DELETE @upgrade/lock[?force=true]``: break the lock of a dead run.
+
+    200 ``{"@id", "broken": true, "message", "lock"}`` when it was stale and
+    is broken; 202 with ``"broken": false`` when ``force`` turned the break
+    of a live lock into a cancel request.
+    """
     raw_force = service.request.form.get("force", "")
     if not isinstance(raw_force, str) or raw_force.lower() not in TRUE + FALSE:
         raise BadInput("'force' must be true or false.")
-    message, broken = api.break_lock(
+    done = api.break_lock(
         service.context, service.current_user(), force=raw_force.lower() in TRUE
     )
+    if not done["broken"]:
+        service.request.response.setStatus(202)
+    return {"@id": f"{service.service_url}/lock", **done}
+
+
+def reply_cancel(service):
+    """``DELETE @upgrade/run``: ask the running run to cancel.
+
+    202 ``{"@id", "cancel_requested", "message", "lock"}``: the run stops at
+    its next step boundary. No run: 404.
+    """
+    done = api.cancel(service.context, service.current_user())
+    service.request.response.setStatus(202)
     return {
-        "@id": f"{service.service_url}/lock",
-        "broken": True,
-        "message": message,
-        "lock": broken,
+        "@id": f"{service.service_url}/run",
+        "cancel_requested": done["lock"]["cancel_requested"],
+        **done,
     }
