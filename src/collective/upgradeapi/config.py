@@ -93,3 +93,34 @@ def host_name():
         if raw not in (None, "") and str(raw).strip():
             return str(raw).strip()
     return socket.gethostname()
+
+
+#: (environment variable, zope.conf key, default): hold off other writers
+#: while a real upgrade runs (see :mod:`collective.upgradeapi.doors.hold`).
+WRITE_HOLD = ("COLLECTIVE_UPGRADEAPI_WRITE_HOLD", "write-hold", False)
+TRUTHY = ("1", "true", "yes", "on")
+FALSY = ("0", "false", "no", "off")
+
+
+def write_hold():
+    """Whether requests that would write get 503 while a real upgrade runs.
+
+    Off unless ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (environment) or
+    ``write-hold`` (zope.conf) says ``on``, ``true``, ``yes`` or ``1``; the
+    environment wins, so ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD=off`` turns off
+    what zope.conf turned on. Any other value is ignored with a warning.
+    """
+    variable, key, default = WRITE_HOLD
+    for source, raw in (
+        (variable, os.environ.get(variable)),
+        (f"zope.conf {key}", _product_config().get(key)),
+    ):
+        if raw in (None, ""):
+            continue
+        value = str(raw).strip().lower()
+        if value in TRUTHY:
+            return True
+        if value in FALSY:
+            return False
+        logger.warning("Ignoring %s=%r: on or off is expected.", source, raw)
+    return default

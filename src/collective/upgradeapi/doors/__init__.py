@@ -1,0 +1,12 @@
+"""Plone's other upgrade doors, and other writers, while a run holds the lock.
+
+- :mod:`.addons`: plone.restapi's ``POST @addons/<id>/upgrade`` runs through
+  this package's engine (lock, history, all or nothing, real error status);
+- :mod:`.classic`: the classic upgrade forms (``@@plone-upgrade``, the add-ons
+  control panel's upgrade button, portal_setup's upgrade form and
+  ``upgradeProfile``) refuse with 409 while the lock is held;
+- :mod:`.hold`: the opt-in write hold: other requests that would write get
+  503 while a real run holds the lock.
+
+What they answer is in :mod:`.refusals`.
+"""

@@ -1,0 +1,89 @@
+"""The write hold: while a real run holds the lock, other writers wait.
+
+Opt-in (:func:`collective.upgradeapi.config.write_hold`). A subscriber to
+Zope's ``IPubBeforeCommit`` runs just before the publisher commits a
+request's transaction. When that transaction changed objects in the site's
+database and a real (not dry) run holds the site's lock, it raises
+:class:`.refusals.WriteHeld`: Zope aborts the transaction (nothing the request
+did is committed, no after-success hook runs) and answers 503 with
+``Retry-After``. Requests that write nothing, reads, go on.
+
+- The lock is read as committed now, through a connection of its own (the
+  request's connection shows the database as it was when the request began),
+  and only for requests that wrote something.
+- The run's own request is never held: the run commits through its own
+  transaction manager and releases the lock before the publisher commits,
+  and the ``@upgrade`` services are left alone anyway.
+- Logging in is let through (Plone's login form, plone.restapi's ``@login``
+  and ``@login-renew``): it writes only what records the login, and users
+  must be able to log in to read.
+- A lock whose holder looks dead (stale) holds nothing: writes go on until
+  someone breaks it.
+- Only requests published by Zope are held; scripts, ``zconsole run`` and
+  clock servers that commit on their own are not.
+"""
+
+from collective.upgradeapi import config
+from collective.upgradeapi.doors.refusals import fresh_lock
+from collective.upgradeapi.doors.refusals import plone_site
+from collective.upgradeapi.doors.refusals import WriteHeld
+from collective.upgradeapi.services.base import UpgradeService
+from plone.restapi.services.auth.login import Login
+from plone.restapi.services.auth.renew import Renew
+from Products.CMFPlone.browser.login.login import LoginForm
+from ZODB.Connection import Connection
+from zope.component import adapter
+from ZPublisher.interfaces import IPubBeforeCommit
+
+import logging
+import transaction
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+#: What is published by requests that are never held: the upgrade services,
+#: and logging in.
+LET_THROUGH = (UpgradeService, Login, Renew, LoginForm)
+
+
+def changed(txn, db):
+    """Whether ``txn`` changed objects of the database ``db``.
+
+    A ZODB connection joins the transaction at its first change; what it
+    changed is registered on it until the commit (or kept in its savepoint
+    storage once a savepoint was taken).
+    """
+    for resource in getattr(txn, "_resources", ()):
+        if not isinstance(resource, Connection) or resource.db() is not db:
+            continue
+        if (
+            getattr(resource, "_registered_objects", None)
+            or getattr(resource, "_added", None)
+            or getattr(resource, "_savepoint_storage", None) is not None
+        ):
+            return True
+    return False
+
+
+@adapter(IPubBeforeCommit)
+def hold_writers(event):
+    """Raise :class:`.refusals.WriteHeld` for a write while a real run runs."""
+    if not config.write_hold():
+        return
+    request = event.request
+    if isinstance(request.get("PUBLISHED"), LET_THROUGH):
+        return
+    site = plone_site()
+    if site is None:
+        return
+    if not changed(transaction.get(), site._p_jar.db()):
+        return
+    lock = fresh_lock(site)
+    if lock is None or lock.get("dry_run") or lock.get("stale"):
+        return
+    logger.info(
+        "Write hold: %s %s was not committed, an upgrade is running.",
+        request.get("REQUEST_METHOD"),
+        request.get("PATH_INFO"),
+    )
+    raise WriteHeld(lock)

@@ -1,0 +1,128 @@
+"""What a closed door answers: 409 while the lock is held, 503 while writes
+are held off; JSON for REST requests, a short HTML page for the others.
+
+Both are raised (so Zope aborts the request's transaction and no
+after-success hook runs) and rendered by :class:`RefusalView`.
+"""
+
+from Acquisition import aq_chain
+from collective.upgradeapi import api
+from collective.upgradeapi.errors import Locked
+from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.services.errors import UpgradeErrorView
+from collective.upgradeapi.tracking.store import SideConnection
+from html import escape
+from plone.base.interfaces import IPloneSiteRoot
+from plone.rest.interfaces import IAPIRequest
+from Products.Five.browser import BrowserView
+from zope.component import adapter
+from zope.component.hooks import getSite
+from zope.interface import Interface
+
+
+#: Seconds a held writer is asked to wait before it tries again.
+RETRY_AFTER = 30
+
+
+def plone_site():
+    """The Plone site the request was traversed into, or ``None``."""
+    site = getSite()
+    for item in aq_chain(site) if site is not None else ():
+        if IPloneSiteRoot.providedBy(item):
+            return item if getattr(item, "_p_jar", None) is not None else None
+    return None
+
+
+def fresh_lock(site):
+    """The site's upgrade lock as committed now, or ``None``.
+
+    Read through a connection of its own: the request's connection shows the
+    database as it was when the request began, and a lock may have been
+    taken since.
+    """
+    side = SideConnection(site)
+    try:
+        side.tm.begin()
+        return api.lock_info(side.connection.get(site._p_oid))
+    finally:
+        side.close()
+
+
+def _holder(lock):
+    what = "A dry run" if lock.get("dry_run") else "An upgrade"
+    return f"{what} started by {lock.get('user')}"
+
+
+def _stale_hint(lock):
+    if not lock.get("stale"):
+        return ""
+    hint = lock.get("how_to_break") or (
+        "A Manager can break the lock with DELETE @upgrade/lock."
+    )
+    return f" Its holder looks dead (see 'lock'). {hint}"
+
+
+class DoorClosed(Locked):
+    """One of Plone's other upgrade doors, used while the lock is held: 409."""
+
+    def __init__(self, door, lock):
+        super().__init__(
+            f"{_holder(lock)} holds this site's upgrade lock (see 'lock'); "
+            f"{door} is closed while it runs, so that two upgrades never "
+            "overlap. Nothing was done. Follow the run with GET "
+            "@upgrade/status and try again when it has ended." + _stale_hint(lock),
+            lock=lock,
+            door=door,
+        )
+
+
+class WriteHeld(UpgradeError):
+    """A request that would write, while a real run holds the lock and the
+    write hold is on: 503 with ``Retry-After``."""
+
+    status = 503
+    error_type = "WriteHeld"
+
+    def __init__(self, lock, retry_after=RETRY_AFTER):
+        super().__init__(
+            f"{_holder(lock)} is running on this site, and writes are held off "
+            "until it ends (the site's write hold is on). Nothing of this "
+            f"request was saved. Try again in {retry_after} seconds; GET "
+            "@upgrade/status shows the run's progress.",
+            lock=lock,
+            retry_after=retry_after,
+        )
+        #: Set on the response by Zope's publisher with the error's status.
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<h1>{title}</h1>
+<p>{message}</p>
+</body>
+</html>
+"""
+
+TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
+
+
+@adapter(UpgradeError, Interface)
+class RefusalView(BrowserView):
+    """Renders :class:`DoorClosed` and :class:`WriteHeld`: this package's JSON
+    error for REST requests, a short HTML page for the others."""
+
+    def __call__(self):
+        error = self.context
+        if IAPIRequest.providedBy(self.request):
+            return UpgradeErrorView(error, self.request)()
+        title = TITLES.get(error.status, "The request was refused")
+        response = self.request.response
+        response.setHeader("Content-Type", "text/html; charset=utf-8")
+        response.setStatus(error.status, lock=1)
+        message = escape(error.message, quote=False)
+        body = PAGE.format(title=escape(title), message=message)
+        response.setBody(body, lock=1)
+        return None

@@ -1,0 +1,198 @@
+"""Cross-site request forgery: a cookie-authenticated unsafe request to
+``@upgrade`` (or ``@addons/<id>/upgrade``) needs ``Content-Type:
+application/json`` or a plone.protect token; clients with an
+``Authorization`` header (basic auth, JWT) need neither.
+
+The cookie is Plone's own ``__ac``, from a real login through the login form.
+"""
+
+# The fixtures shared with test_doors are imported: they are arguments here.
+# ruff: noqa: F401, F811
+
+from plone.app.testing import SITE_OWNER_NAME
+from plone.app.testing import SITE_OWNER_PASSWORD
+from test_doors import addons
+from test_doors import gates
+from test_doors import GOOD
+from test_doors import GOOD_PROFILE
+from test_doors import held
+from test_doors import token
+
+import json
+import pytest
+import requests
+
+
+BASE = "collective.upgradeapi.testing:base"
+BODY = json.dumps({"profiles": [BASE]})
+
+
+@pytest.fixture
+def cookie(site):
+    """A session logged in through Plone's login form: an ``__ac`` cookie,
+    no ``Authorization`` header."""
+    session = requests.Session()
+    session.headers["Accept"] = "application/json"
+    response = session.post(
+        f"{site.absolute_url()}/login",
+        data={
+            "__ac_name": SITE_OWNER_NAME,
+            "__ac_password": SITE_OWNER_PASSWORD,
+            "buttons.login": "Log in",
+        },
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text
+    assert "__ac" in session.cookies
+    session.base = site.absolute_url()
+    yield session
+    session.close()
+
+
+def post(session, path, body=BODY, content_type="text/plain", headers=None):
+    headers = {"Content-Type": content_type, **(headers or {})}
+    return session.post(f"{session.base}{path}", data=body, headers=headers)
+
+
+@pytest.fixture
+def pending(rewind, snapshot):
+    """The base test profile is pending; returns the snapshot before."""
+    rewind({BASE: "1000"})
+    return snapshot()
+
+
+def assert_nothing_ran(api, snapshot, before):
+    assert snapshot() == before
+    assert api.get("/@upgrade/history").json()["items_total"] == 0
+
+
+def assert_ran(response, snapshot):
+    assert response.status_code == 200, response.text
+    assert response.json()["committed"] is True
+    assert snapshot()["versions"][BASE] == ("1003",)
+
+
+def test_cookie_with_text_plain_is_refused(api, cookie, pending, snapshot, example):
+    """What a cross-site page can send without a preflight: refused."""
+    response = post(cookie, "/@upgrade")
+
+    example("csrf_refused", response)
+    assert response.status_code == 403
+    assert response.headers["Content-Type"] == "application/json"
+    data = response.json()
+    assert data["type"] == "Forbidden"
+    assert "cross-site request forgery" in data["message"]
+    assert "Content-Type: application/json" in data["message"]
+    assert_nothing_ran(api, snapshot, pending)
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/x-www-form-urlencoded", "dry_run=false"),
+        ("multipart/form-data; boundary=x", "--x--"),
+        ("text/plain; charset=utf-8", BODY),
+        ("", BODY),
+    ],
+)
+def test_cookie_without_json_is_refused(
+    api, cookie, pending, snapshot, content_type, body
+):
+    response = post(cookie, "/@upgrade", body=body, content_type=content_type)
+
+    assert response.status_code == 403, response.text
+    assert_nothing_ran(api, snapshot, pending)
+
+
+def test_cookie_with_a_wrong_token_is_refused(api, cookie, pending, snapshot):
+    response = post(cookie, "/@upgrade", headers={"X-CSRF-TOKEN": "0" * 40})
+
+    assert response.status_code == 403, response.text
+    assert_nothing_ran(api, snapshot, pending)
+
+
+def test_cookie_with_json_runs(cookie, pending, snapshot):
+    response = post(cookie, "/@upgrade", content_type="application/json")
+
+    assert_ran(response, snapshot)
+
+
+def test_cookie_with_json_and_charset_runs(cookie, pending, snapshot):
+    response = post(cookie, "/@upgrade", content_type="application/json; charset=utf-8")
+
+    assert_ran(response, snapshot)
+
+
+def test_cookie_with_a_token_runs(cookie, token, pending, snapshot):
+    response = post(cookie, "/@upgrade", headers={"X-CSRF-TOKEN": token})
+
+    assert_ran(response, snapshot)
+
+
+def test_basic_auth_with_text_plain_runs(api, pending, snapshot):
+    response = api.post("/@upgrade", data=BODY, headers={"Content-Type": "text/plain"})
+
+    assert_ran(response, snapshot)
+
+
+def test_jwt_with_text_plain_runs(api, anon_api, pending, snapshot):
+    login = anon_api.post(
+        "/@login", json={"login": SITE_OWNER_NAME, "password": SITE_OWNER_PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    headers = {
+        "Authorization": f"Bearer {login.json()['token']}",
+        "Content-Type": "text/plain",
+    }
+
+    response = anon_api.post("/@upgrade", data=BODY, headers=headers)
+
+    assert_ran(response, snapshot)
+
+
+def test_cookie_reads_need_nothing(cookie):
+    response = cookie.get(f"{cookie.base}/@upgrade/status")
+
+    assert response.status_code == 200, response.text
+
+
+def test_cookie_delete_lock_without_json_is_refused(
+    api,
+    cookie,
+    held,
+    snapshot,
+):
+    held()
+    before = snapshot()
+    lock = api.get("/@upgrade/lock").json()["lock"]
+
+    response = cookie.delete(f"{cookie.base}/@upgrade/lock?force=true")
+
+    assert response.status_code == 403, response.text
+    assert api.get("/@upgrade/lock").json()["lock"] == lock
+    assert snapshot() == before
+
+
+def test_cookie_addons_upgrade_without_json_is_refused(
+    api,
+    cookie,
+    addons,
+    snapshot,
+):
+    before = snapshot()
+
+    response = post(cookie, f"/@addons/{GOOD}/upgrade", body="")
+
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "Forbidden"
+    assert_nothing_ran(api, snapshot, before)
+
+
+def test_cookie_addons_upgrade_with_json_runs(cookie, addons, snapshot):
+    response = post(
+        cookie, f"/@addons/{GOOD}/upgrade", body="", content_type="application/json"
+    )
+
+    assert response.status_code == 204, response.text
+    assert snapshot()["versions"][GOOD_PROFILE] == ("3002",)
