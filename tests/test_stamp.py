@@ -60,3 +60,35 @@ def test_bad_stamps_are_refused(api, downgraded, snapshot, body, text):
     assert response.status_code == 400
     assert text in response.json()["message"]
     assert snapshot() == downgraded
+
+
+def test_core_run_passes_over_a_lagging_core_addon(api, rewind, snapshot, site):
+    """A core add-on whose metadata lags behind its steps does not block
+    Plone's core upgrade (a stock Volto site after plone.volto's 1101 step)."""
+    from collective.upgradeapi.testing.versions import CORE
+    from collective.upgradeapi.testing.versions import LAST
+
+    rewind({CORE: LAST, "plone.app.contenttypes:default": "9999"})
+
+    response = api.post("/@upgrade", json={})
+
+    assert response.status_code == 200, response.text
+    ids = [profile["id"] for profile in response.json()["profiles"]]
+    assert "plone.app.contenttypes:default" not in ids
+    listed = api.get("/@upgrade").json()["profiles"]
+    flagged = [p for p in listed if p["id"] == "plone.app.contenttypes:default"]
+    assert flagged[0]["downgraded"] is True
+    assert flagged[0]["metadata_lags"] is False
+
+
+def test_downgraded_core_profile_refuses_the_core_run(api, rewind, snapshot):
+    from collective.upgradeapi.testing.versions import CORE
+
+    rewind({CORE: "9999"})
+    before = snapshot()
+
+    response = api.post("/@upgrade", json={})
+
+    assert response.status_code == 400
+    assert response.json()["downgraded"] == [CORE]
+    assert snapshot() == before

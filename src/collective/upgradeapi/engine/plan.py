@@ -82,6 +82,9 @@ class ProfilePlan:
     fs: str | None
     instance: str
     steps: list = field(default_factory=list)
+    #: a downgraded profile whose own registered steps reach the recorded
+    #: version: its metadata.xml lags behind its steps (not downgraded code).
+    metadata_lags: bool = False
 
     @property
     def downgraded(self):
@@ -100,6 +103,7 @@ class ProfilePlan:
             "title": self.title,
             "core": self.core,
             "downgraded": self.downgraded,
+            "metadata_lags": self.metadata_lags,
             "versions": {"fs": self.fs, "instance": self.instance},
             "steps": [step.as_dict() for step in self.steps],
         }
@@ -171,12 +175,11 @@ class Planner:
         if instance == UNKNOWN:
             return None
         fs = self.fs_version(profile_id)
-        # Like Plone's upgrade, never offer core steps beyond the code's version.
-        # (Filtered here: GenericSetup's own ``dest`` filter would also change
-        # what counts as ``proposed``.)
-        limit = None
-        if profile_id == self.core_profile_id and fs is not None:
-            limit = normalize_version(fs)
+        # Like Plone's upgrade (``portal_setup.upgradeProfile`` stops at the
+        # version metadata.xml declares), never offer steps beyond the code's
+        # version. (Filtered here: GenericSetup's own ``dest`` filter would
+        # also change what counts as ``proposed``.)
+        limit = normalize_version(fs) if fs is not None else None
         done_ids = done.done_step_ids(self.site, profile_id)
         steps = []
         for item in self.setup.listUpgrades(profile_id):
@@ -200,7 +203,7 @@ class Planner:
                         entity=info["step"],
                     )
                 )
-        return ProfilePlan(
+        plan = ProfilePlan(
             id=profile_id,
             title=self.title(profile_id),
             core=core,
@@ -208,6 +211,17 @@ class Planner:
             instance=instance,
             steps=steps,
         )
+        if plan.downgraded:
+            plan.metadata_lags = self._steps_reach(profile_id, instance)
+        return plan
+
+    def _steps_reach(self, profile_id, version):
+        """Whether a registered step of the profile leads to ``version``."""
+        for item in self.setup.listUpgrades(profile_id, show_old=True):
+            for info in item if isinstance(item, list) else [item]:
+                if version_str(info["dest"]) == version:
+                    return True
+        return False
 
     def core_group(self):
         """Profile ids of the core upgrade, in the order Plone runs them."""

@@ -58,11 +58,16 @@ def check(planner, selection):
     if selection.steps is not None:
         return _check_steps(selection.steps, plans)
     core = set(planner.core_group())
-    if selection.profiles is None:
-        chosen = [plan for plan in plans if plan.id in core]
-    elif selection.profiles == "all":
-        # Every profile with pending steps; Plone's core upgrade always.
-        chosen = [plan for plan in plans if plan.id in core or plan.pending]
+    if selection.profiles in (None, "all"):
+        # Plone's core upgrade always; with "all", every profile with pending
+        # steps. A downgraded profile is passed over, as Plone's own upgrade
+        # does (GET @upgrade flags it); named explicitly, it is refused.
+        chosen = [
+            plan
+            for plan in plans
+            if (plan.id in core or (selection.profiles == "all" and plan.pending))
+            and (not plan.downgraded or plan.id == planner.core_profile_id)
+        ]
     else:
         chosen = _check_profiles(planner, selection.profiles, plans)
     downgraded = [plan.id for plan in chosen if plan.downgraded]

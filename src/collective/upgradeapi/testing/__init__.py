@@ -11,6 +11,7 @@ from plone.app.testing import FunctionalTesting
 from plone.app.testing import IntegrationTesting
 from plone.app.testing import PLONE_FIXTURE
 from plone.app.testing import PloneSandboxLayer
+from plone.testing.zope import installProduct
 from plone.testing.zope import WSGI_SERVER_FIXTURE
 from zope.configuration import xmlconfig
 
@@ -40,8 +41,10 @@ class StockLayer(PloneSandboxLayer):
         import plone.restapi
         import Products.SiteErrorLog
 
-        # As in a Plone site: the error log's subscriber to failed requests,
-        # and plone.app.caching (purging stays off unless a test turns it on).
+        # As in a Plone site: the error log (installed in the Zope root as
+        # Zope does at startup) with its subscriber to failed requests, and
+        # plone.app.caching (purging stays off unless a test turns it on).
+        installProduct(app, "Products.SiteErrorLog")
         self.loadZCML(package=Products.SiteErrorLog)
         self.loadZCML(package=plone.app.caching)
         self.loadZCML(package=plone.restapi)
