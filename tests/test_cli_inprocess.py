@@ -14,6 +14,9 @@ holds the site's upgrade lock.
 """
 
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.versions import CORE
+from collective.upgradeapi.testing.versions import FS
+from collective.upgradeapi.testing.versions import OLD
 from concurrent.futures import ThreadPoolExecutor
 from inprocess_instances import BASE
 from inprocess_instances import BROKEN
@@ -35,7 +38,6 @@ import subprocess
 import sys
 
 
-CORE = "Products.CMFPlone:plone"
 HEAVY = ("Zope2", "ZODB", "Products", "plone", "zope", "transaction", "App", "ZEO")
 
 
@@ -160,7 +162,7 @@ def test_unknown_site(instance):
 
 
 def test_check_and_plan_a_rewound_site(instance):
-    instance.state({CORE: "6100", BASE: "1000"})
+    instance.state({CORE: OLD, BASE: "1000"})
 
     # The command line's --zope-conf wins over PLONE_URL in the environment.
     result = instance.cli("check", PLONE_URL="http://127.0.0.1:1/nothing")
@@ -169,12 +171,12 @@ def test_check_and_plan_a_rewound_site(instance):
     first, *table = result.stdout.splitlines()
     assert first.startswith(f"Upgrades pending on /{SITE}: ")
     assert first.endswith(" steps in 2 profiles.")
-    assert table[1].split()[:4] == [CORE, "6100", "->", "6205"]
+    assert table[1].split()[:4] == [CORE, OLD, "->", FS]
     assert table[2].split() == [BASE, "1000", "->", "1003", "4", "steps"]
     document = json.loads(instance.cli("plan", "--profile", BASE, "--json").stdout)
     assert document["@id"] == f"http://localhost/{SITE}/@upgrade"
     assert document["needs_upgrade"] is True
-    assert document["versions"] == {"fs": "6205", "instance": "6100"}
+    assert document["versions"] == {"fs": FS, "instance": OLD}
     assert [p["id"] for p in document["profiles"]] == [BASE]
     assert set(document) == {
         "@id",
@@ -201,7 +203,7 @@ def test_plan_unknown_profile(instance):
 
 
 def test_dry_run_changes_nothing(instance):
-    before = instance.state({CORE: "6100", BASE: "1000"})
+    before = instance.state({CORE: OLD, BASE: "1000"})
 
     result = instance.cli("run", "--all", "--dry-run", "--report")
 
@@ -217,7 +219,7 @@ def test_dry_run_changes_nothing(instance):
 
 
 def test_run_brings_the_site_up_to_date(instance):
-    before = instance.state({CORE: "6100", BASE: "1000"})
+    before = instance.state({CORE: OLD, BASE: "1000"})
 
     result = instance.cli("run", "--all", "--json", "--no-progress")
 
@@ -225,15 +227,15 @@ def test_run_brings_the_site_up_to_date(instance):
     document = json.loads(result.stdout)
     assert document["committed"] is True
     assert document["upgraded"] is True
-    assert document["versions"] == {"fs": "6205", "instance": "6205"}
+    assert document["versions"] == {"fs": FS, "instance": FS}
     run_url = f"http://localhost/{SITE}/@upgrade/history/{document['run_id']}"
     assert document["run"] == run_url
     assert {step["status"] for step in document["steps"]} == {"done"}
     check = instance.cli("check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout == f"/{SITE} is up to date (Plone profile version 6205).\n"
+    assert check.stdout == f"/{SITE} is up to date (Plone profile version {FS}).\n"
     after = instance.state()
-    assert after["versions"][CORE] == "6205"
+    assert after["versions"][CORE] == FS
     assert after["versions"][BASE] == "1003"
     added = after["markers"][len(before["markers"]) :]
     assert [m for m in added if m.startswith("base-")] == [
