@@ -7,6 +7,7 @@ server, :func:`fake`.
 """
 
 from collective.upgradeapi.testing import slow
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from plone.app.testing import setRoles
@@ -19,6 +20,7 @@ from plone.app.testing import TEST_USER_PASSWORD
 import json
 import os
 import pytest
+import requests
 import socket
 import subprocess
 import sys
@@ -32,7 +34,7 @@ BASE = "collective.upgradeapi.testing:base"
 DEPENDENT = "collective.upgradeapi.testing:dependent"
 BROKEN = "collective.upgradeapi.testing:broken"
 SLOW = "collective.upgradeapi.testing:slow"
-COMMANDS = ("wait", "check", "plan", "run", "history")
+COMMANDS = ("wait", "check", "plan", "run", "history", "unlock", "cancel")
 
 
 def plone_upgrade(*args, env=None, timeout=60, background=False):
@@ -97,6 +99,7 @@ def cli(site):
         return plone_upgrade(*args, env=environment, background=background)
 
     cli.url = site.absolute_url()
+    cli.site = site
     return cli
 
 
@@ -1022,5 +1025,143 @@ def test_no_history_service(fake):
     assert result.returncode == 2
     assert one_line(result.stderr).startswith(
         f"Error: This server has no upgrade history (HTTP 404 from {fake.url}"
+    )
+    assert json.loads(result.stdout)["status"] == 404
+
+
+# -- unlock and cancel ----------------------------------------------------------
+
+
+def plant_lock(site, age, host="zope-2.elsewhere.example.org", user="ghost"):
+    """Commit a lock held from ``host``, last seen ``age`` seconds ago."""
+    from collective.upgradeapi.tracking import history
+    from collective.upgradeapi.tracking.store import now
+    from collective.upgradeapi.tracking.store import side_connection
+
+    seen = now() - age
+    holder = {"host": host, "pid": 7, "started": seen - 60, "boot": "b"}
+
+    def change(records):
+        run_id = history.start(records, user, False, {"profiles": [SLOW]}, 3)
+        lock = {"token": "t", "user": user, "since": seen, "dry_run": False}
+        records.set("lock", {**lock, "holder": holder})
+        progress = {"token": "t", "run_id": run_id, "started": seen}
+        records.set("progress", {**progress, "current_step": None, "updated": seen})
+        return run_id
+
+    with side_connection(site) as side:
+        return side.transact(change)
+
+
+def test_unlock_without_a_lock(cli):
+    result = cli("unlock")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "There is no upgrade lock: nothing to break.\n"
+    assert json.loads(cli("unlock", "--json").stdout)["lock"] is None
+
+
+def test_unlock_a_stale_lock(cli, api):
+    run_id = plant_lock(cli.site, age=3600)
+
+    result = cli("unlock")
+
+    assert result.returncode == 0, result.stderr
+    described, message = result.stdout.splitlines()
+    assert described.startswith(f"Upgrade (run {run_id}) by ghost since ")
+    assert "process 7 on zope-2.elsewhere.example.org" in described
+    assert described.endswith(": stale (no heartbeat).")
+    assert message.startswith("The upgrade lock was broken by admin")
+    assert api.get("/@upgrade/lock").json()["lock"] is None
+    run = api.get(f"/@upgrade/history/{run_id}").json()
+    assert (run["result"], run["error"]["type"]) == ("abandoned", "LockBroken")
+    assert "broken by admin" in run["error"]["message"]
+
+
+def test_unlock_refuses_a_live_lock(cli, api):
+    plant_lock(cli.site, age=0)
+
+    result = cli("unlock")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        "Error: Conflict (HTTP 409): The upgrade lock held by ghost is alive"
+    )
+    assert api.get("/@upgrade/lock").json()["lock"]["cancel_requested"] is None
+
+    result = cli("unlock", "--force", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["broken"] is False
+    assert document["lock"]["cancel_requested"]["user"] == SITE_OWNER_NAME
+    assert api.get("/@upgrade/lock").json()["lock"] is not None
+
+
+def test_cancel_a_run_and_wait(cli, api, rewind, gates, snapshot):
+    rewind({SLOW: "5000"})
+    before = snapshot()
+    session = requests.Session()
+    session.auth = (SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
+    session.headers["Accept"] = "application/json"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(
+            session.post, f"{cli.url}/@upgrade", json={"profiles": [SLOW]}
+        )
+        deadline = time.monotonic() + 30
+        while (api.get("/@upgrade/status").json().get("current_step") or {}).get(
+            "title"
+        ) != "Slow: first step":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        waiting = cli("cancel", "--wait", "30", background=True)
+        deadline = time.monotonic() + 30
+        while not api.get("/@upgrade/lock").json()["lock"]["cancel_requested"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        slow.open_gate(gates, "1")
+        stdout, stderr = waiting.communicate(timeout=60)
+        response = future.result(timeout=60)
+    session.close()
+
+    assert waiting.returncode == 0, stderr
+    lines = stdout.splitlines()
+    assert lines[0].startswith("Upgrade (run 1) by admin since ")
+    assert lines[1].startswith("admin asked the run of admin to cancel.")
+    assert lines[2] == "The run stopped; the lock is free."
+    assert "Waiting up to 30 s for the run to stop..." in stderr
+    assert response.status_code == 409
+    assert response.json()["type"] == "Cancelled"
+    assert snapshot() == before
+    run = api.get("/@upgrade/history/1").json()
+    assert (run["result"], run["error"]["user"]) == ("cancelled", SITE_OWNER_NAME)
+    assert "cancelled" in cli("history").stdout
+
+
+def test_cancel_without_a_run(cli):
+    result = cli("cancel")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No upgrade is running: nothing to cancel.\n"
+
+
+def test_cancel_wait_runs_out(cli):
+    plant_lock(cli.site, age=0)
+
+    result = cli("cancel", "--wait", "1")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        "Error: The run still holds the lock after 1 s"
+    )
+
+
+def test_no_lock_service(fake):
+    result = fake_cli(fake, "unlock", "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"Error: This server has no upgrade lock service (HTTP 404 from {fake.url}"
     )
     assert json.loads(result.stdout)["status"] == 404

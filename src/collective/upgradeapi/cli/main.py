@@ -5,6 +5,8 @@ from collective.upgradeapi.cli.checking import check
 from collective.upgradeapi.cli.checking import plan
 from collective.upgradeapi.cli.failure import ERROR
 from collective.upgradeapi.cli.history import history
+from collective.upgradeapi.cli.locking import cancel
+from collective.upgradeapi.cli.locking import unlock
 from collective.upgradeapi.cli.options import ENVIRONMENT
 from collective.upgradeapi.cli.options import EXIT_CODES
 from collective.upgradeapi.cli.running import run
@@ -55,7 +57,7 @@ def cli(ctx, zope_conf, site_id, all_sites):
     doors.remember(ctx, zope_conf, site_id, all_sites)
 
 
-for _command in (wait, check, plan, run, history):
+for _command in (wait, check, plan, run, history, unlock, cancel):
     cli.add_command(_command)
 
 
