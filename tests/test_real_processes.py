@@ -126,6 +126,6 @@ def test_two_processes_post_at_once_one_runs(cluster):
         assert runs["items_total"] == 1
         assert runs["items"][0]["result"] == "success"
         assert runs["items"][0]["profiles"][0]["versions"]["after"] == "5003"
-        assert get(url, "/@upgrade/status").json()["state"] == "idle"
+        assert get(url, "/@upgrade/status").json()["state"] == "committed"
         pending = get(url, "/@upgrade").json()["profiles"]
         assert SLOW not in [profile["id"] for profile in pending]

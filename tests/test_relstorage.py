@@ -247,7 +247,7 @@ def test_history_and_status_seen_from_both_processes(cluster):
         assert detail.json()["result"] == "success"
 
         status = get(url, "/@upgrade/status").json()
-        assert status["state"] == "idle"
+        assert status["state"] == "committed"
         assert status["last_run"]["id"] == RUN["id"]
         pending = get(url, "/@upgrade").json()["profiles"]
         assert SLOW not in [profile["id"] for profile in pending]
@@ -264,7 +264,7 @@ def test_database_after_the_run(cluster):
         "version": ["5003"],
         "markers": ["slow-1", "slow-2", "slow-3"],
         "lock": None,
-        "state": "idle",
+        "state": "committed",
         "runs": [[RUN["id"], "success"]],
     }
     # One PostgreSQL transaction holds the run, with its note and its user.
@@ -292,13 +292,13 @@ def test_the_lock_is_released_for_either_process(cluster):
         assert data["committed"] is False
         assert all(step["status"] == "done" for step in data["steps"])
         dry_runs.append(data["run_id"])
-        assert get(url, "/@upgrade/status").json()["state"] == "idle"
+        assert get(url, "/@upgrade/status").json()["state"] == "rolled_back"
         # There is no lock left to break.
         assert delete(url, "/@upgrade/lock").status_code == 404
 
     state = database_state(cluster)
     assert state["lock"] is None
-    assert state["state"] == "idle"
+    assert state["state"] == "rolled_back"
     # The dry runs wrote nothing but their history entries.
     assert state["version"] == ["5003"]
     assert state["markers"] == ["slow-1", "slow-2", "slow-3"]
