@@ -31,6 +31,9 @@ STAND_INS = {
     "since": "2026-01-01T12:00:00+00:00",
     "heartbeat": "2026-01-01T12:00:00+00:00",
     "transaction": "0x03f0a1b2c3d4e5f6",
+    # The lock's holder: the Zope process of the test run.
+    "host": "zope-1.example.org",
+    "pid": 4242,
 }
 
 TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n?)+")

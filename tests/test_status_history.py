@@ -342,9 +342,13 @@ def test_live_lock_is_broken_only_with_force(api, plant_lock, example):
     assert api.delete("/@upgrade/lock", params={"force": "maybe"}).status_code == 400
     assert api.get("/@upgrade/lock").json()["lock"] is not None
 
+    # A live lock is never removed: force asks its run to cancel instead.
     response = api.delete("/@upgrade/lock", params={"force": "true"})
-    assert response.status_code == 200
-    assert api.get("/@upgrade/lock").json()["lock"] is None
+    assert response.status_code == 202
+    assert response.json()["broken"] is False
+    lock = api.get("/@upgrade/lock").json()["lock"]
+    assert lock is not None
+    assert lock["cancel_requested"]["user"] == SITE_OWNER_NAME
 
 
 def test_stale_after_is_configurable(api, plant_lock, monkeypatch):
