@@ -2,7 +2,7 @@
 
 Each setting is read when it is needed, so a change needs no restart of the
 code that reads it (only of the process, for zope.conf). An environment
-variable wins over zope.conf; a value that is not a positive integer is
+variable wins over zope.conf; a number that is not a positive integer is
 ignored with a warning.
 
 ==============================================  =================  =======
@@ -11,6 +11,7 @@ environment variable                            zope.conf key      default
 ``COLLECTIVE_UPGRADEAPI_STALE_AFTER`` (s)       ``stale-after``    60
 ``COLLECTIVE_UPGRADEAPI_HISTORY_SIZE`` (runs)   ``history-size``   100
 ``COLLECTIVE_UPGRADEAPI_HOST`` (a name)         ``host``           the host name
+``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (on/off)   ``write-hold``     off
 ==============================================  =================  =======
 
 In ``zope.conf``::
