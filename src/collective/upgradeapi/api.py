@@ -6,6 +6,12 @@ here knows HTTP. Errors are raised as :class:`.errors.UpgradeError`
 subclasses, which carry the HTTP status and the JSON body the services
 answer with.
 
+What a caller provides, as a request to Zope does: the site wrapped in
+acquisition with a request at the top of the chain (``makerequest``), the
+site hook set (``zope.component.hooks.setSite``), and a security context
+whose user may manage the portal (steps check permissions as usual). The
+in-process door (:mod:`collective.upgradeapi.cli.inprocess`) shows how.
+
 Example, in a script run with ``zconsole run``::
 
     from collective.upgradeapi import api
