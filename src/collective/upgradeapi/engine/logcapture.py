@@ -38,6 +38,9 @@ class Collector(logging.Handler):
         self.thread_id = thread_id
         self.marker = None
         self.entries = []
+        #: the lines of each marker, so that one step's lines are found
+        #: without reading the whole capture again.
+        self.tagged = {}
         self.setFormatter(logging.Formatter(FORMAT))
 
     def emit(self, record):
@@ -48,12 +51,13 @@ class Collector(logging.Handler):
         except Exception:  # a broken log call must not break the upgrade
             line = f"{record.levelname} {record.name}: {record.msg!r}"
         self.entries.append((self.marker, line))
+        self.tagged.setdefault(self.marker, []).append(line)
 
     def lines(self, marker=None, every=True):
         """The lines collected, all of them or only those tagged ``marker``."""
         if every:
             return [line for _, line in self.entries]
-        return [line for tag, line in self.entries if tag == marker]
+        return list(self.tagged.get(marker, ()))
 
     def text(self):
         """The whole capture as a report, one line per record."""

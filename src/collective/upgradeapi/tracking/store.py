@@ -30,8 +30,15 @@ from persistent.mapping import PersistentMapping
 from ZODB.POSException import ConflictError
 from zope.annotation.interfaces import IAnnotations
 
+import heapq
+import itertools
+import logging
+import threading
 import time
 import transaction
+
+
+logger = logging.getLogger("collective.upgradeapi")
 
 
 KEY = "collective.upgradeapi.state"
@@ -133,14 +140,16 @@ class SideConnection:
     What it commits is durable and visible to others at once, whatever happens
     to the transaction of the request that uses it.
 
-    :param site: the Plone site (any object of its database will do).
+    :param site: the Plone site (any object of its database will do); or
+        ``db`` and ``oid``, the site's database and object id.
     """
 
-    def __init__(self, site):
-        self.oid = site._p_oid
-        self.db = site._p_jar.db()
+    def __init__(self, site=None, db=None, oid=None):
+        self.oid = site._p_oid if site is not None else oid
+        self.db = site._p_jar.db() if site is not None else db
         self.tm = transaction.TransactionManager()
         self.connection = self.db.open(transaction_manager=self.tm)
+        self._adapted = None
 
     def close(self):
         self.tm.abort()
@@ -177,15 +186,20 @@ class SideConnection:
         """Call ``look(records_or_None)`` on the newest committed state."""
         self.tm.begin()
         try:
-            site = self.connection.get(self.oid)
-            data = IAnnotations(site).get(KEY)
+            data = self._annotations().get(KEY)
             return look(Records(data) if data is not None else None)
         finally:
             self.tm.abort()
 
+    def _annotations(self):
+        # The adapter reads the site's annotations anew at each call; only
+        # its lookup is saved.
+        if self._adapted is None:
+            self._adapted = IAnnotations(self.connection.get(self.oid))
+        return self._adapted
+
     def _records(self):
-        site = self.connection.get(self.oid)
-        annotations = IAnnotations(site)
+        annotations = self._annotations()
         data = annotations.get(KEY)
         if data is None:
             data = annotations[KEY] = _new_data()
@@ -200,3 +214,104 @@ def side_connection(site):
         yield side
     finally:
         side.close()
+
+
+class Flusher:
+    """Calls ``write(side)`` at a moment asked for, from a thread of this process.
+
+    For writes that must not wait for their caller's next call: a run
+    publishes its status at most every so often, and what changed meanwhile
+    must be published even when the run then spends an hour in one step.
+    One thread per process (started when first needed) serves every
+    flusher; each writes through a :class:`SideConnection` of its own,
+    opened at its first write. ``write`` must be safe to call from that
+    thread while the caller goes on (and decide from what it reads).
+
+    :param site: the Plone site.
+    :param write: ``write(side)``, given the flusher's :class:`SideConnection`.
+    """
+
+    def __init__(self, site, write):
+        self.db = site._p_jar.db()
+        self.oid = site._p_oid
+        self.write = write
+        self.deadline = None
+        self.stopped = False
+        self.side = None
+        self._state = threading.Lock()
+        self._writing = threading.Lock()
+
+    def due(self, moment):
+        """Write at ``moment`` (``time.monotonic()``), unless asked earlier."""
+        with self._state:
+            if self.stopped or (self.deadline is not None and self.deadline <= moment):
+                return
+            self.deadline = moment
+        SCHEDULER.schedule(self, moment)
+
+    def stop(self):
+        """No more writes; wait for a write under way to end."""
+        with self._state:
+            self.stopped = True
+        with self._writing:
+            if self.side is not None:
+                self.side.close()
+                self.side = None
+
+    def fire(self, moment):
+        """Write, if ``moment`` is still when it is due (the scheduler's call)."""
+        with self._state:
+            if self.stopped or self.deadline != moment:
+                return
+            self.deadline = None
+        with self._writing:
+            if self.stopped:
+                return
+            try:
+                if self.side is None:
+                    self.side = SideConnection(db=self.db, oid=self.oid)
+                self.write(self.side)
+            except Exception:
+                logger.warning("Could not publish the upgrade status.", exc_info=True)
+
+
+class Scheduler:
+    """The thread that calls :meth:`Flusher.fire` when a write is due."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.queue = []  # a heap of (moment, sequence, flusher)
+        self.sequence = itertools.count()
+        self.thread = None
+
+    def schedule(self, flusher, moment):
+        with self.condition:
+            heapq.heappush(self.queue, (moment, next(self.sequence), flusher))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name="collective.upgradeapi status", daemon=True
+                )
+                self.thread.start()
+            self.condition.notify()
+
+    def _next(self):
+        with self.condition:
+            while True:
+                if not self.queue:
+                    self.condition.wait()
+                    continue
+                moment, _, flusher = self.queue[0]
+                left = moment - time.monotonic()
+                if left > 0:
+                    self.condition.wait(left)
+                    continue
+                heapq.heappop(self.queue)
+                return moment, flusher
+
+    def _run(self):
+        while True:
+            moment, flusher = self._next()
+            flusher.fire(moment)
+
+
+SCHEDULER = Scheduler()

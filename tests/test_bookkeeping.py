@@ -1,0 +1,436 @@
+"""What a run's bookkeeping costs: history entries bounded, lines stored once,
+status writes throttled, and still exact at the start and end of a run.
+
+The history's storage is tested on a plain ZODB database (no Plone); the
+writes of whole runs on the functional layer's site, in process.
+"""
+
+from collective.upgradeapi import api
+from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import store
+from collective.upgradeapi.tracking import tracked
+from pathlib import Path
+from persistent.mapping import PersistentMapping
+from ZODB.serialize import referencesf
+
+import json
+import logging
+import pytest
+import tempfile
+import threading
+import time
+import transaction
+import zlib
+import ZODB
+
+
+BASE = "collective.upgradeapi.testing:base"
+PRODUCT = "upgradeapi_bookkeeping"
+
+
+def step(index, log=(), **more):
+    return {
+        "id": f"{index:032x}",
+        "profile": "my.addon:default",
+        "title": f"Step {index}",
+        "source": str(1000 + index),
+        "dest": str(1001 + index),
+        "status": "done",
+        "duration": 0.01,
+        "log": list(log),
+        **more,
+    }
+
+
+def report_of(steps, before="INFO x: Upgrading.\n", after="INFO x: Done.\n"):
+    return before + "".join(f"{line}\n" for s in steps for line in s["log"]) + after
+
+
+# -- the stored entry -------------------------------------------------------
+
+
+def test_lines_are_stored_once_and_given_back_whole():
+    steps = [
+        step(0, ["INFO a: one", "INFO a: two\nTraceback (a second line)"]),
+        step(1),
+        step(
+            2, ["ERROR b: three"], status="failed", error={"type": "E", "message": "m"}
+        ),
+    ]
+    report = report_of(steps)
+
+    details = history.pack(steps, report)
+    stored = json.loads(zlib.decompress(details))
+
+    assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
+    text = json.dumps(stored)
+    assert text.count("INFO a: one") == text.count("ERROR b: three") == 1
+    assert history.unpack(details) == (steps, report)
+
+
+def test_a_log_not_found_in_the_report_is_kept_with_its_step():
+    steps = [step(0, ["INFO a: only in the step"])]
+    assert history.unpack(history.pack(steps, "INFO x: other\n")) == (
+        steps,
+        "INFO x: other\n",
+    )
+
+
+def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
+    noisy = [f"INFO noisy: line {number:06d} {'x' * 60}" for number in range(50_000)]
+    quiet = ["INFO quiet: the only line"]
+    steps = [step(0, noisy), step(1, quiet)]
+    report = report_of(steps)
+
+    kept_steps, kept_report = history.unpack(history.pack(steps, report))
+
+    assert len(report) > 3_000_000
+    assert len(kept_report) < history.LOG_BUDGET + 1024
+    log = kept_steps[0]["log"]
+    assert log[0] == noisy[0] and log[-1] == noisy[-1]
+    (marker,) = [line for line in log if line.startswith("[...")]
+    dropped = len(noisy) - len(log) + 1
+    assert f"{dropped} log lines" in marker
+    assert "the full log is in the run's answer and the server log" in marker
+    assert kept_steps[1]["log"] == quiet  # a small log is kept whole
+    assert kept_report.startswith("INFO x: Upgrading.\n")
+    assert kept_report.endswith("INFO quiet: the only line\nINFO x: Done.\n")
+    assert marker in kept_report
+
+
+def test_a_single_huge_line_is_cut_too():
+    steps = [step(0, ["INFO huge: " + "y" * 200_000])]
+    kept_steps, kept_report = history.unpack(history.pack(steps, report_of(steps)))
+    assert len(kept_report) < history.LOG_BUDGET + 1024
+    assert "characters dropped" in kept_steps[0]["log"][0]
+
+
+def test_many_steps_keep_the_run_s_first_and_last_lines():
+    steps = [step(index, [f"INFO s: ran step {index}"]) for index in range(10_000)]
+
+    kept_steps, kept_report = history.unpack(history.pack(steps, report_of(steps)))
+
+    assert len(kept_steps) == 10_000
+    assert kept_steps[0]["log"] == ["INFO s: ran step 0"]
+    assert kept_steps[-1]["log"] == ["INFO s: ran step 9999"]
+    markers = [line for line in kept_report.splitlines() if line.startswith("[...")]
+    assert len(markers) == 1
+    assert " steps dropped from the history" in markers[0]
+    assert len(kept_report) < history.LOG_BUDGET + 1024
+
+
+def test_tracebacks_and_messages_are_bounded():
+    error = {"type": "E", "message": "m" * 50_000, "traceback": "t" * 100_000}
+    (kept,), _ = history.unpack(history.pack([step(0, error=error)], ""))
+    assert len(kept["error"]["message"]) < history.MESSAGE_BUDGET + 100
+    assert len(kept["error"]["traceback"]) < history.TRACEBACK_BUDGET + 100
+    assert "characters dropped" in kept["error"]["traceback"]
+
+
+@pytest.fixture
+def records():
+    """A site's records on a plain database; ``records.commit()`` commits."""
+    db = ZODB.DB(None)
+    connection = db.open()
+    root = connection.root()
+    root["state"] = store._new_data()
+    transaction.commit()
+    records = store.Records(root["state"])
+    records.commit = transaction.commit
+    records.size = lambda obj: _stored_size(db.storage, obj._p_oid)
+    yield records
+    transaction.abort()
+    connection.close()
+    db.close()
+
+
+def _stored_size(storage, oid):
+    """Bytes of ``oid``'s record and of the records only it reaches."""
+    seen, todo, total = set(), [oid], 0
+    while todo:
+        oid = todo.pop()
+        if oid not in seen:
+            seen.add(oid)
+            data, _ = storage.load(oid)
+            total += len(data)
+            todo.extend(referencesf(data))
+    return total
+
+
+def test_an_entry_stays_small_whatever_the_run_logs(records):
+    run_id = history.start(records, "admin", True, {"profiles": None}, 2)
+    lines = [f"INFO noisy: line {number:07d} {'z' * 60}" for number in range(100_000)]
+    steps = [step(0, lines), step(1, ["INFO quiet: one line"])]
+    history.finish(
+        records, run_id, history.SUCCESS, steps=steps, report=report_of(steps)
+    )
+    records.commit()
+
+    assert records.size(records.runs[run_id]) < 64 * 1024
+    data = history.get(records, run_id)
+    assert set(data) >= {"steps", "report", "profiles", "error", "steps_total"}
+    assert "details" not in data and "format" not in data
+    assert data["steps"][1]["log"] == ["INFO quiet: one line"]
+    assert "dropped from the history" in data["report"]
+
+
+def test_steps_recorded_while_running_cost_what_they_weigh(records):
+    run_id = history.start(records, "admin", False, {"profiles": None}, 300)
+    records.commit()
+    record = records.runs[run_id]
+    own = len(record._p_jar.db().storage.load(record._p_oid)[0])
+    for batch in range(30):
+        history.steps_ended(records, run_id, [step(batch * 10 + i) for i in range(10)])
+        records.commit()
+        # The run's own record is not rewritten with every step before.
+        assert len(record._p_jar.db().storage.load(record._p_oid)[0]) <= own + 200
+
+    running = history.get(records, run_id)
+    assert [s["title"] for s in running["steps"]] == [f"Step {i}" for i in range(300)]
+    assert running["report"] == ""
+
+    # Ended without a result (cancelled): the steps recorded are kept.
+    history.finish(records, run_id, history.CANCELLED, error={"type": "Cancelled"})
+    records.commit()
+    finished = history.get(records, run_id)
+    assert len(finished["steps"]) == 300
+    assert "live" not in records.runs[run_id]
+
+
+def test_entries_stored_before_are_read_as_they_are(records):
+    run_id = records.new_run_id()
+    records.runs[run_id] = PersistentMapping(
+        {
+            "id": run_id,
+            "result": "success",
+            "steps": [step(0, ["INFO a: one"])],
+            "report": "INFO a: one\n",
+        }
+    )
+    assert history.get(records, run_id)["steps"][0]["log"] == ["INFO a: one"]
+    assert history.last_finished(records)["report"] == "INFO a: one\n"
+
+
+# -- the flusher ------------------------------------------------------------
+
+
+@pytest.fixture
+def database():
+    db = ZODB.DB(None)
+    connection = db.open()
+    connection.root()["site"] = site = PersistentMapping()
+    transaction.commit()
+    yield site
+    transaction.abort()
+    connection.close()
+    db.close()
+
+
+def test_flusher_writes_once_when_due_from_its_own_connection(database):
+    calls = []
+    written = threading.Event()
+
+    def write(side):
+        calls.append((threading.current_thread().name, side))
+        written.set()
+
+    flusher = store.Flusher(database, write)
+    started = time.monotonic()
+    flusher.due(started + 0.2)
+    flusher.due(started + 0.3)  # later: the earlier moment stands
+    assert written.wait(5)
+    assert time.monotonic() - started >= 0.19
+    time.sleep(0.3)
+    assert len(calls) == 1
+    name, side = calls[0]
+    assert name == "collective.upgradeapi status"
+    assert side.connection is not database._p_jar
+
+    flusher.due(time.monotonic() + 0.1)
+    flusher.stop()
+    time.sleep(0.3)
+    assert len(calls) == 1  # stopped: nothing more
+    assert flusher.side is None
+
+
+# -- whole runs -------------------------------------------------------------
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every commit through a side connection: ``[(thread name, change)]``."""
+    seen = []
+    transact = store.SideConnection.transact
+
+    def counting(self, change, attempts=5):
+        seen.append((threading.current_thread().name, change))
+        return transact(self, change, attempts)
+
+    monkeypatch.setattr(store.SideConnection, "transact", counting)
+    return seen
+
+
+def test_a_quick_run_writes_four_times(site, rewind, writes, sync, monkeypatch):
+    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 60)
+    rewind({BASE: "1000"})
+
+    result = api.upgrade(site, Selection(profiles=[BASE]), dry_run=True, user="me")
+
+    assert [s.status for s in result.steps] == ["done"] * 4
+    # The lock, the run planned, its end, the lock released: not per step.
+    assert len(writes) == 4
+    sync()
+    status = api.status(site)
+    assert (status["state"], status["steps_done"], status["steps_total"]) == (
+        "rolled_back",
+        4,
+        4,
+    )
+    run = api.get_run(site, result.run_id)
+    assert [s["status"] for s in run["steps"]] == ["done"] * 4
+    assert run["report"] == result.report
+    assert [s["log"] for s in run["steps"]] == [s.log for s in result.steps]
+
+
+def test_a_real_run_also_writes_when_it_commits(site, rewind, writes, monkeypatch):
+    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 60)
+    rewind({BASE: "1000"})
+    result = api.upgrade(site, Selection(profiles=[BASE]), user="me")
+    assert result.committed
+    assert len(writes) == 5
+
+
+def test_status_is_published_at_most_twice_a_second(
+    site, rewind, writes, sync, monkeypatch
+):
+    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 0.1)
+    profile = _profile(site, "paced", [_sleeping(0.04)] * 20)
+    try:
+        started = time.monotonic()
+        result = api.upgrade(site, Selection(profiles=[profile]), user="me")
+        seconds = time.monotonic() - started
+        assert result.ok
+        published = len(writes) - 5
+        assert 1 <= published <= seconds / 0.1 + 1
+        sync()
+        run = api.get_run(site, result.run_id)
+        assert len(run["steps"]) == 20
+    finally:
+        _remove(site, profile)
+
+
+def test_a_long_step_is_published_while_it_runs(site, rewind, sync, monkeypatch):
+    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 0.1)
+    profile = _profile(site, "long", [_sleeping(0.0), _sleeping(0.0), _sleeping(1.0)])
+    seen = []
+    db = site._p_jar.db()
+
+    def watch():
+        side = store.SideConnection(db=db, oid=site._p_oid)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                status = side.read(api._status)
+                seen.append(
+                    (status["state"], status["current_step"], status["steps_done"])
+                )
+                if status["state"] == "rolled_back":
+                    return
+                time.sleep(0.05)
+        finally:
+            side.close()
+
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        api.upgrade(site, Selection(profiles=[profile]), dry_run=True, user="me")
+        watcher.join()
+    finally:
+        _remove(site, profile)
+    in_long_step = [
+        done
+        for state, current, done in seen
+        if current and current["title"] == "Step 2"
+    ]
+    # The two quick steps and the start of the long one were published while
+    # it ran, although they came within the interval.
+    assert in_long_step and in_long_step[-1] == 2
+    assert seen[-1] == ("rolled_back", None, 3)
+
+
+def test_a_noisy_run_answers_its_whole_log_and_records_a_bounded_entry(site, sync):
+    profile = _profile(site, "noisy", [_noisy(40_000)])
+    try:
+        result = api.upgrade(
+            site, Selection(profiles=[profile]), dry_run=True, user="me"
+        )
+    finally:
+        _remove(site, profile)
+    assert result.report.count("Noisy line") == 40_000
+    sync()
+    record = store.records(site).runs[result.run_id]
+    assert _stored_size(site._p_jar.db().storage, record._p_oid) < 64 * 1024
+    run = api.get_run(site, result.run_id)
+    assert "dropped from the history" in run["report"]
+    assert run["steps"][0]["log"][0].endswith("Noisy line 0")
+
+
+# -- benchmark-like profiles, registered by the tests themselves -------------
+
+
+def _sleeping(seconds):
+    def handler(tool):
+        time.sleep(seconds)
+
+    return handler
+
+
+def _noisy(lines):
+    def handler(tool):
+        for number in range(lines):
+            logging.getLogger("upgradeapi.noisy").info("Noisy line %d", number)
+
+    return handler
+
+
+def _profile(site, name, handlers):
+    """An installed profile ``upgradeapi_bookkeeping:<name>`` with a step per
+    handler, recorded at its first version and committed."""
+    from Products.GenericSetup import EXTENSION
+    from Products.GenericSetup.registry import _profile_registry
+    from Products.GenericSetup.upgrade import _registerUpgradeStep
+    from Products.GenericSetup.upgrade import UpgradeStep
+
+    path = Path(tempfile.mkdtemp()) / name
+    path.mkdir()
+    (path / "metadata.xml").write_text(
+        f"<metadata><version>{1000 + len(handlers)}</version></metadata>"
+    )
+    _profile_registry.registerProfile(name, name, "", str(path), PRODUCT, EXTENSION)
+    profile = f"{PRODUCT}:{name}"
+    for index, handler in enumerate(handlers):
+        _registerUpgradeStep(
+            UpgradeStep(
+                f"Step {index}",
+                profile,
+                str(1000 + index),
+                str(1001 + index),
+                "",
+                handler,
+            )
+        )
+    site.portal_setup.setLastVersionForProfile(profile, "1000")
+    transaction.commit()
+    return profile
+
+
+def _remove(site, profile):
+    from Products.GenericSetup.registry import _profile_registry
+    from Products.GenericSetup.upgrade import _upgrade_registry
+
+    transaction.abort()
+    site.portal_setup.unsetLastVersionForProfile(profile)
+    transaction.commit()
+    _profile_registry.unregisterProfile(profile.split(":")[1], PRODUCT)
+    del _upgrade_registry._registry[profile]
