@@ -110,10 +110,17 @@ def test_two_processes_post_at_once_one_runs(cluster):
         loser = next(f for f in futures if f.done()).result()
         assert loser.status_code == 409, loser.text
         assert loser.json()["type"] == "UpgradeLocked"
-        # Both processes see the run, its lock and its progress.
+        # Both processes see the run, its lock and its progress (once the
+        # winner got from "preparing" to its first step).
         for url in (url_a, url_b):
+            wait_until(
+                lambda url=url: (
+                    get(url, "/@upgrade/status").json()["state"] == "running"
+                ),
+                30,
+                "the run's first step",
+            )
             status = get(url, "/@upgrade/status").json()
-            assert status["state"] == "running"
             assert status["current_step"]["title"] == "Slow: first step"
         for name in ("1", "2", "3"):
             slow.open_gate(cluster["gates"], name)

@@ -148,7 +148,7 @@ def run_transaction(connection, dry_run=False):
             yield txn
         finally:
             if manager._txn is not None:
-                txn.finish(commit=False)
+                manager._txn.finish(commit=False)
     finally:
         connection.transaction_manager = own_of_connection
         thread.manager = own
