@@ -21,12 +21,10 @@ from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import kept_request_annotations
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.errors import UnknownResource
-from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services import csrf
+from collective.upgradeapi.services.base import AnswersRefusals
 from plone.restapi.services.addons.addons import Addons
 from plone.restapi.services.addons.post import AddonsPost as RestapiAddonsPost
-
-import json
 
 
 class EngineAddons(Addons):
@@ -58,7 +56,7 @@ class EngineAddons(Addons):
         return True
 
 
-class AddonsPost(RestapiAddonsPost):
+class AddonsPost(AnswersRefusals, RestapiAddonsPost):
     """``POST /plone/@addons/<id>/<action>``: plone.restapi's service, whose
     ``upgrade`` goes through the engine.
 
@@ -74,14 +72,3 @@ class AddonsPost(RestapiAddonsPost):
         if self.params[1:2] == ["upgrade"]:
             csrf.check(self.request)
         return super().reply()
-
-    def render(self):
-        try:
-            return super().render()
-        except UpgradeError as error:
-            if error.status >= 500:
-                raise
-            response = self.request.response
-            response.setStatus(error.status)
-            response.setHeader("Content-Type", "application/json")
-            return json.dumps(error.body(), indent=2, sort_keys=True)

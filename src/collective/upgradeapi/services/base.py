@@ -9,8 +9,8 @@ from zope.publisher.interfaces import IPublishTraverse
 import json
 
 
-class UpgradeService(Service):
-    """Base for the ``@upgrade`` services of the site root.
+class AnswersRefusals:
+    """A REST service mixin: refusals are answered, failures raised.
 
     Errors are raised as :class:`collective.upgradeapi.errors.UpgradeError`.
     A refusal (4xx: bad input, the lock is held, no such run) is answered
@@ -27,8 +27,12 @@ class UpgradeService(Service):
                 raise
             response = self.request.response
             response.setStatus(error.status)
-            response.setHeader("Content-Type", self.content_type)
+            response.setHeader("Content-Type", "application/json")
             return json.dumps(error.body(), indent=2, sort_keys=True)
+
+
+class UpgradeService(AnswersRefusals, Service):
+    """Base for the ``@upgrade`` services of the site root."""
 
     @property
     def service_url(self):
