@@ -23,6 +23,7 @@ from zope_processes import Processes
 from zope_processes import ROOT
 from zope_processes import serve
 from zope_processes import wait_until
+from zope_processes import ZEO_ZOPE_CONF
 
 import json
 import os
@@ -48,23 +49,7 @@ instancehome $INSTANCE
 </environment>
 """
 
-ZEO_CONF = """\
-%define INSTANCE {instance}
-instancehome $INSTANCE
-<zodb_db main>
-  <zeoclient>
-    server 127.0.0.1:{zeo_port}
-    storage 1
-    var $INSTANCE/var
-    cache-size 20MB
-    wait true
-  </zeoclient>
-  mount-point /
-</zodb_db>
-<environment>
-  CHAMELEON_CACHE $INSTANCE/var/cache
-</environment>
-"""
+ZEO_CONF = ZEO_ZOPE_CONF
 
 #: A second, plain Plone site with the test profiles (run by ``zconsole``).
 ADD_SITE = f"""\

@@ -31,6 +31,7 @@ from zope_processes import Processes
 from zope_processes import SLOW
 from zope_processes import tail
 from zope_processes import wait_until
+from zope_processes import ZEO_ZOPE_CONF
 
 import pytest
 import requests
@@ -47,24 +48,7 @@ pytestmark = pytest.mark.slow
 STALE_AFTER = 5
 SITE = "Plone"
 
-ZOPE_CONF = """\
-%define INSTANCE {instance}
-instancehome $INSTANCE
-<zodb_db main>
-  <zeoclient>
-    server 127.0.0.1:{zeo_port}
-    storage 1
-    name zeostorage
-    var $INSTANCE/var
-    cache-size 20MB
-    wait true
-  </zeoclient>
-  mount-point /
-</zodb_db>
-<environment>
-  CHAMELEON_CACHE $INSTANCE/var/cache
-</environment>
-"""
+ZOPE_CONF = ZEO_ZOPE_CONF
 
 
 class Zope:

@@ -26,6 +26,26 @@ SLOW = "collective.upgradeapi.testing:slow"
 AUTH = ("admin", "admin")
 HEADERS = {"Accept": "application/json"}
 
+#: A zope.conf whose database is a ZEO client (format: instance, zeo_port).
+ZEO_ZOPE_CONF = """\
+%define INSTANCE {instance}
+instancehome $INSTANCE
+<zodb_db main>
+  <zeoclient>
+    server 127.0.0.1:{zeo_port}
+    storage 1
+    name zeostorage
+    var $INSTANCE/var
+    cache-size 20MB
+    wait true
+  </zeoclient>
+  mount-point /
+</zodb_db>
+<environment>
+  CHAMELEON_CACHE $INSTANCE/var/cache
+</environment>
+"""
+
 SITE_ZCML_TESTING = """\
   <!-- Test-only profiles with upgrade steps (the add-on is autoincluded). -->
   <include package="collective.upgradeapi.testing" />
