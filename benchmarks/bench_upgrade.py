@@ -1,203 +1,654 @@
-"""Benchmark GET and dry-run POST @upgrade against plone.restapi's built-in.
+"""Every performance figure of collective.upgradeapi against its reference.
 
 Run by hand (not part of the test suite)::
 
-    .venv/bin/python benchmarks/bench_upgrade.py [--repeat 5] [--sizes 50x10,200x10]
+    .venv/bin/python benchmarks/bench_upgrade.py          # every figure
+    .venv/bin/python benchmarks/bench_upgrade.py --quick  # fewer rounds, 300 docs
+    .venv/bin/python benchmarks/bench_upgrade.py --full   # more rounds
+    .venv/bin/python benchmarks/bench_upgrade.py --only get,dry,bytes
 
-It sets up the test site (a stock Plone site with plone.restapi and this add-on,
-no HTTP server), then measures, calling the services in process on the same site:
+It sets up the test suite's stock site (Plone with plone.restapi and this
+add-on, no HTTP server) on a database whose changes go to a FileStorage in a
+temporary directory, logs at INFO to a file as Zope's default event log does,
+and calls the ``@upgrade`` services of this add-on and of plone.restapi in
+process on the same site. Benchmark-only profiles and upgrade steps are
+registered from ``benchsite.py``, never by the package.
 
-1. a stock site, up to date and with the core profile rewound to 6100:
-   ``GET @upgrade`` of this add-on against the built-in, as a ratio;
-2. the dry-run ``POST @upgrade`` of the core upgrade, both services, as a ratio;
-3. ``GET @upgrade`` with N synthetic installed profiles of M pending steps
-   each, for every size given: seconds, and microseconds per listed step (flat
-   when the cost grows linearly in the number of steps).
+Timings alternate the two sides of a comparison (A, B, B, A, A, B...) on the
+same site and report medians, the ratio of the medians and the spread of the
+per-round ratios (25th-75th percentile). FileStorage calls ``fsync`` at every
+commit. Timings are taken without it (what a fast disk, or the in-memory
+storage of the earlier benchmark, costs), except for the core dry run, which
+is also timed with it, and the real run, timed with it only (Plone's loop
+commits too). The bookkeeping of a run is a few small commits, so what it
+costs on a slow disk is a few times that disk's ``fsync`` (printed first).
 
-Numbers are medians of ``--repeat`` runs.
+Sections (``--only``): ``get``, ``dry``, ``bytes``, ``status``, ``scale``,
+``real``. The last lines are the summary: each figure, its reference or
+target, and whether it is met.
 """
 
-from pathlib import Path
+from contextlib import contextmanager
 
 import argparse
-import json
+import benchsite
+import gc
+import logging
+import os
+import platform
 import statistics
 import sys
-import tempfile
 import time
 import transaction
 
 
-CORE = "Products.CMFPlone:plone"
+SECTIONS = ("get", "dry", "bytes", "status", "scale", "real")
+
+#: Rounds of each comparison, documents of the real run's site, profiles of
+#: 10 trivial steps for the scale table, lines logged by the noisy step.
+PRESETS = {
+    "quick": {
+        "get": 60,
+        "dry": 12,
+        "real": 3,
+        "documents": 300,
+        "scale": (10, 100),
+        "scale_rounds": 2,
+        "noisy_lines": 20_000,
+    },
+    "default": {
+        "get": 150,
+        "dry": 30,
+        "real": 5,
+        "documents": 3000,
+        "scale": (10, 100, 1000),
+        "scale_rounds": 3,
+        "noisy_lines": 100_000,
+    },
+    "full": {
+        "get": 400,
+        "dry": 60,
+        "real": 11,
+        "documents": 3000,
+        "scale": (10, 100, 1000),
+        "scale_rounds": 5,
+        "noisy_lines": 200_000,
+    },
+}
 
 
-def set_up_layers():
-    """A stock Plone site with plone.restapi and this add-on, no test profiles."""
-    from collective.upgradeapi.testing import StockLayer
-    from plone.app.testing import FunctionalTesting
-
-    bench = FunctionalTesting(bases=(StockLayer(),), name="CollectiveUpgradeAPI:Bench")
-    ordered = []
-
-    def visit(layer):
-        for base in layer.__bases__:
-            visit(base)
-        if layer not in ordered:
-            ordered.append(layer)
-
-    visit(bench)
-    for layer in ordered:
-        layer.setUp()
-    for layer in ordered:
-        if hasattr(layer, "testSetUp"):
-            layer.testSetUp()
-    return bench
+def out(text=""):
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
 
 
-def median_seconds(call, repeat):
+# -- measuring -------------------------------------------------------------
+
+
+@contextmanager
+def fsync(enabled):
+    """FileStorage's ``fsync`` at each commit on (``True``) or off."""
+    module = sys.modules["ZODB.FileStorage.FileStorage"]
+    saved = module.fsync
+    module.fsync = os.fsync if enabled else None
+    try:
+        yield
+    finally:
+        module.fsync = saved
+
+
+def timed(call):
+    transaction.abort()
+    gc.collect()
+    started = time.perf_counter()
+    call()
+    seconds = time.perf_counter() - started
+    transaction.abort()
+    return seconds
+
+
+def alternate(calls, rounds, before=None):
+    """Time ``calls`` (``{name: callable}``) in alternation, ``rounds`` times.
+
+    :param before: ``before(name)`` runs, untimed, before each call.
+    :returns: ``{name: [seconds]}``.
+    """
+    names = list(calls)
+    timings = {name: [] for name in names}
+    for index in range(rounds):
+        order = names if index % 2 == 0 else names[::-1]
+        for name in order:
+            if before is not None:
+                before(name)
+            timings[name].append(timed(calls[name]))
+    return timings
+
+
+def quartiles(values):
+    values = sorted(values)
+    if len(values) < 4:
+        return values[0], values[-1]
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+class Comparison:
+    """Medians of two alternated sides, their ratio and its spread."""
+
+    def __init__(self, ours, reference):
+        self.ours = ours
+        self.reference = reference
+        self.mine = statistics.median(ours)
+        self.theirs = statistics.median(reference)
+        self.ratio = self.mine / self.theirs
+        self.spread = quartiles([a / b for a, b in zip(ours, reference, strict=True)])
+
+    def line(self, label, reference_name):
+        low, high = self.spread
+        return (
+            f"{label:<44} ours {self.mine * 1000:8.1f} ms   {reference_name} "
+            f"{self.theirs * 1000:8.1f} ms   ratio {self.ratio:5.2f} "
+            f"(rounds {len(self.ours)}, per-round ratio p25-p75 {low:.2f}-{high:.2f})"
+        )
+
+
+class Report:
+    """The figures measured, for the summary at the end."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, measured, reference, met):
+        self.rows.append((figure, measured, reference, met))
+
+    def summary(self):
+        out()
+        out("Summary (issue 12)")
+        out("-" * 118)
+        for figure, measured, reference, met in self.rows:
+            verdict = {True: "met", False: "NOT MET", None: "info"}[met]
+            out(f"{figure:<52} {measured:<26} {reference:<30} {verdict}")
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return (
+        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, Plone {version('Products.CMFPlone')}, "
+        f"plone.restapi {version('plone.restapi')}"
+    )
+
+
+def load():
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def fsync_latency(directory, count=50):
+    """Median seconds of an ``fsync`` after appending 1 KB, as a commit does."""
+    path = os.path.join(directory, "fsync-probe")
     timings = []
-    for _ in range(repeat):
-        transaction.abort()
-        started = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - started)
-        transaction.abort()
+    with open(path, "ab") as probe:
+        for _ in range(count):
+            probe.write(os.urandom(1024))
+            probe.flush()
+            started = time.perf_counter()
+            os.fsync(probe.fileno())
+            timings.append(time.perf_counter() - started)
+    os.unlink(path)
     return statistics.median(timings)
 
 
-def services(portal, request):
-    from collective.upgradeapi.services.upgrade.get import UpgradeGet
-    from collective.upgradeapi.services.upgrade.post import UpgradePost
-    from plone.restapi.services.upgrade.get import UpgradeSiteGet
-    from plone.restapi.services.upgrade.post import UpgradeSitePost
-    from Products.Five.browser import BrowserView
+def kb(size):
+    return f"{size / 1024:.1f} KB"
 
-    pristine = dict(request.environ)
 
-    def call(factory, body=None):
-        # As plone.rest's ZCML directive builds service classes.
-        view_class = type(factory.__name__, (factory, BrowserView), {})
+# -- sections ----------------------------------------------------------------
 
-        def run():
-            # A fresh environment each time: the service remembers its answer
-            # there, for Zope's retries of one request.
-            request.environ = dict(pristine)
-            if getattr(request, "_orig_env", None) is not None:
-                request._orig_env = dict(pristine)
-            request.method = request.environ["REQUEST_METHOD"] = (
-                "GET" if body is None else "POST"
-            )
-            if body is not None:
-                request.set("BODY", json.dumps(body).encode())
-            return view_class(portal, request).reply()
 
-        return run
+def section_get(site, services, options, report):
+    from collective.upgradeapi.testing.versions import OLD
 
-    return {
-        "ours_get": call(UpgradeGet),
-        "builtin_get": call(UpgradeSiteGet),
-        "ours_dry": call(UpgradePost, {"dry_run": True}),
-        "builtin_dry": call(UpgradeSitePost, {"dry_run": True}),
+    out("\n== GET @upgrade: this add-on against plone.restapi's built-in")
+    for label, version in (("up to date", None), (f"core at {OLD}", OLD)):
+        fs = site.setup.getVersionForProfile(benchsite.CORE)
+        site.rewind({benchsite.CORE: version or fs})
+        timings = alternate(
+            {
+                "ours": services.caller("ours_get"),
+                "builtin": services.caller("builtin_get"),
+            },
+            options.rounds["get"],
+        )
+        compared = Comparison(timings["ours"], timings["builtin"])
+        out(compared.line(f"GET, stock site, {label}", "built-in"))
+        report.add(
+            f"GET @upgrade ({label}) / built-in",
+            f"{compared.ratio:.2f}",
+            "at most 0.80",
+            compared.ratio <= 0.80,
+        )
+    site.rewind({benchsite.CORE: site.setup.getVersionForProfile(benchsite.CORE)})
+
+
+def section_dry(site, services, options, report):
+    from collective.upgradeapi.testing.versions import OLD
+
+    out("\n== Dry-run POST @upgrade: this add-on against plone.restapi's built-in")
+    fs = site.setup.getVersionForProfile(benchsite.CORE)
+    calls = {
+        "ours": services.caller("ours_post", {"dry_run": True}),
+        "builtin": services.caller("builtin_post", {"dry_run": True}),
     }
-
-
-def register_synthetic(portal, count, steps, directory):
-    """Register ``count`` installed profiles with ``steps`` pending steps each."""
-    from Products.GenericSetup import EXTENSION
-    from Products.GenericSetup.registry import _profile_registry
-    from Products.GenericSetup.upgrade import _registerUpgradeStep
-    from Products.GenericSetup.upgrade import UpgradeStep
-
-    setup = portal.portal_setup
-    profile_ids = []
-    for index in range(count):
-        name = f"bench{index:04d}_{steps}"
-        path = Path(directory) / name
-        path.mkdir()
-        (path / "metadata.xml").write_text(
-            f"<metadata><version>{1000 + steps}</version></metadata>"
-        )
-        _profile_registry.registerProfile(
-            name, f"Benchmark {name}", "", str(path), "collective.upgradeapi", EXTENSION
-        )
-        profile_id = f"collective.upgradeapi:{name}"
-        for number in range(steps):
-            _registerUpgradeStep(
-                UpgradeStep(
-                    f"Step {number}",
-                    profile_id,
-                    str(1000 + number),
-                    str(1001 + number),
-                    "",
-                    lambda tool: None,
-                )
+    site.rewind({benchsite.CORE: OLD})
+    steps = len(services.call("ours_post", {"dry_run": True})["steps"])
+    transaction.abort()
+    for synced in (False, True):
+        with fsync(synced):
+            timings = alternate(calls, options.rounds["dry"])
+        compared = Comparison(timings["ours"], timings["builtin"])
+        how = "fsync" if synced else "no fsync"
+        out(
+            compared.line(
+                f"dry run, core from {OLD} ({steps} steps), {how}", "built-in"
             )
-        setup.setLastVersionForProfile(profile_id, "1000")
-        profile_ids.append(profile_id)
-    return profile_ids
-
-
-def unregister_synthetic(portal, profile_ids):
-    from Products.GenericSetup.registry import _profile_registry
-    from Products.GenericSetup.upgrade import _upgrade_registry
-
-    for profile_id in profile_ids:
-        portal.portal_setup.unsetLastVersionForProfile(profile_id)
-        _profile_registry.unregisterProfile(
-            profile_id.split(":")[1], "collective.upgradeapi"
         )
-        del _upgrade_registry._registry[profile_id]
+        report.add(
+            f"dry-run POST, core from {OLD} / built-in, {how}",
+            f"{compared.ratio:.2f}",
+            "at most 1.10" if not synced else f"info: {site.fsync_ms:.1f} ms/fsync",
+            compared.ratio <= 1.10 if not synced else None,
+        )
+    site.rewind({benchsite.CORE: fs})
+    timings = alternate(calls, options.rounds["dry"])
+    compared = Comparison(timings["ours"], timings["builtin"])
+    out(compared.line("dry run, nothing to do, no fsync", "built-in"))
+    report.add(
+        "dry-run POST, nothing to do / built-in",
+        f"{compared.ratio:.2f} ({(compared.mine - compared.theirs) * 1000:+.1f} ms)",
+        "almost nothing: at most 1.10",
+        compared.ratio <= 1.10,
+    )
+
+
+def appended(site, call):
+    """``(bytes, transactions, answer)`` that ``call()`` appends to Data.fs."""
+    transaction.abort()
+    size, tid = site.size(), site.last_tid()
+    answer = call()
+    transaction.abort()
+    count, _ = site.transactions_since(tid)
+    return site.size() - size, count, answer
+
+
+def last_entry(site):
+    from collective.upgradeapi.tracking import store
+
+    records = store.records(site.portal)
+    return records.runs[records.runs.maxKey()]
+
+
+def section_bytes(site, services, options, report):
+    from collective.upgradeapi.testing.versions import OLD
+
+    out("\n== Bytes appended to Data.fs (FileStorage) and history entries")
+    out(
+        "(the size of Data.fs before and after one call; an entry: the stored "
+        "pickles of its record and of its own sub-records)"
+    )
+    fs = site.setup.getVersionForProfile(benchsite.CORE)
+    site.rewind({benchsite.CORE: OLD})
+    for name in ("builtin_post", "ours_post"):
+        size, count, answer = appended(
+            site, lambda name=name: services.call(name, {"dry_run": True})
+        )
+        out(
+            f"core dry run from {OLD}, {name:<13} {size:7d} bytes in {count} "
+            f"transactions; report {len(answer['report'])} characters"
+        )
+        if name == "ours_post":
+            entry = site.stored_size(last_entry(site))
+            out(f"  its history entry: {entry} bytes")
+            report.add(
+                f"bytes appended by one core dry run (from {OLD})",
+                f"{kb(size)} in {count} txns",
+                "at most 8 KB (built-in: 0)",
+                size <= 8 * 1024,
+            )
+            report.add(
+                "history entry of that run",
+                kb(entry),
+                "at most 64 KB",
+                entry <= 64 * 1024,
+            )
+    site.rewind({benchsite.CORE: fs})
+    for name in ("builtin_post", "ours_post"):
+        size, count, _ = appended(
+            site, lambda name=name: services.call(name, {"dry_run": True})
+        )
+        out(
+            f"dry run with nothing to do, {name:<13} {size:7d} bytes in "
+            f"{count} transactions"
+        )
+    report.add(
+        "bytes appended by a dry run with nothing to do",
+        f"{kb(size)} in {count} txns",
+        "recorded, at most 4 KB",
+        size <= 4 * 1024,
+    )
+
+    lines = options.rounds["noisy_lines"]
+    profiles = benchsite.Profiles(site)
+    noisy = profiles.add(
+        "noisy", [("Bench: a step that logs a lot", benchsite.noisy(lines))]
+    )
+    size, count, answer = appended(
+        site, lambda: services.call("ours_post", {"dry_run": True, "profiles": [noisy]})
+    )
+    entry = last_entry(site)
+    stored = site.stored_size(entry)
+    from collective.upgradeapi import api
+
+    kept = api.get_run(site.portal, entry["id"])
+    marker = [line for line in kept["steps"][0]["log"] if "dropped" in line]
+    out(
+        f"dry run of a step logging {lines} lines: answer's report "
+        f"{len(answer['report'])} characters; {size} bytes appended in {count} "
+        f"transactions; history entry {stored} bytes; stored report "
+        f"{len(kept['report'])} characters"
+    )
+    out(f"  marker: {marker[0] if marker else None}")
+    report.add(
+        f"history entry of a run logging {len(answer['report']) / 1e6:.1f} MB",
+        kb(stored),
+        "at most 64 KB, with a marker",
+        stored <= 64 * 1024 and bool(marker),
+    )
+    profiles.remove()
+
+
+def section_status(site, services, options, report):
+    from collective.upgradeapi import api
+
+    out("\n== Status writes during a run (throttled), and the status right after it")
+    count, seconds = 40, 0.05
+    profiles = benchsite.Profiles(site)
+    slow = profiles.add(
+        "slowsteps", [("Bench: a step of 50 ms", benchsite.sleeping(seconds))] * count
+    )
+    for dry_run in (True, False):
+        site.rewind({slow: "1000"})
+        started = time.perf_counter()
+        size, transactions, answer = appended(
+            site,
+            lambda dry_run=dry_run: services.call(
+                "ours_post", {"dry_run": dry_run, "profiles": [slow]}
+            ),
+        )
+        duration = time.perf_counter() - started
+        # A real run commits the upgrade itself once. Fixed bookkeeping: the
+        # lock taken, the run planned, its end, the lock released (and the
+        # committing phase of a real run).
+        bookkeeping = transactions - (0 if dry_run else 1)
+        fixed = 4 if dry_run else 5
+        rate = (bookkeeping - fixed) / duration
+        status = api.status(site.portal)
+        exact = (
+            status["steps_done"] == count
+            and status["steps_total"] == count
+            and status["progress"] == 100
+        )
+        kind = "dry run" if dry_run else "real run"
+        out(
+            f"{kind} of {count} steps of {seconds * 1000:.0f} ms: {duration:.2f} s, "
+            f"{bookkeeping} bookkeeping transactions ({size} bytes), {fixed} of "
+            f"them fixed; status after: {status['state']}, "
+            f"{status['steps_done']}/{status['steps_total']}, {status['progress']}%"
+        )
+        report.add(
+            f"status writes during a {kind} of {count} x 50 ms steps",
+            f"{rate:.1f}/s (+{fixed} fixed)",
+            "throttled: at most 2/s",
+            rate <= 2.0,
+        )
+        report.add(
+            f"status right after that {kind}",
+            f"{status['steps_done']}/{status['steps_total']}, {status['progress']}%",
+            "exact final numbers",
+            exact,
+        )
+    profiles.remove()
+
+
+def section_scale(site, services, options, report):
+    from collective.upgradeapi import api
+    from collective.upgradeapi.engine.runner import Runner
+    from collective.upgradeapi.engine.selection import Selection
+
+    out("\n== Scale: N installed profiles of 10 pending trivial steps each")
+    out(
+        "(GET @upgrade; planning: the selection checked; a dry run of 'all': "
+        "bare: GenericSetup's steps called in a loop; engine: the runner alone; "
+        "tracked: api.upgrade with lock, status and history; bookkeeping: "
+        "tracked - bare, per step; tracking: tracked - engine, per step)"
+    )
+    out(
+        f"{'steps':>7} {'GET ms':>9} {'us/step':>8} {'plan ms':>9} "
+        f"{'us/step':>8} {'bare ms':>9} {'engine ms':>10} {'tracked ms':>11} "
+        f"{'bookkeeping us/step':>20} {'tracking us/step':>17}"
+    )
+    portal = site.portal
+    rows = []
+    selection = Selection(profiles="all")
+    for count in options.rounds["scale"]:
+        scale = benchsite.Profiles(site)
+        ids = scale.add_trivial(count, 10)
+        transaction.commit()
+
+        def bare(ids=ids):
+            setup = site.setup
+            for profile_id in ids:
+                for info in setup.listUpgrades(profile_id):
+                    info["step"].doStep(setup)
+                setup.setLastVersionForProfile(
+                    profile_id, setup.getVersionForProfile(profile_id)
+                )
+
+        calls = {
+            "get": services.caller("ours_get"),
+            "plan": lambda: Runner(portal).check(selection),
+            "bare": bare,
+            "engine": lambda: Runner(portal, dry_run=True).run(selection),
+            "tracked": lambda: api.upgrade(
+                portal, selection, dry_run=True, user="bench"
+            ),
+        }
+        rounds = options.rounds["scale_rounds"]
+        timings = alternate(calls, rounds)
+        medians = {name: statistics.median(values) for name, values in timings.items()}
+        steps = count * 10
+        keeping = (medians["tracked"] - medians["bare"]) / steps
+        tracking = (medians["tracked"] - medians["engine"]) / steps
+        rows.append((steps, medians, keeping))
+        out(
+            f"{steps:7d} {medians['get'] * 1000:9.1f} "
+            f"{medians['get'] / steps * 1e6:8.1f} "
+            f"{medians['plan'] * 1000:9.1f} {medians['plan'] / steps * 1e6:8.1f} "
+            f"{medians['bare'] * 1000:9.1f} {medians['engine'] * 1000:10.1f} "
+            f"{medians['tracked'] * 1000:11.1f} {keeping * 1e6:20.1f} "
+            f"{tracking * 1e6:17.1f}"
+        )
+        scale.remove()
+    # Per-step costs of the two largest sizes: the smaller ones carry the
+    # fixed cost of a request.
+    first, last = rows[-2] if len(rows) > 1 else rows[0], rows[-1]
+    for name, what in (("get", "listing (GET)"), ("plan", "planning")):
+        growth = (last[1][name] / last[0]) / (first[1][name] / first[0])
+        report.add(
+            f"{what}: cost per step, {last[0]} vs {first[0]} steps",
+            f"x{growth:.2f}",
+            "linear: at most x1.5",
+            growth <= 1.5,
+        )
+    worst = max(row[2] for row in rows)
+    report.add(
+        f"bookkeeping per step, runs of up to {last[0]} trivial steps",
+        f"{worst * 1000:.3f} ms",
+        "at most 1 ms",
+        worst <= 0.001,
+    )
+
+
+def section_real(site, services, options, report):
+    from collective.upgradeapi.testing.versions import OLD
+
+    count = options.rounds["documents"]
+    out(f"\n== A real run on a site of {count} Documents")
+    started = time.perf_counter()
+    made = benchsite.add_documents(site, count)
+    out(f"({made} documents created in {time.perf_counter() - started:.0f} s)")
+    profiles = benchsite.Profiles(site)
+    docs = profiles.add("documents", benchsite.DOCUMENT_STEPS)
+    rewound = {benchsite.CORE: OLD, docs: "1000"}
+    portal = site.portal
+
+    def ours():
+        answer = services.call("ours_post", {"profiles": "all"})
+        assert answer["committed"] and answer["upgraded"], answer["steps"]
+        return answer
+
+    def plone():
+        # Plone's own loop: the core upgrade, then each add-on profile.
+        migration = portal.portal_migration
+        setup = portal.portal_setup
+        migration.upgrade(REQUEST=site.request)
+        for profile_id in setup.listProfilesWithUpgrades():
+            if setup.getLastVersionForProfile(profile_id) == "unknown":
+                continue
+            if setup.listUpgrades(profile_id):
+                setup.upgradeProfile(profile_id)
+        transaction.commit()
+
+    site.rewind(rewound)
+    with fsync(True):
+        answer = ours()
+        steps = len(answer["steps"])
+        slowest = sorted(answer["steps"], key=lambda step: -step["duration"])[:6]
+        out(
+            f"{steps} steps; the slowest: "
+            + "; ".join(f"{s['title']} {s['duration']:.2f} s" for s in slowest)
+        )
+        written = {}
+        for name, call in (("ours", ours), ("plone", plone)):
+            site.rewind(rewound)
+            written[name], _, _ = appended(site, call)
+        timings = alternate(
+            {"ours": ours, "plone": plone},
+            options.rounds["real"],
+            before=lambda name: site.rewind(rewound),
+        )
+    compared = Comparison(timings["ours"], timings["plone"])
+    out(compared.line(f"real run, {steps} steps, fsync", "Plone's loop"))
+    out(
+        f"bytes appended by one real run: ours {written['ours']}, Plone's loop "
+        f"{written['plone']}"
+    )
+    report.add(
+        f"real run, {steps} steps, {count} docs / Plone's loop",
+        f"{compared.ratio:.2f}",
+        "at most 1.05",
+        compared.ratio <= 1.05,
+    )
+    site.rewind(rewound)
+    size, transactions, answer = appended(
+        site, lambda: services.call("ours_post", {"profiles": "all", "dry_run": True})
+    )
+    entry = site.stored_size(last_entry(site))
+    out(
+        f"dry run of 'all' on this site: {size} bytes appended in {transactions} "
+        f"transactions; history entry {entry} bytes; report {len(answer['report'])} "
+        "characters"
+    )
+    report.add(
+        f"bytes appended by a dry run of 'all', {count} docs",
+        f"{kb(size)} in {transactions} txns",
+        "info (was 730 KB)",
+        None,
+    )
+    report.add("its history entry", kb(entry), "at most 64 KB", entry <= 64 * 1024)
+    profiles.remove()
+
+
+# -- main ----------------------------------------------------------------------
+
+
+def log_to_file(directory):
+    """As Zope's default event log: the root logger at INFO, to a file."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(os.path.join(directory, "event.log"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(name)s:%(lineno)d] %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--sizes", default="25x10,50x10,100x10,200x10,200x20")
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument(
+        "--quick", action="store_true", help="fewer rounds, 300 documents"
+    )
+    preset.add_argument("--full", action="store_true", help="more rounds")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help="sections, comma-separated"
+    )
+    parser.add_argument(
+        "--documents", type=int, help="documents of the real run's site"
+    )
     options = parser.parse_args(argv)
+    name = "quick" if options.quick else "full" if options.full else "default"
+    options.rounds = dict(PRESETS[name])
+    if options.documents:
+        options.rounds["documents"] = options.documents
+    only = [section for section in options.only.split(",") if section]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
-    layer = set_up_layers()
-    portal = layer["portal"]
-    request = layer["request"]
-    from plone.app.testing import setRoles
-    from plone.app.testing import TEST_USER_ID
-
-    setRoles(portal, TEST_USER_ID, ["Manager"])
-    calls = services(portal, request)
-    setup = portal.portal_setup
-    results = {}
-
-    def measure(label, ours, builtin):
-        mine = median_seconds(calls[ours], options.repeat)
-        theirs = median_seconds(calls[builtin], options.repeat)
-        results[label] = (mine, theirs)
-        sys.stdout.write(
-            f"{label:<34} ours {mine * 1000:8.1f} ms   built-in "
-            f"{theirs * 1000:8.1f} ms   ratio {mine / theirs:5.2f}\n"
-        )
-
-    sys.stdout.write(f"median of {options.repeat} runs\n")
-    measure("GET, stock site, up to date", "ours_get", "builtin_get")
-    setup.setLastVersionForProfile(CORE, "6100")
-    transaction.commit()
-    measure("GET, stock site, core at 6100", "ours_get", "builtin_get")
-    measure("POST dry run, core from 6100", "ours_dry", "builtin_dry")
-    setup.setLastVersionForProfile(CORE, setup.getVersionForProfile(CORE))
-    transaction.commit()
-
-    for size in options.sizes.split(","):
-        count, steps = (int(n) for n in size.split("x"))
-        with tempfile.TemporaryDirectory() as directory:
-            profile_ids = register_synthetic(portal, count, steps, directory)
-            transaction.commit()
-            seconds = median_seconds(calls["ours_get"], options.repeat)
-            listed = sum(len(p["steps"]) for p in calls["ours_get"]()["profiles"])
-            transaction.abort()
-            unregister_synthetic(portal, profile_ids)
-            transaction.commit()
-        sys.stdout.write(
-            f"GET, {count:4d} profiles x {steps:3d} steps   {seconds * 1000:8.1f} ms"
-            f"   {seconds / listed * 1e6:7.1f} us per listed step ({listed})\n"
-        )
+    out(f"collective.upgradeapi benchmark ({name}): {machine()}")
+    out(f"start: {load()}")
+    site = benchsite.set_up()
+    directory = os.path.dirname(site.path)
+    log_to_file(directory)
+    site.fsync_ms = fsync_latency(directory) * 1000
+    out(
+        f"fsync on this disk: {site.fsync_ms:.2f} ms (median); timings "
+        "without it unless said"
+    )
+    services = benchsite.Services(site)
+    report = Report()
+    try:
+        with fsync(False):
+            for section in SECTIONS:
+                if section not in only:
+                    continue
+                globals()[f"section_{section}"](site, services, options, report)
+        out(f"end: {load()}")
+        report.summary()
+    finally:
+        site.close()
 
 
 if __name__ == "__main__":
