@@ -36,7 +36,7 @@ BASE = "collective.upgradeapi.testing:base"
 DEPENDENT = "collective.upgradeapi.testing:dependent"
 BROKEN = "collective.upgradeapi.testing:broken"
 SLOW = "collective.upgradeapi.testing:slow"
-COMMANDS = ("wait", "check", "plan", "run", "history", "unlock", "cancel")
+COMMANDS = ("wait", "check", "plan", "run", "stamp", "history", "unlock", "cancel")
 
 
 def plone_upgrade(*args, env=None, timeout=60, background=False):
@@ -774,6 +774,9 @@ def test_failing_step_json(cli, rewind, snapshot):
         (["--all", "--profile", BASE], "Give either --all or --profile, not both."),
         (["--all", "--step", "x"], "Give either --step or --profile/--all, not both."),
         (["--login", "--user", ""], "--login needs --user (or PLONE_USER)."),
+        (["--mark-done"], "--mark-done records chosen steps as done"),
+        (["--mark-done", "--all"], "(not --all)"),
+        (["--commit", "all"], "Invalid value for '--commit'"),
     ],
 )
 def test_run_usage_errors(args, message):
@@ -807,6 +810,231 @@ def test_run_unknown_step(cli, rewind):
 
     assert result.returncode == 2
     assert "Unknown or not pending step id(s): nope." in one_line(result.stderr)
+
+
+# -- run --commit, --mark-done -----------------------------------------------------
+
+
+def test_commit_per_profile_keeps_what_was_committed(cli, rewind, snapshot):
+    rewind({BASE: "1000", BROKEN: "3000"})
+
+    result = cli("run", "--profile", BASE, "--profile", BROKEN, "--commit", "profile")
+
+    assert result.returncode == 1
+    state = snapshot()
+    assert state["versions"][BASE] == ("1003",), "the base profile stays committed"
+    assert state["versions"][BROKEN] == ("3000",), "the failing profile is aborted"
+    assert state["markers"] == ["base-1001-a", "base-1001-b", "base-1002"]
+    assert result.stderr.startswith(
+        f"Upgrade of {cli.url}: {BASE}, {BROKEN}, one transaction per profile...\n"
+    )
+    out = result.stdout
+    assert "Failed step: 'Broken: a step that raises'" in out
+    committed = out[out.index("Committed before the failure (these stay):") :]
+    lines = committed.splitlines()
+    assert lines[1].startswith(f"  {BASE}: 4 steps (transaction 0x")
+    assert lines[2:6] == [
+        "    Base: first step of a group",
+        "    Base: second step of a group",
+        "    Base: a single step",
+        "    Base: re-import the registry",
+    ]
+    assert lines[-1] == (
+        "Upgrade failed; the failing profile was aborted, what was committed "
+        "before it stays (1 transaction). Run the same command again to continue "
+        "from there."
+    )
+    assert "nothing was committed" not in out
+    assert "what was committed before it stays (see 'commits': " in one_line(
+        result.stderr
+    )
+
+    rerun = cli("run", "--profile", BASE, "--profile", BROKEN, "--commit", "profile")
+
+    assert rerun.returncode == 1
+    statuses = [line.split()[:3] for line in rerun.stdout.splitlines()[1:3]]
+    assert statuses[0][0] == "done" and statuses[0][2] == BROKEN
+    assert statuses[1][0] == "failed", "the committed profile did not run again"
+    assert snapshot() == state
+
+
+def test_commit_per_step_json(cli, rewind, snapshot):
+    rewind({BROKEN: "3000"})
+
+    result = cli("run", "--profile", BROKEN, "--commit", "step", "--json")
+
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert (document["commit"], document["committed"]) == ("step", True)
+    assert len(document["commits"]) == 1
+    assert document["commits"][0]["steps"] == [document["steps"][0]["id"]]
+    assert snapshot()["versions"][BROKEN] == ("3001",)
+
+
+def test_commit_per_profile_success(cli, rewind, snapshot):
+    rewind({BASE: "1000", DEPENDENT: "2000"})
+
+    result = cli("run", "--all", "--commit", "profile")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith(
+        ": 5 steps committed in 2 transactions."
+    )
+    assert snapshot()["versions"][DEPENDENT] == ("2002",)
+
+
+def test_mark_done_steps(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+    plan = json.loads(cli("plan", "--json").stdout)
+    first, second, *_ = pending_ids(plan, BASE)
+
+    result = cli("run", "--step", first, "--step", second, "--mark-done")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["marked_done"] * 2
+    assert lines[-1].startswith("Done in ")
+    assert lines[-1].endswith(": 2 steps marked done without running them; committed.")
+    assert "marking steps done without running them..." in result.stderr
+    state = snapshot()
+    assert state["versions"][BASE] == ("1001",)
+    assert state["markers"] == [], "no step ran"
+
+
+def test_mark_done_a_profile_json(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+
+    result = cli("run", "--profile", BASE, "--mark-done", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {step["status"] for step in document["steps"]} == {"marked_done"}
+    state = snapshot()
+    assert state["versions"][BASE] == ("1003",)
+    assert state["markers"] == []
+
+
+def test_mark_done_refused_for_steps_not_pending(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+    before = snapshot()
+
+    result = cli("run", "--step", "nope", "--mark-done")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("Error: Bad request (HTTP 400): ")
+    assert snapshot() == before
+
+
+def test_mark_done_needs_its_permission(cli, site, rewind, snapshot):
+    site.manage_permission("Manage portal", ["Manager", "Site Administrator"], 0)
+    setRoles(site, TEST_USER_ID, ["Site Administrator"])
+    transaction.commit()
+    rewind({BASE: "1000"})
+    before = snapshot()
+    as_admin = {"PLONE_USER": TEST_USER_NAME, "PLONE_PASSWORD": TEST_USER_PASSWORD}
+
+    result = cli("run", "--profile", BASE, "--mark-done", **as_admin)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        "Error: Forbidden (HTTP 403): Recording steps as done without running "
+        "them needs the permission 'collective.upgradeapi: Mark upgrade steps "
+        "done'"
+    )
+    assert snapshot() == before
+
+
+def test_run_posts_commit_and_mark_done(fake):
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = (200, fake_run_answer(0))
+
+    fake_cli(fake, "run", "--all", "--commit", "step")
+    fake_cli(fake, "run", "--step", "1", "--mark-done", "--commit", "run")
+
+    bodies = [json.loads(body) for method, _, body in fake.seen if method == "POST"]
+    assert bodies == [
+        {"dry_run": False, "profiles": "all", "commit": "step"},
+        {"dry_run": False, "steps": ["1"], "commit": "run", "mark_done": True},
+    ]
+
+
+# -- stamp -------------------------------------------------------------------------
+
+
+def test_stamp_a_downgraded_profile(cli, rewind, snapshot, api):
+    rewind({BASE: "1005"})
+    assert "database records a newer version" in cli("check").stderr
+
+    result = cli("stamp", BASE)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Stamped {BASE} at version 1003 (was 1005)."
+    assert lines[3].split() == [BASE, "1005", "->", "1003", "1003"]
+    assert lines[-1].startswith("Recorded as run ")
+    assert result.stderr == f"Stamp on {cli.url}: {BASE}...\n"
+    state = snapshot()
+    assert state["versions"][BASE] == ("1003",)
+    assert state["markers"] == []
+    assert api.get("/@upgrade/history/1").json()["selection"]["stamp"] == [BASE]
+
+
+def test_stamp_json(cli, rewind):
+    rewind({BASE: "1005"})
+
+    result = cli("stamp", f"profile-{BASE}", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["profiles"] == [
+        {"id": BASE, "versions": {"before": "1005", "after": "1003", "fs": "1003"}}
+    ]
+
+
+@pytest.mark.parametrize(
+    "profile, message",
+    [
+        (BASE, "Profile(s) not downgraded: "),
+        ("no.such:default", "Unknown profile id(s): no.such:default"),
+    ],
+)
+def test_stamp_refused(cli, rewind, snapshot, profile, message):
+    rewind({BASE: "1003"})
+    before = snapshot()
+
+    result = cli("stamp", profile, "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(
+        f"Error: Bad request (HTTP 400): {message}"
+    )
+    assert json.loads(result.stdout)["status"] == 400
+    assert snapshot() == before
+
+
+def test_stamp_while_locked(cli, rewind, snapshot):
+    rewind({BASE: "1005"})
+    plant_lock(cli.site, age=0)
+    before = snapshot()
+
+    result = cli("stamp", BASE)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("Error: Conflict (HTTP 409): ")
+    assert snapshot() == before
+
+
+def test_stamp_needs_a_profile():
+    url = f"http://127.0.0.1:{free_port()}/plone"
+
+    result = plone_upgrade("stamp", "--url", url)
+
+    assert result.returncode == 2
+    assert "Missing argument 'PROFILE...'" in result.stderr
+    assert result.stdout == ""
+
+
+# -- progress ----------------------------------------------------------------------
 
 
 def test_run_shows_progress(cli, rewind, gates, snapshot):
@@ -877,6 +1105,166 @@ def test_progress_lines(fake):
         "  [3/3] Step 2 (no sign of life from the server for a while)",
     ]
     assert "Upgrade finished in 1.0 s: 3 steps committed." in result.stdout
+
+
+def fake_slow_run(fake):
+    """A run of 3 steps for 1.2 s; its status moves a step every 0.4 s."""
+    started = []
+
+    def run():
+        started.append(time.monotonic())
+        time.sleep(1.2)
+        return 200, fake_run_answer(3)
+
+    def status():
+        if not started:
+            return 200, {
+                "state": "idle",
+                "current_step": None,
+                "steps_done": None,
+                "steps_total": None,
+            }
+        done = min(int((time.monotonic() - started[0]) / 0.4), 2)
+        return 200, {
+            "state": "running",
+            "current_step": {"id": f"s{done}", "title": f"Step {done}"},
+            "steps_done": done,
+            "steps_total": 3,
+            "progress": int(100 * done / 3),
+        }
+
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = run
+    fake.routes[("GET", "/plone/@upgrade/status")] = status
+
+
+def on_a_terminal(fake, *args):
+    """Run ``plone-upgrade`` with stderr on a pseudo-terminal; return
+    ``(exit code, stdout, what the terminal got)``."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("PLONE_")
+    }
+    environment.update(
+        {"PLONE_URL": fake.url, "PLONE_USER": "admin", "PLONE_PASSWORD": "x"}
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        start_new_session=True,
+    )
+    os.close(follower)
+    drawn = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    stdout = process.stdout.read().decode()
+    process.stdout.close()
+    return process.wait(timeout=30), stdout, drawn.decode()
+
+
+def test_progress_bar_on_a_terminal(fake):
+    fake_slow_run(fake)
+
+    code, stdout, drawn = on_a_terminal(
+        fake, "run", "--all", "--status-interval", "0.1"
+    )
+
+    assert code == 0, drawn
+    assert drawn.startswith(f"Upgrade of {fake.url}: every profile with pending ")
+    frames = [frame.rstrip() for frame in drawn.split("\r") if frame.strip()][1:]
+    assert frames[0] == "[....................]   0%  0/3  Step 0"
+    assert "[#######.............]  33%  1/3  Step 1" in frames
+    assert "[#############.......]  67%  2/3  Step 2" in frames
+    assert frames[-1] == "[####################] 100%  3/3  done"
+    assert drawn.endswith("\r\n"), "the bar's line is ended"
+    assert "[1/3]" not in drawn, "no plain lines on a terminal"
+    assert "Upgrade finished in 1.0 s: 3 steps committed." in stdout
+
+
+def test_no_progress_bar_with_json_on_a_terminal(fake):
+    fake_slow_run(fake)
+
+    code, stdout, drawn = on_a_terminal(
+        fake, "run", "--all", "--status-interval", "0.1", "--json"
+    )
+
+    assert code == 0, drawn
+    assert "\r[" not in drawn
+    assert "  [1/3] Step 0" in drawn
+    assert json.loads(stdout)["committed"] is True
+
+
+class FakeTerminal:
+    """A stream that says it is a terminal and keeps what is written."""
+
+    def __init__(self):
+        self.written = []
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.written.append(text)
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_renderer():
+    from collective.upgradeapi.cli import progressbar
+
+    stream = FakeTerminal()
+    assert progressbar.is_terminal(stream)
+    bar = progressbar.Bar(stream, columns=80)
+    step = {"title": "A long title of a step", "profile": "my.addon:default"}
+
+    bar({"state": "running", "current_step": step, "steps_done": 1, "steps_total": 4})
+    bar({"state": "committing", "steps_done": 4, "steps_total": 4, "stale": True})
+    bar({"state": "running", "progress": 50})
+    bar.finish(3, 4, "failed")
+
+    assert stream.written == [
+        "\r[#####...............]  25%  1/4  A long title of a step (my.addon:default)",
+        "\r[####################] 100%  4/4  committing (no sign of life from the "
+        "server)",
+        "\r[##########..........]  50%" + " " * 51,
+        "\r[###############.....]  75%  3/4  failed",
+        "\n",
+    ]
+
+
+def test_progress_bar_fits_the_terminal():
+    from collective.upgradeapi.cli import progressbar
+
+    stream = FakeTerminal()
+    bar = progressbar.Bar(stream, columns=40)
+
+    bar({"current_step": {"title": "x" * 100}, "steps_done": 0, "steps_total": 2})
+
+    assert stream.written == ["\r[....................]   0%  0/2  xxxxx"]
+
+
+def test_progress_bar_draws_nothing_for_an_empty_run():
+    from collective.upgradeapi.cli import progressbar
+
+    stream = FakeTerminal()
+    progressbar.Bar(stream).finish(0, 0)
+
+    assert stream.written == []
 
 
 @pytest.mark.parametrize(

@@ -268,6 +268,49 @@ def test_failing_step_exits_1_and_writes_nothing(instance):
     assert after["markers"] == before["markers"]
 
 
+def test_commit_per_profile_keeps_the_profiles_before_a_failure(instance):
+    before = instance.state({BASE: "1000", BROKEN: "3000"})
+
+    result = instance.cli(
+        "run", "--profile", BASE, "--profile", BROKEN, "--commit", "profile"
+    )
+
+    assert result.returncode == 1
+    out = result.stdout
+    assert "Committed before the failure (these stay):\n" in out
+    assert f"\n  {BASE}: 4 steps (transaction 0x" in out
+    assert out.endswith("Run the same command again to continue from there.\n")
+    assert "one transaction per profile..." in result.stderr
+    assert "what was committed before it stays" in one_line(result.stderr)
+    after = instance.state()
+    assert after["versions"] == {**before["versions"], BASE: "1003"}
+    added = after["markers"][len(before["markers"]) :]
+    assert added == ["base-1001-a", "base-1001-b", "base-1002"]
+    assert after["runs"] == before["runs"] + 1
+
+
+def test_stamp_and_mark_done(instance):
+    before = instance.state({BASE: "1005", BROKEN: "3000"})
+
+    stamped = instance.cli("stamp", BASE)
+    refused = instance.cli("stamp", BROKEN, "--json")
+    marked = instance.cli("run", "--profile", BROKEN, "--mark-done")
+
+    assert stamped.returncode == 0, stamped.stderr
+    assert stamped.stdout.startswith(f"Stamped {BASE} at version 1003 (was 1005).\n")
+    assert refused.returncode == 2
+    assert one_line(refused.stderr).startswith(
+        "Error: Bad request: Profile(s) not downgraded: "
+    )
+    assert json.loads(refused.stdout)["status"] == 400
+    assert marked.returncode == 0, marked.stderr
+    assert ": 2 steps marked done without running them; committed." in marked.stdout
+    after = instance.state()
+    assert after["versions"] == {**before["versions"], BASE: "1003", BROKEN: "3002"}
+    assert after["markers"] == before["markers"], "no step ran"
+    assert after["runs"] == before["runs"] + 2, "the refusal is not recorded"
+
+
 def test_history_records_the_os_user_or_user(instance):
     instance.state({BASE: "1000"})
     assert instance.cli("run", "--profile", BASE, "--dry-run").returncode == 0

@@ -6,9 +6,10 @@ neither Zope nor Plone, so it runs on a CI runner with just ``click`` and
 the engine API. See ``docs/cli.md``.
 
 Modules: :mod:`.main` (the command group), one module per command
-(:mod:`.waiting`, :mod:`.checking`, :mod:`.running`, :mod:`.history`),
-:mod:`.options` (what every command shares), :mod:`.doors` (HTTP or
-in-process), :mod:`.output` (text tables); over HTTP :mod:`.client`,
+(:mod:`.waiting`, :mod:`.checking`, :mod:`.running`, :mod:`.stamping`,
+:mod:`.history`, :mod:`.locking`), :mod:`.options` (what every command
+shares), :mod:`.doors` (HTTP or in-process), :mod:`.output` (text tables),
+:mod:`.progressbar` (the progress of ``run``); over HTTP :mod:`.client`,
 :mod:`.answers` and :mod:`.watch`; in-process (imported only then)
 :mod:`.inprocess` and :mod:`.sitedoor`.
 """

@@ -75,6 +75,9 @@ def failure(response, site_url, who, not_found=None):
                 "wrong password or token, or no 'Manage portal' permission "
                 "on this site."
             )
+    elif status == 403 and server and "needs the permission" in server:
+        # collective.upgradeapi's own refusal (marking steps done, stamping).
+        message = f"Forbidden (HTTP 403): {server}"
     elif status == 403:
         message = (
             f"Forbidden (HTTP 403): {who or 'an anonymous user'} may "

@@ -178,12 +178,9 @@ class Client:
             )
         return body
 
-    def run_upgrade(self, body):
-        """``POST @upgrade``: return ``(status, document)``.
-
-        200 and 500 ``UpgradeFailed`` answers are returned; every other
-        status raises :class:`Failure`.
-        """
+    def post_upgrade(self, body):
+        """``POST @upgrade`` with ``body``; a redirect raises :class:`Failure`
+        (a POST must not be sent again elsewhere)."""
         response = self.send("POST", "@upgrade", json=body, allow_redirects=False)
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location") or "another address"
@@ -192,6 +189,15 @@ class Client:
                 f"{response.status_code}); give the site's final URL with --url.",
                 error_type="Redirect",
             )
+        return response
+
+    def run_upgrade(self, body):
+        """``POST @upgrade``: return ``(status, document)``.
+
+        200 and 500 ``UpgradeFailed`` answers are returned; every other
+        status raises :class:`Failure`.
+        """
+        response = self.post_upgrade(body)
         if response.status_code == 500:
             try:
                 document = response.json()
@@ -207,6 +213,21 @@ class Client:
                 error_type="AddonNotLoaded",
             )
         return 200, document
+
+    def stamp(self, profile_ids):
+        """``POST @upgrade`` with ``{"stamp": [...]}``: the answer of a success.
+
+        Every error status (400: not downgraded or unknown; 403: no
+        permission; 409: locked) raises :class:`Failure`.
+        """
+        response = self.post_upgrade({"stamp": list(profile_ids)})
+        document = self.json(response)
+        if "profiles" not in document:
+            raise Failure(
+                f"{response.url} answered without profiles: {answers.NOT_LOADED}.",
+                error_type="AddonNotLoaded",
+            )
+        return document
 
     def prepare_run(self):
         """Make sure that ``POST @upgrade`` reaches this add-on's service.

@@ -10,6 +10,7 @@ from collective.upgradeapi.cli.locking import unlock
 from collective.upgradeapi.cli.options import ENVIRONMENT
 from collective.upgradeapi.cli.options import EXIT_CODES
 from collective.upgradeapi.cli.running import run
+from collective.upgradeapi.cli.stamping import stamp
 from collective.upgradeapi.cli.waiting import wait
 
 import click
@@ -45,9 +46,9 @@ def cli(ctx, zope_conf, site_id, all_sites):
       plone-upgrade check || plone-upgrade run --all --dry-run
       plone-upgrade run --all
 
-    With --zope-conf, check, plan, run and history open the site's database
-    in this process instead (no server needed, e.g. before it starts), with
-    the same output, lock and history:
+    With --zope-conf, every command but wait opens the site's database in
+    this process instead (no server needed, e.g. before it starts), with the
+    same output, lock and history:
 
     \b
       plone-upgrade --zope-conf /app/etc/zope.conf --all-sites run --all
@@ -57,7 +58,7 @@ def cli(ctx, zope_conf, site_id, all_sites):
     doors.remember(ctx, zope_conf, site_id, all_sites)
 
 
-for _command in (wait, check, plan, run, history, unlock, cancel):
+for _command in (wait, check, plan, run, stamp, history, unlock, cancel):
     cli.add_command(_command)
 
 

@@ -23,7 +23,8 @@ EXIT_CODES = """\b
 Exit codes:
   0  success; for `check`: the site is up to date
   1  `check`: upgrades are pending; `run`: a step failed (HTTP 500
-     UpgradeFailed), nothing was committed
+     UpgradeFailed); nothing was committed, or with --commit profile or
+     step what was committed before it stays
   2  usage error, connection refused, timeout, HTTP 400, 401, 403, 404,
      409 or any other error; the message is on stderr"""
 

@@ -1,6 +1,8 @@
-"""``plone-upgrade run``: upgrade, all or nothing, or as a dry run."""
+"""``plone-upgrade run``: upgrade, all or nothing, per profile or per step,
+or as a dry run; or mark chosen steps done without running them."""
 
 from collective.upgradeapi.cli import output
+from collective.upgradeapi.cli import progressbar
 from collective.upgradeapi.cli.failure import FAILED
 from collective.upgradeapi.cli.failure import OK
 from collective.upgradeapi.cli.options import command
@@ -10,15 +12,27 @@ from collective.upgradeapi.cli.options import plural
 import click
 
 
-def _validate_run(profiles, all_profiles, steps, **ignored):
+COMMIT_MODES = ("run", "profile", "step")
+
+
+def _validate_run(profiles, all_profiles, steps, mark_done=False, **ignored):
     if all_profiles and profiles:
         raise click.UsageError("Give either --all or --profile, not both.")
     if steps and (profiles or all_profiles):
         raise click.UsageError("Give either --step or --profile/--all, not both.")
+    if mark_done and (all_profiles or not (steps or profiles)):
+        raise click.UsageError(
+            "--mark-done records chosen steps as done without running them: name "
+            "them with --step, or their profiles with --profile (not --all)."
+        )
 
 
-def run_body(dry_run, profiles, all_profiles, steps):
-    """The body of ``POST @upgrade`` for the options of ``run``."""
+def run_body(dry_run, profiles, all_profiles, steps, commit=None, mark_done=False):
+    """The body of ``POST @upgrade`` for the options of ``run``.
+
+    ``commit`` and ``mark_done`` are sent only when given, so that a server
+    with an older collective.upgradeapi still takes the plain runs.
+    """
     body = {"dry_run": dry_run}
     if all_profiles:
         body["profiles"] = "all"
@@ -26,6 +40,10 @@ def run_body(dry_run, profiles, all_profiles, steps):
         body["profiles"] = list(profiles)
     if steps:
         body["steps"] = list(steps)
+    if commit is not None:
+        body["commit"] = commit
+    if mark_done:
+        body["mark_done"] = True
     return body
 
 
@@ -66,6 +84,20 @@ def _selection_text(body):
     help="Run this step only (repeatable; ids from `plan`).",
 )
 @click.option(
+    "--commit",
+    type=click.Choice(COMMIT_MODES),
+    default=None,
+    help="What one transaction holds: the whole run (all or nothing, the "
+    "default), each profile, or each step. With profile or step, a failure "
+    "keeps what was committed before it, and running again continues there.",
+)
+@click.option(
+    "--mark-done",
+    is_flag=True,
+    help="Record the chosen steps (--step) or the pending steps of the chosen "
+    "profiles (--profile) as done without running them.",
+)
+@click.option(
     "--report",
     is_flag=True,
     help="Also print the full report of a successful run.",
@@ -74,8 +106,9 @@ def _selection_text(body):
     "--progress/--no-progress",
     default=True,
     show_default=True,
-    help="Show the current step on stderr while the run goes on (when the "
-    "server offers GET @upgrade/status).",
+    help="Show the progress on stderr while the run goes on: a bar on a "
+    "terminal, one line per step otherwise (when the server offers GET "
+    "@upgrade/status).",
 )
 @click.option(
     "--status-interval",
@@ -98,6 +131,8 @@ def run(
     profiles,
     all_profiles,
     steps,
+    commit,
+    mark_done,
     report,
     progress,
     status_interval,
@@ -109,25 +144,47 @@ def run(
     committed: the failed step, its error and the report are printed, and
     the exit code is 1. A dry run runs every step and commits nothing.
 
+    With --commit profile or step, each profile or step is committed on its
+    own: a failure aborts its unit only, and the output lists what stays
+    committed. Running the same command again continues from there.
+
+    With --mark-done, the chosen steps are recorded as done without running
+    them (needs the permission 'collective.upgradeapi: Mark upgrade steps
+    done', Manager by default).
+
     Over HTTP, checks first that the site answers with collective.upgradeapi
     (GET @upgrade), so that no other @upgrade service runs by mistake.
 
     Exit 0 when the run succeeded, 1 when a step failed, 2 on any other
     error (bad input: HTTP 400; another run going on: HTTP 409).
     """
-    body = run_body(dry_run, profiles, all_profiles, steps)
+    body = run_body(dry_run, profiles, all_profiles, steps, commit, mark_done)
     door.prepare_run()
     kind = "Dry run" if dry_run else "Upgrade"
-    out.note(f"{kind} of {door.name}: {_selection_text(body)}...")
-    on_progress = None
+    what = _selection_text(body)
+    if mark_done:
+        what += ", marking steps done without running them"
+    elif commit in ("profile", "step"):
+        what += f", one transaction per {commit}"
+    out.note(f"{kind} of {door.name}: {what}...")
+    shown = None
     if progress:
-
-        def on_progress(status):
-            out.note(f"  {output.progress(status)}")
-
-    status, document = door.upgrade(body, on_progress, interval=status_interval)
-    out.document(document)
+        stderr = click.get_text_stream("stderr")
+        if not out.as_json and progressbar.is_terminal(stderr):
+            shown = progressbar.Bar(stderr)
+        else:
+            shown = progressbar.Lines(out.note)
+    try:
+        status, document = door.upgrade(body, shown, interval=status_interval)
+    except BaseException:
+        if shown is not None:
+            shown.close()
+        raise
     results = document.get("steps", [])
+    if shown is not None:
+        finished = [s for s in results if s.get("status") in ("done", "marked_done")]
+        shown.finish(len(finished), len(results), "done" if status == 200 else "failed")
+    out.document(document)
     if status == 200 and not results:
         out.line("Nothing to upgrade: no pending steps in this selection.")
         return OK
@@ -138,13 +195,24 @@ def run(
     done = sum(1 for step in results if step.get("status") == "done")
     duration = document.get("duration")
     took = f" in {duration:.1f} s" if isinstance(duration, (int, float)) else ""
-    if dry_run:
+    marked = sum(1 for step in results if step.get("status") == "marked_done")
+    if mark_done:
+        what = "nothing was committed" if dry_run else "committed"
+        out.line(
+            f"{'Dry run' if dry_run else 'Done'}{took}: {plural(marked, 'step')} "
+            f"marked done without running them; {what}."
+        )
+    elif dry_run:
         out.line(
             f"Dry run finished{took}: {plural(done, 'step')} ran; nothing "
             "was committed."
         )
     else:
-        out.line(f"Upgrade finished{took}: {plural(done, 'step')} committed.")
+        commits = document.get("commits") or []
+        units = ""
+        if document.get("commit") in ("profile", "step"):
+            units = f" in {plural(len(commits), 'transaction')}"
+        out.line(f"Upgrade finished{took}: {plural(done, 'step')} committed{units}.")
     if report:
         out.line()
         out.line("Report:")
@@ -185,5 +253,34 @@ def _show_failure(out, document, kind):
     out.line("Report:")
     out.line((document.get("report") or "").rstrip())
     out.line()
-    out.line(f"{kind} failed; nothing was committed.")
+    commits = document.get("commits") or []
+    if document.get("committed") and commits:
+        out.lines(committed_units(document))
+        unit = document.get("commit") or "unit"
+        out.line(
+            f"{kind} failed; the failing {unit} was aborted, what was committed "
+            f"before it stays ({plural(len(commits), 'transaction')}). Run the "
+            "same command again to continue from there."
+        )
+    else:
+        out.line(f"{kind} failed; nothing was committed.")
     out.note(f"Error: {document.get('message')}")
+
+
+def committed_units(document):
+    """What a failed run with ``commit`` per profile or step made durable."""
+    titles = {
+        step.get("id"): step.get("title") or step.get("id")
+        for step in document.get("steps", [])
+    }
+    lines = ["Committed before the failure (these stay):"]
+    for unit in document.get("commits") or []:
+        steps = unit.get("steps") or []
+        txn = unit.get("transaction")
+        lines.append(
+            f"  {unit.get('unit')}: {plural(len(steps), 'step')}"
+            + (f" (transaction {txn})" if txn else "")
+        )
+        lines.extend(f"    {titles.get(step_id, step_id)}" for step_id in steps)
+    lines.append("")
+    return lines

@@ -77,8 +77,17 @@ class Progress:
                 "steps_total": self.total,
             }
             self.report(status)
-        elif event == "end" and payload.status == "done":
+        elif event == "end" and payload.status in ("done", "marked_done"):
             self.done += 1
+        elif event == "commit":
+            self.report(
+                {
+                    "state": "committing",
+                    "current_step": None,
+                    "steps_done": self.done,
+                    "steps_total": self.total,
+                }
+            )
 
 
 class SiteDoor:
@@ -122,6 +131,8 @@ class SiteDoor:
             dry_run=body.get("dry_run", False),
             user=self.user,
             listeners=listeners,
+            commit=body.get("commit", "run"),
+            mark_done=body.get("mark_done", False),
         )
         transaction.begin()
         answer = documents.run_result(self.site, result, self.service_url)
@@ -129,6 +140,17 @@ class SiteDoor:
         if failure is not None:
             return failure.status, failure.body()
         return 200, answer
+
+    @_refused
+    def stamp(self, profile_ids):
+        """What ``POST @upgrade`` with ``{"stamp": profile_ids}`` answers."""
+        from collective.upgradeapi.engine.selection import normalise_profile_id
+        from collective.upgradeapi.stamp import stamp
+
+        ids = tuple(dict.fromkeys(normalise_profile_id(p) for p in profile_ids))
+        result = stamp(self.site, ids, (self.user, ""))
+        transaction.begin()
+        return documents.run_result(self.site, result, self.service_url)
 
     @_refused
     def history(self, run_id=None, limit=None):

@@ -73,7 +73,10 @@ class StatusWatcher(threading.Thread):
             self.available = True
             if self._stop_event.is_set():
                 return
-            if status.get("state") == "idle" or not status.get("current_step"):
+            state = status.get("state")
+            if state == "idle" or (
+                not status.get("current_step") and state != "committing"
+            ):
                 # Before the run has started, after it has ended, or between
                 # two steps.
                 continue
