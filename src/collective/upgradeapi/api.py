@@ -30,6 +30,7 @@ from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.tracking import breaking
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import lock
 from collective.upgradeapi.tracking import store
@@ -203,7 +204,7 @@ def break_lock(site, user, force=False):
     :raises .errors.Locked: the lock is alive and ``force`` is false.
     """
     with store.side_connection(site) as side:
-        broken, shown = lock.break_lock(side, user, force=force)
+        broken, shown = breaking.break_lock(side, user, force=force)
     if broken:
         message = (
             f"The upgrade lock was broken by {user}; its run is recorded as "
@@ -236,7 +237,7 @@ def cancel(site, user):
     :raises .errors.UnknownResource: no run holds the lock.
     """
     with store.side_connection(site) as side:
-        shown = lock.request_cancel(side, user)
+        shown = breaking.request_cancel(side, user)
     return {"message": _cancel_message(shown, user), "lock": shown}
 
 
