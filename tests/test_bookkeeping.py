@@ -66,7 +66,7 @@ def test_lines_are_stored_once_and_given_back_whole():
     assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
     text = json.dumps(stored)
     assert text.count("INFO a: one") == text.count("ERROR b: three") == 1
-    assert history.unpack(details) == (steps, report)
+    assert history.unpack(details) == (steps, report, [])
 
 
 def test_a_log_not_found_in_the_report_is_kept_with_its_step():
@@ -74,6 +74,7 @@ def test_a_log_not_found_in_the_report_is_kept_with_its_step():
     assert history.unpack(history.pack(steps, "INFO x: other\n")) == (
         steps,
         "INFO x: other\n",
+        [],
     )
 
 
@@ -83,7 +84,7 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
     steps = [step(0, noisy), step(1, quiet)]
     report = report_of(steps)
 
-    kept_steps, kept_report = history.unpack(history.pack(steps, report))
+    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report))
 
     assert len(report) > 3_000_000
     assert len(kept_report) < history.LOG_BUDGET + 1024
@@ -101,7 +102,7 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
 
 def test_a_single_huge_line_is_cut_too():
     steps = [step(0, ["INFO huge: " + "y" * 200_000])]
-    kept_steps, kept_report = history.unpack(history.pack(steps, report_of(steps)))
+    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report_of(steps)))
     assert len(kept_report) < history.LOG_BUDGET + 1024
     assert "characters dropped" in kept_steps[0]["log"][0]
 
@@ -109,7 +110,7 @@ def test_a_single_huge_line_is_cut_too():
 def test_many_steps_keep_the_run_s_first_and_last_lines():
     steps = [step(index, [f"INFO s: ran step {index}"]) for index in range(10_000)]
 
-    kept_steps, kept_report = history.unpack(history.pack(steps, report_of(steps)))
+    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report_of(steps)))
 
     assert len(kept_steps) == 10_000
     assert kept_steps[0]["log"] == ["INFO s: ran step 0"]
@@ -122,7 +123,7 @@ def test_many_steps_keep_the_run_s_first_and_last_lines():
 
 def test_tracebacks_and_messages_are_bounded():
     error = {"type": "E", "message": "m" * 50_000, "traceback": "t" * 100_000}
-    (kept,), _ = history.unpack(history.pack([step(0, error=error)], ""))
+    (kept,), _, _ = history.unpack(history.pack([step(0, error=error)], ""))
     assert len(kept["error"]["message"]) < history.MESSAGE_BUDGET + 100
     assert len(kept["error"]["traceback"]) < history.TRACEBACK_BUDGET + 100
     assert "characters dropped" in kept["error"]["traceback"]
@@ -162,14 +163,21 @@ def test_an_entry_stays_small_whatever_the_run_logs(records):
     run_id = history.start(records, "admin", True, {"profiles": None}, 2)
     lines = [f"INFO noisy: line {number:07d} {'z' * 60}" for number in range(100_000)]
     steps = [step(0, lines), step(1, ["INFO quiet: one line"])]
+    profiles = [{"id": "my.addon:default", "versions": {"before": "1000"}}]
     history.finish(
-        records, run_id, history.SUCCESS, steps=steps, report=report_of(steps)
+        records,
+        run_id,
+        history.SUCCESS,
+        steps=steps,
+        report=report_of(steps),
+        profiles=profiles,
     )
     records.commit()
 
     assert records.size(records.runs[run_id]) < 64 * 1024
     data = history.get(records, run_id)
     assert set(data) >= {"steps", "report", "profiles", "error", "steps_total"}
+    assert data["profiles"] == profiles
     assert "details" not in data and "format" not in data
     assert data["steps"][1]["log"] == ["INFO quiet: one line"]
     assert "dropped from the history" in data["report"]

@@ -97,9 +97,9 @@ def finish(records, run_id, result, **data):
     ``error`` (``{"type", "message"}`` or ``None``), ``report``, ``committed``,
     ``transaction`` (the id of the committed transaction, hex).
 
-    The entry is stored compact (see the module's documentation): its steps,
-    their logs and the report in ``details``, the log lines once and at most
-    :data:`LOG_BUDGET` characters of them.
+    The entry is stored compact (see the module's documentation): its
+    profiles, steps, their logs and the report in ``details``, the log lines
+    once and at most :data:`LOG_BUDGET` characters of them.
 
     A run that is not recorded as running any more (abandoned meanwhile, by
     a Manager or a stopping process) is left as it is.
@@ -110,13 +110,14 @@ def finish(records, run_id, result, **data):
         return
     steps = data.pop("steps", None) or _recorded_steps(record)
     report = data.pop("report", None) or ""
+    profiles = data.pop("profiles", None) or record.get("profiles") or []
     if data.get("error"):
         data["error"] = _bounded_error(data["error"])
     record.update({**data, "result": result, "finished": now()})
-    for key in ("steps", "report", "live"):
+    for key in ("steps", "report", "profiles", "live"):
         record.pop(key, None)
     record["format"] = COMPACT
-    record["details"] = pack(steps, report)
+    record["details"] = pack(steps, report, profiles)
 
 
 def steps_ended(records, run_id, steps):
@@ -224,7 +225,7 @@ def plain(record):
     data.pop("format", None)
     data.pop("live", None)
     if details is not None:
-        data["steps"], data["report"] = unpack(details)
+        data["steps"], data["report"], data["profiles"] = unpack(details)
     else:
         data["steps"] = _recorded_steps(record)
         data.setdefault("report", "")
@@ -234,8 +235,9 @@ def plain(record):
 # -- compact storage ------------------------------------------------------
 
 
-def pack(steps, report, budget=LOG_BUDGET):
-    """``steps`` and ``report`` as stored: compressed JSON, lines once.
+def pack(steps, report, profiles=(), budget=LOG_BUDGET):
+    """``steps``, ``report`` and ``profiles`` as stored: compressed JSON,
+    log lines once.
 
     The report is kept as an outline: the text between steps' logs, and the
     index of the step whose log comes next. A step whose log is not found
@@ -252,12 +254,17 @@ def pack(steps, report, budget=LOG_BUDGET):
         stored.append(step)
     outline = _outline(report, logs)
     _fit(outline, logs, budget)
-    document = {"steps": stored, "logs": logs, "outline": outline}
+    document = {
+        "steps": stored,
+        "logs": logs,
+        "outline": outline,
+        "profiles": list(profiles),
+    }
     return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
 
 
 def unpack(details):
-    """``(steps, report)`` from what :func:`pack` stored."""
+    """``(steps, report, profiles)`` from what :func:`pack` stored."""
     document = json.loads(zlib.decompress(details))
     logs = document["logs"]
     steps = [
@@ -267,7 +274,7 @@ def unpack(details):
         part if isinstance(part, str) else _block(logs[part])
         for part in document["outline"]
     )
-    return steps, report
+    return steps, report, document["profiles"]
 
 
 def _block(lines):
