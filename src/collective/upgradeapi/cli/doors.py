@@ -93,6 +93,22 @@ def choose(ctx, url, options, in_process):
     :raises click.UsageError: the options contradict each other.
     """
     where = _merged(ctx, options)
+    _url_or_zope_conf(ctx, url, where)
+    if where.site_id and where.all_sites:
+        raise click.UsageError("Give either --site or --all-sites, not both.")
+    if where.zope_conf is None:
+        if where.site_id or where.all_sites:
+            raise click.UsageError(
+                "--site and --all-sites need --zope-conf; over HTTP, --url names "
+                "the site."
+            )
+        return where
+    _check_in_process(ctx, in_process)
+    return where
+
+
+def _url_or_zope_conf(ctx, url, where):
+    """One door: the command line wins over the environment; both: an error."""
     if url and where.zope_conf:
         from_url = ctx.get_parameter_source("url")
         if where.source == COMMANDLINE != from_url:
@@ -106,15 +122,10 @@ def choose(ctx, url, options, in_process):
             "Missing option '--url' (PLONE_URL): the site's URL. Or work "
             "in-process with --zope-conf PATH."
         )
-    if where.site_id and where.all_sites:
-        raise click.UsageError("Give either --site or --all-sites, not both.")
-    if where.zope_conf is None:
-        if where.site_id or where.all_sites:
-            raise click.UsageError(
-                "--site and --all-sites need --zope-conf; over HTTP, --url names "
-                "the site."
-            )
-        return where
+    return url
+
+
+def _check_in_process(ctx, in_process):
     name = ctx.info_name
     if not in_process:
         raise click.UsageError(
@@ -126,4 +137,3 @@ def choose(ctx, url, options, in_process):
             raise click.UsageError(
                 f"--{option} has no meaning with --zope-conf: nothing goes over HTTP."
             )
-    return where

@@ -161,19 +161,8 @@ def run(
     body = run_body(dry_run, profiles, all_profiles, steps, commit, mark_done)
     door.prepare_run()
     kind = "Dry run" if dry_run else "Upgrade"
-    what = _selection_text(body)
-    if mark_done:
-        what += ", marking steps done without running them"
-    elif commit in ("profile", "step"):
-        what += f", one transaction per {commit}"
-    out.note(f"{kind} of {door.name}: {what}...")
-    shown = None
-    if progress:
-        stderr = click.get_text_stream("stderr")
-        if not out.as_json and progressbar.is_terminal(stderr):
-            shown = progressbar.Bar(stderr)
-        else:
-            shown = progressbar.Lines(out.note)
+    out.note(f"{kind} of {door.name}: {_announce(body, commit, mark_done)}...")
+    shown = _progress_display(out) if progress else None
     try:
         status, document = door.upgrade(body, shown, interval=status_interval)
     except BaseException:
@@ -192,32 +181,55 @@ def run(
     if status != 200:
         _show_failure(out, document, kind)
         return FAILED
-    done = sum(1 for step in results if step.get("status") == "done")
-    duration = document.get("duration")
-    took = f" in {duration:.1f} s" if isinstance(duration, (int, float)) else ""
-    marked = sum(1 for step in results if step.get("status") == "marked_done")
-    if mark_done:
-        what = "nothing was committed" if dry_run else "committed"
-        out.line(
-            f"{'Dry run' if dry_run else 'Done'}{took}: {plural(marked, 'step')} "
-            f"marked done without running them; {what}."
-        )
-    elif dry_run:
-        out.line(
-            f"Dry run finished{took}: {plural(done, 'step')} ran; nothing "
-            "was committed."
-        )
-    else:
-        commits = document.get("commits") or []
-        units = ""
-        if document.get("commit") in ("profile", "step"):
-            units = f" in {plural(len(commits), 'transaction')}"
-        out.line(f"Upgrade finished{took}: {plural(done, 'step')} committed{units}.")
+    out.line(_summary(document, dry_run, mark_done))
     if report:
         out.line()
         out.line("Report:")
         out.line(document.get("report", "").rstrip())
     return OK
+
+
+def _announce(body, commit, mark_done):
+    """What the run will do, in words."""
+    what = _selection_text(body)
+    if mark_done:
+        what += ", marking steps done without running them"
+    elif commit in ("profile", "step"):
+        what += f", one transaction per {commit}"
+    return what
+
+
+def _progress_display(out):
+    """A bar on a terminal; plain lines otherwise or with --json."""
+    stderr = click.get_text_stream("stderr")
+    if not out.as_json and progressbar.is_terminal(stderr):
+        return progressbar.Bar(stderr)
+    return progressbar.Lines(out.note)
+
+
+def _summary(document, dry_run, mark_done):
+    """The closing line of a run that did not fail."""
+    results = document.get("steps", [])
+    done = sum(1 for step in results if step.get("status") == "done")
+    duration = document.get("duration")
+    took = f" in {duration:.1f} s" if isinstance(duration, (int, float)) else ""
+    if mark_done:
+        marked = sum(1 for step in results if step.get("status") == "marked_done")
+        what = "nothing was committed" if dry_run else "committed"
+        return (
+            f"{'Dry run' if dry_run else 'Done'}{took}: {plural(marked, 'step')} "
+            f"marked done without running them; {what}."
+        )
+    if dry_run:
+        return (
+            f"Dry run finished{took}: {plural(done, 'step')} ran; nothing "
+            "was committed."
+        )
+    commits = document.get("commits") or []
+    units = ""
+    if document.get("commit") in ("profile", "step"):
+        units = f" in {plural(len(commits), 'transaction')}"
+    return f"Upgrade finished{took}: {plural(done, 'step')} committed{units}."
 
 
 def _show_results(out, document):
