@@ -345,24 +345,8 @@ def _fit(outline, logs, budget):
 
 def _fit_ends(outline, logs, budget):
     """Keep the first and last lines of the whole run within ``budget``."""
-    order = []  # (piece, line) in the order of the report
-    for position, part in enumerate(outline):
-        if isinstance(part, str):
-            order += [(("text", position), line) for line in part.splitlines()]
-        else:
-            order += [(("log", part), line) for line in logs[part]]
-    outlined = {part for part in outline if not isinstance(part, str)}
-    for index, lines in enumerate(logs):
-        if index not in outlined:
-            order += [(("log", index), line) for line in lines]
-    keep = [False] * len(order)
-    for indexes in (range(len(order)), range(len(order) - 1, -1, -1)):
-        used = 0
-        for at in indexes:
-            used += len(order[at][1]) + 1
-            if used > budget // 2:
-                break
-            keep[at] = True
+    order = _report_order(outline, logs)
+    keep = _kept_ends(order, budget)
     dropped = [order[at] for at, kept in enumerate(keep) if not kept]
     steps = len({piece for piece, _ in dropped if piece[0] == "log"})
     marker = _marker([line for _, line in dropped], steps)
@@ -378,6 +362,34 @@ def _fit_ends(outline, logs, budget):
             outline[position] = _block(kept_lines.get(("text", position), []))
     for index in range(len(logs)):
         logs[index] = kept_lines.get(("log", index), [])
+
+
+def _report_order(outline, logs):
+    """``[(piece, line)]`` in the order of the report, then steps not in it."""
+    order = []
+    for position, part in enumerate(outline):
+        if isinstance(part, str):
+            order += [(("text", position), line) for line in part.splitlines()]
+        else:
+            order += [(("log", part), line) for line in logs[part]]
+    outlined = {part for part in outline if not isinstance(part, str)}
+    for index, lines in enumerate(logs):
+        if index not in outlined:
+            order += [(("log", index), line) for line in lines]
+    return order
+
+
+def _kept_ends(order, budget):
+    """Which lines to keep: from each end, up to half the budget."""
+    keep = [False] * len(order)
+    for indexes in (range(len(order)), range(len(order) - 1, -1, -1)):
+        used = 0
+        for at in indexes:
+            used += len(order[at][1]) + 1
+            if used > budget // 2:
+                break
+            keep[at] = True
+    return keep
 
 
 def _cut_lines(lines, budget):
