@@ -1570,3 +1570,23 @@ def test_no_lock_service(fake):
         f"Error: This server has no upgrade lock service (HTTP 404 from {fake.url}"
     )
     assert json.loads(result.stdout)["status"] == 404
+
+
+def test_credentials_in_the_url_are_used_and_never_shown(cli):
+    """``http://user:password@host/site`` works, and no message repeats it."""
+    good = cli.url.replace("://", f"://{SITE_OWNER_NAME}:{SITE_OWNER_PASSWORD}@")
+    wrong = cli.url.replace("://", f"://{SITE_OWNER_NAME}:s3cret-wrong@")
+    nowhere = "http://admin:s3cret-nowhere@127.0.0.1:9/plone"
+    unset = {"PLONE_USER": None, "PLONE_PASSWORD": None}
+
+    ok = cli("check", PLONE_URL=good, **unset)
+    refused = cli("check", PLONE_URL=wrong, **unset)
+    unreachable = cli("check", "--json", PLONE_URL=nowhere, **unset)
+
+    assert ok.returncode == 0, ok.stderr
+    assert SITE_OWNER_PASSWORD not in ok.stdout + ok.stderr
+    assert refused.returncode == 2
+    assert "s3cret-wrong" not in refused.stdout + refused.stderr
+    assert unreachable.returncode == 2
+    assert "s3cret-nowhere" not in unreachable.stdout + unreachable.stderr
+    assert "127.0.0.1:9/plone" in unreachable.stderr

@@ -8,6 +8,9 @@ from collective.upgradeapi.cli import answers
 from collective.upgradeapi.cli.failure import Failure
 from collective.upgradeapi.cli.watch import StatusWatcher
 from importlib import metadata
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import contextlib
 import requests
@@ -24,6 +27,20 @@ def _user_agent():
     return f"plone-upgrade/{version} python-requests/{requests.__version__}"
 
 
+def _without_credentials(url):
+    """``(url, auth)``: the URL without ``user:password@``, and them as auth."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    clean = urlunsplit(parts._replace(netloc=netloc))
+    auth = ("basic", unquote(parts.username or ""), unquote(parts.password or ""))
+    return clean, auth
+
+
 class Client:
     """Talks to one Plone site over HTTP.
 
@@ -38,8 +55,11 @@ class Client:
             url = url.removesuffix(suffix)
         if "://" not in url:
             url = f"http://{url}"
+        url, in_url = _without_credentials(url)
         self.url = url
-        self.auth = auth
+        # Credentials written in the URL are used (unless others were given)
+        # but never shown: messages name the URL without them.
+        self.auth = auth if auth is not None else in_url
         self.timeout = timeout
         #: ``(user, password)`` to trade for a token before the first request.
         self.login_with = None
