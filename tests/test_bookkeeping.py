@@ -8,8 +8,9 @@ writes of whole runs on the functional layer's site, in process.
 from collective.upgradeapi import api
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import packing
+from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import store
-from collective.upgradeapi.tracking import tracked
 from pathlib import Path
 from persistent.mapping import PersistentMapping
 from ZODB.serialize import referencesf
@@ -60,18 +61,18 @@ def test_lines_are_stored_once_and_given_back_whole():
     ]
     report = report_of(steps)
 
-    details = history.pack(steps, report)
+    details = packing.pack(steps, report)
     stored = json.loads(zlib.decompress(details))
 
     assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
     text = json.dumps(stored)
     assert text.count("INFO a: one") == text.count("ERROR b: three") == 1
-    assert history.unpack(details) == (steps, report, [])
+    assert packing.unpack(details) == (steps, report, [])
 
 
 def test_a_log_not_found_in_the_report_is_kept_with_its_step():
     steps = [step(0, ["INFO a: only in the step"])]
-    assert history.unpack(history.pack(steps, "INFO x: other\n")) == (
+    assert packing.unpack(packing.pack(steps, "INFO x: other\n")) == (
         steps,
         "INFO x: other\n",
         [],
@@ -84,10 +85,10 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
     steps = [step(0, noisy), step(1, quiet)]
     report = report_of(steps)
 
-    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report))
+    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report))
 
     assert len(report) > 3_000_000
-    assert len(kept_report) < history.LOG_BUDGET + 1024
+    assert len(kept_report) < packing.LOG_BUDGET + 1024
     log = kept_steps[0]["log"]
     assert log[0] == noisy[0] and log[-1] == noisy[-1]
     (marker,) = [line for line in log if line.startswith("[...")]
@@ -102,15 +103,15 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
 
 def test_a_single_huge_line_is_cut_too():
     steps = [step(0, ["INFO huge: " + "y" * 200_000])]
-    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report_of(steps)))
-    assert len(kept_report) < history.LOG_BUDGET + 1024
+    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report_of(steps)))
+    assert len(kept_report) < packing.LOG_BUDGET + 1024
     assert "characters dropped" in kept_steps[0]["log"][0]
 
 
 def test_many_steps_keep_the_run_s_first_and_last_lines():
     steps = [step(index, [f"INFO s: ran step {index}"]) for index in range(10_000)]
 
-    kept_steps, kept_report, _ = history.unpack(history.pack(steps, report_of(steps)))
+    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report_of(steps)))
 
     assert len(kept_steps) == 10_000
     assert kept_steps[0]["log"] == ["INFO s: ran step 0"]
@@ -118,14 +119,14 @@ def test_many_steps_keep_the_run_s_first_and_last_lines():
     markers = [line for line in kept_report.splitlines() if line.startswith("[...")]
     assert len(markers) == 1
     assert " steps dropped from the history" in markers[0]
-    assert len(kept_report) < history.LOG_BUDGET + 1024
+    assert len(kept_report) < packing.LOG_BUDGET + 1024
 
 
 def test_tracebacks_and_messages_are_bounded():
     error = {"type": "E", "message": "m" * 50_000, "traceback": "t" * 100_000}
-    (kept,), _, _ = history.unpack(history.pack([step(0, error=error)], ""))
-    assert len(kept["error"]["message"]) < history.MESSAGE_BUDGET + 100
-    assert len(kept["error"]["traceback"]) < history.TRACEBACK_BUDGET + 100
+    (kept,), _, _ = packing.unpack(packing.pack([step(0, error=error)], ""))
+    assert len(kept["error"]["message"]) < packing.MESSAGE_BUDGET + 100
+    assert len(kept["error"]["traceback"]) < packing.TRACEBACK_BUDGET + 100
     assert "characters dropped" in kept["error"]["traceback"]
 
 
@@ -280,7 +281,7 @@ def writes(monkeypatch):
 
 
 def test_a_quick_run_writes_four_times(site, rewind, writes, sync, monkeypatch):
-    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 60)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 60)
     rewind({BASE: "1000"})
 
     result = api.upgrade(site, Selection(profiles=[BASE]), dry_run=True, user="me")
@@ -302,7 +303,7 @@ def test_a_quick_run_writes_four_times(site, rewind, writes, sync, monkeypatch):
 
 
 def test_a_real_run_also_writes_when_it_commits(site, rewind, writes, monkeypatch):
-    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 60)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 60)
     rewind({BASE: "1000"})
     result = api.upgrade(site, Selection(profiles=[BASE]), user="me")
     assert result.committed
@@ -312,7 +313,7 @@ def test_a_real_run_also_writes_when_it_commits(site, rewind, writes, monkeypatc
 def test_status_is_published_at_most_twice_a_second(
     site, rewind, writes, sync, monkeypatch
 ):
-    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 0.1)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 0.1)
     profile = _profile(site, "paced", [_sleeping(0.04)] * 20)
     try:
         started = time.monotonic()
@@ -329,7 +330,7 @@ def test_status_is_published_at_most_twice_a_second(
 
 
 def test_a_long_step_is_published_while_it_runs(site, rewind, sync, monkeypatch):
-    monkeypatch.setattr(tracked, "STATUS_INTERVAL", 0.1)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 0.1)
     profile = _profile(site, "long", [_sleeping(0.0), _sleeping(0.0), _sleeping(1.0)])
     seen = []
     db = site._p_jar.db()
