@@ -77,3 +77,16 @@ def test_connection_transaction_manager_attribute(portal):
     connection = portal._p_jar
     assert isinstance(connection, ZODB.Connection.Connection)
     assert isinstance(connection.transaction_manager, transaction.TransactionManager)
+
+
+def test_write_detection_internals(portal):
+    """doors/hold.py: how the write hold sees that a request wrote."""
+    txn = transaction.get()
+    assert isinstance(txn._resources, list)
+    connection = portal._p_jar
+    assert isinstance(connection._registered_objects, list)
+    assert isinstance(connection._added, dict)
+    assert hasattr(connection, "_savepoint_storage")
+    portal.title = portal.title + " (changed)"
+    assert connection in txn._resources
+    assert portal in connection._registered_objects
