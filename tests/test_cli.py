@@ -326,6 +326,33 @@ def test_check_warns_about_a_downgraded_profile(cli, rewind):
     assert f"Warning: {BASE}: the database records a newer version" in result.stderr
 
 
+def test_check_and_plan_show_where_a_lagging_profile_ends(cli, site, rewind):
+    """An add-on whose steps go past its metadata.xml (plone.volto 6.0.1)."""
+    from plone.app.testing import login
+    from plone.app.testing import logout
+
+    lagging = "collective.upgradeapi.testing:shape-lagging"
+    login(site, TEST_USER_NAME)
+    setRoles(site, TEST_USER_ID, ["Manager"])
+    site.portal_setup.runAllImportStepsFromProfile(f"profile-{lagging}")
+    logout()
+    rewind({lagging: "1019"})
+
+    checked = cli("check")
+    planned = cli("plan", "--profile", lagging)
+
+    assert checked.returncode == 1
+    assert [lagging, "1019", "->", "1101", "(metadata.xml:", "1100)", "3", "steps"] in [
+        line.split() for line in checked.stdout.splitlines()
+    ]
+    assert "Warning" not in checked.stderr
+    assert planned.stdout.splitlines()[0].endswith(
+        "1019 -> 1101 (metadata.xml: 1100), 3 pending steps"
+    )
+    rewind({lagging: "1101"})
+    assert cli("check", "--json").returncode == 0
+
+
 # -- connection and authentication errors ----------------------------------------
 
 

@@ -158,10 +158,10 @@ def test_wheel_has_package_data(wheel, pattern):
 
 @pytest.mark.slow
 def test_wheel_has_the_testing_profiles_metadata(wheel):
-    profiles = [path for path in PACKAGE.glob("testing/profiles/*") if path.is_dir()]
-    assert "base" in {path.name for path in profiles}
-    for profile in profiles:
-        name = f"collective/upgradeapi/testing/profiles/{profile.name}/metadata.xml"
+    found = list(PACKAGE.glob("testing/profiles/**/metadata.xml"))
+    assert {"base", "lagging"} <= {path.parent.name for path in found}
+    for path in found:
+        name = f"collective/upgradeapi/{path.relative_to(PACKAGE).as_posix()}"
         assert name in wheel.namelist()
 
 

@@ -102,7 +102,7 @@ def test_downgraded_profile_is_refused(api, rewind, snapshot, example):
     data = response.json()
     assert data["type"] == "Downgraded"
     assert data["downgraded"] == [BASE]
-    assert "newer version than the code declares" in data["message"]
+    assert "newer version than the code knows" in data["message"]
     assert snapshot() == before
 
 

@@ -1,14 +1,17 @@
-"""Stamp: record a downgraded profile at the version its code declares.
+"""Stamp: record a downgraded profile at the version its code knows.
 
 A profile is *downgraded* when the database records a newer version than its
-``metadata.xml`` declares. Either the code was downgraded (install the
-matching code instead), or the add-on's ``metadata.xml`` lags behind its own
-upgrade steps: plone.volto 6.0's declares 1100 while its steps go to 1101.
-In the second case, after those steps ran, the profile cannot be upgraded
-any more. Stamping records it at the declared version again, with the lock
-held and the run in the history (Alembic's ``stamp``); no step runs.
+code knows (its ``metadata.xml`` and the destinations of its upgrade steps).
+Usually the code was downgraded: install the matching code instead. When the
+recorded version is wrong (set by hand, or by code that was never released),
+stamping records the profile at its code's version, with the lock held and
+the run in the history (Alembic's ``stamp``); no step runs.
 
-Only a downgraded profile can be stamped, and only down to its declared
+A profile whose steps lead past its ``metadata.xml`` (plone.volto 6.0.1
+declares 1100, its steps reach 1101) is not downgraded at 1101: GenericSetup
+records that version itself, and there is nothing to stamp.
+
+Only a downgraded profile can be stamped, and only down to its code's
 version: nothing pending is skipped (use ``mark_done`` for that).
 """
 
@@ -46,8 +49,8 @@ def downgraded_plans(site, profile_ids):
         raise SelectionError(
             f"Profile(s) not downgraded: {', '.join(shown(not_downgraded))}. "
             "Stamping records a profile at its code's version only when the "
-            "database records a newer one; to skip pending steps, use "
-            "mark_done.",
+            "database records a newer one than the code knows; to skip "
+            "pending steps, use mark_done.",
             not_downgraded=shown(not_downgraded),
         )
     return plans
@@ -55,6 +58,9 @@ def downgraded_plans(site, profile_ids):
 
 def stamp(site, profile_ids, user):
     """Record each downgraded profile at its code's version; return the result.
+
+    The code's version is the newer of ``metadata.xml`` and the last
+    destination of the profile's steps.
 
     :param user: ``(user id, user folder path)`` for the history and the
         transaction.
@@ -80,11 +86,11 @@ def stamp(site, profile_ids, user):
             ]
             setup = site.portal_setup
             for plan in plans:
-                setup.setLastVersionForProfile(plan.id, plan.fs)
+                setup.setLastVersionForProfile(plan.id, plan.code_version)
                 logger.info(
                     "Stamped profile %s at version %s (was %s).",
                     plan.id,
-                    plan.fs,
+                    plan.code_version,
                     plan.instance,
                 )
             txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id} (stamp)")

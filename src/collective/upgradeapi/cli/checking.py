@@ -35,7 +35,7 @@ def check(door, out):
     for profile_id in downgraded:
         out.note(
             f"Warning: {profile_id}: the database records a newer version than "
-            "the code; was the code downgraded?"
+            "the code knows; was the code downgraded?"
         )
     if info.get("needs_upgrade"):
         out.line(

@@ -31,12 +31,27 @@ def pending_steps(profile):
     return [step for step in profile.get("steps", []) if not step.get("done")]
 
 
+def profile_versions(profile):
+    """``instance -> where a run ends``, and what metadata.xml says if it lags.
+
+    A run ends at its last step's destination, which is past the version
+    ``metadata.xml`` declares when the add-on's metadata lags its steps.
+    """
+    known = profile.get("versions", {})
+    fs = known.get("fs")
+    dests = [s.get("dest") for s in pending_steps(profile) if s.get("dest")]
+    end = dests[-1] if dests and profile.get("metadata_lags") else fs
+    text = versions(known.get("instance"), end)
+    if profile.get("metadata_lags") and end != fs:
+        text += f" (metadata.xml: {_text(fs)})"
+    return text
+
+
 def summary(info):
     """One line per profile with pending steps (``check``)."""
     lines = []
     for profile in info.get("profiles", []):
         pending = pending_steps(profile)
-        profile_versions = profile.get("versions", {})
         if profile.get("downgraded"):
             state = "database is newer than the code"
         elif pending:
@@ -46,7 +61,7 @@ def summary(info):
         lines.append(
             [
                 profile.get("id"),
-                versions(profile_versions.get("instance"), profile_versions.get("fs")),
+                profile_versions(profile),
                 state,
             ]
         )
@@ -57,19 +72,16 @@ def plan(info):
     """The pending steps of each profile (``plan``)."""
     lines = []
     for profile in info.get("profiles", []):
-        profile_versions = profile.get("versions", {})
         pending = pending_steps(profile)
         title = profile.get("title") or ""
         core = " (core)" if profile.get("core") else ""
         header = f"{profile.get('id')}{core}"
         if title and title != profile.get("id"):
             header += f": {title}"
-        header += ", " + versions(
-            profile_versions.get("instance"), profile_versions.get("fs")
-        )
+        header += ", " + profile_versions(profile)
         if profile.get("downgraded"):
             header += (
-                ": the database records a newer version than the code; "
+                ": the database records a newer version than the code knows; "
                 "it cannot be upgraded"
             )
         else:

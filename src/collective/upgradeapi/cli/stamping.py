@@ -16,14 +16,14 @@ import click
 @click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
 @command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
 def stamp(door, out, profiles):
-    """Record downgraded profiles at the version their code declares.
+    """Record downgraded profiles at the version their code knows.
 
     A profile is downgraded when the database records a newer version than
-    its metadata.xml declares: either the code was downgraded (install the
-    matching code instead), or the add-on's metadata.xml lags behind its own
-    upgrade steps (plone.volto 6.0 declares 1100 and ships steps to 1101).
-    Stamping records each PROFILE at its declared version, with the lock held
-    and the run in the history; no step runs. Only downgraded profiles can be
+    its code knows (its metadata.xml and its steps' destinations). Usually
+    the code was downgraded: install the matching code instead. When the
+    recorded version is wrong, stamping records each PROFILE at its code's
+    version, with the lock held and the run in the history; no step runs.
+    Only downgraded profiles can be
     stamped (POST @upgrade {"stamp": [...]}; needs the permission
     'collective.upgradeapi: Mark upgrade steps done', Manager by default).
 

@@ -8,8 +8,12 @@ Nothing here writes to the database. The order is the order in which
 2. every other installed profile, dependencies (``metadata.xml``) first, then
    by id.
 
-Within a profile, steps come in GenericSetup's order (source version, then
-sortkey; grouped and ungrouped steps alike).
+Within a profile, the steps are exactly those GenericSetup lists and runs:
+``portal_setup.listUpgrades`` in its order (source version, then sortkey;
+grouped and ungrouped steps alike), past the version ``metadata.xml`` declares
+where the steps go further, as ``portal_setup.upgradeProfile`` runs them; for
+Plone's core profile, ``portal_migration.listUpgrades()``.
+``tests/parity/`` compares both on every profile shape.
 """
 
 from collective.upgradeapi import compat
@@ -74,7 +78,14 @@ class PendingStep:
 
 @dataclass
 class ProfilePlan:
-    """An installed profile and its pending steps."""
+    """An installed profile and its pending steps.
+
+    Three versions describe a profile: ``instance`` (recorded in the
+    database), ``fs`` (its ``metadata.xml``) and ``top`` (the highest
+    destination of its registered steps that a run of the profile can reach;
+    GenericSetup's ``upgradeProfile`` runs every listed step, past
+    ``metadata.xml`` too, while Plone's core profile stops at ``fs``).
+    """
 
     id: str
     title: str
@@ -82,16 +93,34 @@ class ProfilePlan:
     fs: str | None
     instance: str
     steps: list = field(default_factory=list)
-    #: a downgraded profile whose own registered steps reach the recorded
-    #: version: its metadata.xml lags behind its steps (not downgraded code).
-    metadata_lags: bool = False
+    top: str | None = None
+
+    @property
+    def code_version(self):
+        """The newest version the code knows: ``metadata.xml`` or ``top``."""
+        known = [v for v in (self.fs, self.top) if v is not None]
+        return max(known, key=normalize_version, default=None)
+
+    @property
+    def metadata_lags(self):
+        """The profile's steps lead past the version its ``metadata.xml`` declares.
+
+        plone.volto 6.0.1 declares 1100 and ships steps to 1101: GenericSetup
+        runs them, and records 1101.
+        """
+        return (
+            self.fs is not None
+            and self.top is not None
+            and normalize_version(self.top) > normalize_version(self.fs)
+        )
 
     @property
     def downgraded(self):
-        """The database records a newer version than the code provides."""
-        if self.fs is None or self.instance == UNKNOWN:
+        """The database records a newer version than the code knows."""
+        code = self.code_version
+        if code is None or self.instance == UNKNOWN:
             return False
-        return normalize_version(self.instance) > normalize_version(self.fs)
+        return normalize_version(self.instance) > normalize_version(code)
 
     @property
     def pending(self):
@@ -107,6 +136,16 @@ class ProfilePlan:
             "versions": {"fs": self.fs, "instance": self.instance},
             "steps": [step.as_dict() for step in self.steps],
         }
+
+
+def _flat(upgrades):
+    """GenericSetup's ``listUpgrades`` answer (steps and groups) as step infos."""
+    for item in upgrades:
+        yield from item if isinstance(item, list) else [item]
+
+
+def _highest(versions):
+    return max(versions, key=normalize_version, default=None)
 
 
 class Planner:
@@ -164,6 +203,40 @@ class Planner:
             return profile_id
         return info.get("title") or profile_id
 
+    def listed(self, profile_id):
+        """The step infos GenericSetup lists as pending for ``profile_id``.
+
+        Exactly what runs: ``portal_setup.listUpgrades(profile_id)`` (what
+        ``upgradeProfile`` runs) for every profile but Plone's core profile,
+        whose steps and order Plone's upgrade takes from
+        ``portal_migration.listUpgrades()`` (up to the core's ``metadata.xml``
+        version only). That call passes a destination, which changes what
+        GenericSetup calls ``proposed``; the flags are the ones
+        ``portal_setup`` shows (its Upgrades tab), as for every profile.
+        """
+        listed = list(_flat(self.setup.listUpgrades(profile_id)))
+        if profile_id != self.core_profile_id:
+            return listed
+        proposed = {info["id"]: info["proposed"] for info in listed}
+        return [
+            {**info, "proposed": proposed.get(info["id"], info["proposed"])}
+            for info in _flat(self.migration.listUpgrades())
+        ]
+
+    def top_version(self, profile_id, listed):
+        """The highest destination a run of the profile can reach, or ``None``.
+
+        :param listed: the profile's pending step infos (:meth:`listed`).
+        """
+        if profile_id == self.core_profile_id:
+            return self.fs_version(profile_id)
+        dests = [version_str(info["dest"]) for info in listed if info["dest"]]
+        if not dests:
+            # Nothing pending: the registry tells how far the steps go.
+            every = _flat(self.setup.listUpgrades(profile_id, show_old=True))
+            dests = [version_str(info["dest"]) for info in every if info["dest"]]
+        return _highest(dests)
+
     def profile_plan(self, profile_id, core=False):
         """The plan for one installed profile (its steps may be empty).
 
@@ -175,53 +248,38 @@ class Planner:
         if instance == UNKNOWN:
             return None
         fs = self.fs_version(profile_id)
-        # Like Plone's upgrade (``portal_setup.upgradeProfile`` stops at the
-        # version metadata.xml declares), never offer steps beyond the code's
-        # version. (Filtered here: GenericSetup's own ``dest`` filter would
-        # also change what counts as ``proposed``.)
-        limit = normalize_version(fs) if fs is not None else None
+        listed = self.listed(profile_id)
         done_ids = done.done_step_ids(self.site, profile_id)
-        steps = []
-        for item in self.setup.listUpgrades(profile_id):
-            for info in item if isinstance(item, list) else [item]:
-                if (
-                    limit is not None
-                    and info["dest"] is not None
-                    and normalize_version(info["dest"]) > limit
-                ):
-                    continue
-                steps.append(
-                    PendingStep(
-                        id=info["id"],
-                        profile=profile_id,
-                        title=info["title"],
-                        description=info["description"],
-                        source=version_str(info["source"]),
-                        dest=version_str(info["dest"]),
-                        proposed=bool(info["proposed"]),
-                        done=info["id"] in done_ids,
-                        entity=info["step"],
-                    )
-                )
-        plan = ProfilePlan(
+        steps = [
+            PendingStep(
+                id=info["id"],
+                profile=profile_id,
+                title=info["title"],
+                description=info["description"],
+                source=version_str(info["source"]),
+                dest=version_str(info["dest"]),
+                proposed=bool(info["proposed"]),
+                done=info["id"] in done_ids,
+                entity=info["step"],
+            )
+            for info in listed
+        ]
+        top = None
+        if steps or (fs is not None and self._newer(instance, fs)):
+            top = self.top_version(profile_id, listed)
+        return ProfilePlan(
             id=profile_id,
             title=self.title(profile_id),
             core=core,
             fs=fs,
             instance=instance,
             steps=steps,
+            top=top,
         )
-        if plan.downgraded:
-            plan.metadata_lags = self._steps_reach(profile_id, instance)
-        return plan
 
-    def _steps_reach(self, profile_id, version):
-        """Whether a registered step of the profile leads to ``version``."""
-        for item in self.setup.listUpgrades(profile_id, show_old=True):
-            for info in item if isinstance(item, list) else [item]:
-                if version_str(info["dest"]) == version:
-                    return True
-        return False
+    @staticmethod
+    def _newer(version, than):
+        return normalize_version(version) > normalize_version(than)
 
     def core_group(self):
         """Profile ids of the core upgrade, in the order Plone runs them."""

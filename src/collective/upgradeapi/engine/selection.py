@@ -73,12 +73,11 @@ def check(planner, selection):
     downgraded = [plan.id for plan in chosen if plan.downgraded]
     if downgraded:
         raise SelectionError(
-            "The database records a newer version than the code declares "
-            f"for: {_listed(downgraded)}. Either the code was downgraded "
-            "(install the matching version of the code), or the add-on's "
-            "metadata.xml lags behind its own upgrade steps (then record the "
-            'profile at its declared version with {"stamp": [profile ids]}). '
-            "These profiles cannot be upgraded until then.",
+            "The database records a newer version than the code knows "
+            f"for: {_listed(downgraded)}. Install the version of the code "
+            "that the database was upgraded with; if the recorded version is "
+            "wrong instead, stamp the profile at its code's version. These "
+            "profiles cannot be upgraded until then.",
             error_type="Downgraded",
             downgraded=shown(downgraded),
         )

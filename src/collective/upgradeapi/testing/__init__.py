@@ -60,12 +60,19 @@ class StockLayer(PloneSandboxLayer):
 
 
 class UpgradeAPILayer(StockLayer):
-    """The stock site plus the test-only profiles with real upgrade steps."""
+    """The stock site plus the test-only profiles with real upgrade steps.
+
+    plone.volto's code is loaded as on a Volto site (its profile is installed
+    only by the parity tests): its steps are the real case of a metadata.xml
+    that lags its steps.
+    """
 
     def setUpZope(self, app, configurationContext):
         import collective.upgradeapi.testing
+        import plone.volto
 
         super().setUpZope(app, configurationContext)
+        self.loadZCML(package=plone.volto)
         self.loadZCML(package=collective.upgradeapi.testing)
 
     def setUpPloneSite(self, portal):

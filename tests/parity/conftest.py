@@ -1,108 +1,24 @@
-"""Parity: the add-on's core run leaves the site as Plone's own upgrade does.
+"""Parity with Plone: the end state of a run compared with Plone's own.
 
-``POST @upgrade`` with ``{}`` replays ``portal_migration.upgrade()`` step by
-step. This test runs both on the same rewound site and compares what they
-leave behind, so that a Plone release that changes its upgrade sequence (a
-new helper, a new core add-on, another follow-up after the steps) shows up
-here instead of on a customer's site.
+Each test upgrades one rewound site twice: with Plone's own API
+(``portal_migration.upgrade``, ``portal_setup.upgradeProfile``), read what it
+left, abort; then with this add-on, read again, compare. :func:`site_state`
+reads what an upgrade can change; :func:`differences` names each difference.
 """
 
 from Acquisition import aq_base
 from collections import UserList
 from collections.abc import Mapping
 from collective.upgradeapi import compat
+from collective.upgradeapi.testing import steps
 from plone.app.testing import SITE_OWNER_NAME
 from plone.registry.interfaces import IRegistry
 from plone.testing.zope import login
 from plone.testing.zope import logout
-from Products.GenericSetup.upgrade import normalize_version
 from zope.component import getUtility
 
-import transaction
-
-
-CORE = "Products.CMFPlone:plone"
-
-#: How many of Plone's own core steps the rewind makes pending, at least.
-CORE_STEPS = 25
-
-#: The step the test layer adds to the core profile (see testing/configure.zcml).
-TEST_STEP_TITLE = "Core: an ungrouped test step"
-
-
-# -- the rewind ----------------------------------------------------------------
-
-
-def _flat(upgrades):
-    """GenericSetup's ``listUpgrades`` answer as a flat list of step infos."""
-    for item in upgrades:
-        yield from item if isinstance(item, list) else [item]
-
-
-def core_source(site):
-    """A core version from which the last :data:`CORE_STEPS` real steps run.
-
-    Read from the upgrade registry of the Plone under test, so it suits 6.0
-    (fs 6026), 6.1 (6112) and 6.2 (6205) alike: walk the step groups from the
-    file system version backwards until enough steps are pending.
-    """
-    setup = site.portal_setup
-    fs = normalize_version(setup.getVersionForProfile(CORE))
-    counts = {}
-    for info in _flat(setup.listUpgrades(CORE, show_old=True)):
-        if info["title"] == TEST_STEP_TITLE or info["source"] is None:
-            continue
-        if info["dest"] is not None and normalize_version(info["dest"]) > fs:
-            continue
-        source = ".".join(info["source"])
-        counts[source] = counts.get(source, 0) + 1
-    pending = 0
-    for source in sorted(counts, key=normalize_version, reverse=True):
-        pending += counts[source]
-        if pending >= CORE_STEPS:
-            return source
-    raise AssertionError(f"Only {pending} core steps registered up to {fs}")
-
-
-def addon_sources(site):
-    """Older versions for the installed core add-ons that have upgrade steps.
-
-    Each is rewound to the second newest source of its steps (or the only
-    one), so that its last one or two step groups are pending.
-    """
-    setup = site.portal_setup
-    pre, post = compat.core_addon_lists(site.portal_migration)
-    sources = {}
-    for addon in [*pre, *post]:
-        profile_id = addon.profile_id
-        current = setup.getLastVersionForProfile(profile_id)
-        if not addon.safe() or current == "unknown":
-            continue
-        current = normalize_version(current)
-        found = {
-            ".".join(info["source"])
-            for info in _flat(setup.listUpgrades(profile_id, show_old=True))
-            if info["source"] is not None
-            and normalize_version(info["source"]) < current
-            and (info["dest"] is None or normalize_version(info["dest"]) <= current)
-        }
-        if found:
-            ordered = sorted(found, key=normalize_version)
-            sources[profile_id] = ordered[-2] if len(ordered) > 1 else ordered[0]
-    return sources
-
-
-def add_content(site):
-    """A folder with a published page: work for the catalog and role updates.
-
-    The test site has no workflow; these types get Plone's default one.
-    """
-    site.portal_workflow.setChainForPortalTypes(
-        ("Folder", "Document"), "simple_publication_workflow"
-    )
-    site.invokeFactory("Folder", "parity", title="Parity")
-    site.parity.invokeFactory("Document", "page", title="A page")
-    site.portal_workflow.doActionFor(site.parity.page, "publish")
+import contextlib
+import pytest
 
 
 # -- the snapshot --------------------------------------------------------------
@@ -251,6 +167,11 @@ def content(site):
     return state
 
 
+def markers(site):
+    """The markers the test profiles' steps left, in the order they ran."""
+    return {"(in order)": tuple(steps.markers(site))}
+
+
 def migration_flags(site):
     """``portal_migration``'s pending follow-ups after a run."""
     migration = site.portal_migration
@@ -270,6 +191,7 @@ SECTIONS = (
     workflows,
     components,
     content,
+    markers,
     migration_flags,
 )
 
@@ -277,9 +199,9 @@ SECTIONS = (
 def site_state(site):
     """What an upgrade leaves behind: one dict per section of :data:`SECTIONS`.
 
-    (Not the ``snapshot`` fixture of conftest.py, which reads far less.) Site
-    annotations are not read, so the marker the test layer's core step appends
-    there (both runs run that step) cannot make the comparison noisy.
+    (Not the ``snapshot`` fixture of ``tests/conftest.py``, which reads far
+    less.) The markers of the test steps are read in order: the same steps
+    must run in the same order.
     """
     return {section.__name__: section(site) for section in SECTIONS}
 
@@ -297,76 +219,45 @@ def differences(plone, addon, limit=10):
             if left.get(key, missing) != right.get(key, missing):
                 lines.append(
                     f"{section}[{key!r}]:\n"
-                    f"    Plone's upgrade: {left.get(key, missing)!r:.300}\n"
-                    f"    POST @upgrade:   {right.get(key, missing)!r:.300}"
+                    f"    Plone:      {left.get(key, missing)!r:.300}\n"
+                    f"    this add-on: {right.get(key, missing)!r:.300}"
                 )
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
     return lines
 
 
-# -- the test ------------------------------------------------------------------
+# -- fixtures ------------------------------------------------------------------
 
 
-def test_core_run_matches_plones_own_upgrade(functional, site, api, rewind, sync):
-    setup = site.portal_setup
-    migration = site.portal_migration
-    fs = migration.getFileSystemVersion()
-    source = core_source(site)
-    addons = addon_sources(site)
-    assert addons, "no core add-on has upgrade steps to rewind"
-    login(functional["app"]["acl_users"], SITE_OWNER_NAME)
-    try:
-        add_content(site)
-    finally:
-        logout()
-    # As an older core step would: ask for the follow-ups after the steps.
-    migration._needRecatalog = 1
-    migration._needUpdateRole = 1
-    rewind({CORE: source, **addons})
-    pending = [
-        info
-        for info in _flat(setup.listUpgrades(CORE, dest=fs))
-        if info["title"] != TEST_STEP_TITLE
-    ]
-    assert len(pending) >= CORE_STEPS
+@pytest.fixture
+def as_owner(functional):
+    """A context manager: code in it runs as the site owner, as Plone's own
+    upgrade forms would (``portal_migration.upgrade`` checks permissions)."""
 
-    # Plone's own upgrade, in this process, as the site owner. It does not
-    # commit (checked below): abort brings back the rewound state. On 6.2 it
-    # is wrapped by ``postonly``, which lets a call without a request pass.
-    login(functional["app"]["acl_users"], SITE_OWNER_NAME)
-    try:
-        migration.upgrade(REQUEST=None, swallow_errors=False)
-    finally:
-        logout()
-    assert not migration.needUpgrading()
-    plone = site_state(site)
-    transaction.abort()
-    assert setup.getLastVersionForProfile(CORE) == tuple(source.split("."))
-    assert migration._needRecatalog and migration._needUpdateRole
-    for profile_id, version in addons.items():
-        assert setup.getLastVersionForProfile(profile_id) == tuple(version.split("."))
+    @contextlib.contextmanager
+    def as_owner():
+        login(functional["app"]["acl_users"], SITE_OWNER_NAME)
+        try:
+            yield
+        finally:
+            logout()
 
-    # The add-on's core run, over HTTP.
-    response = api.post("/@upgrade", json={})
-    assert response.status_code == 200, response.text
-    data = response.json()
-    assert data["committed"] is True
-    sync()
-    addon = site_state(site)
+    return as_owner
 
-    # The runs did real work.
-    for state in (plone, addon):
-        assert state["profile_versions"][CORE] == (fs,)
-        for profile_id, version in addons.items():
-            after = state["profile_versions"][profile_id]
-            assert after != tuple(version.split(".")), profile_id
-    core_steps = [s for s in data["steps"] if s["profile"] == CORE]
-    assert len(core_steps) > len(pending)  # and the follow-ups, the test step
-    assert {s["profile"] for s in data["steps"]} >= set(addons)
-    assert {s["status"] for s in data["steps"]} == {"done"}
-    assert {"recatalog", "update-role-mappings"} <= {s["id"] for s in core_steps}
-    assert len(addon["content"]) == 6  # the site root, the folder and the page
 
-    diff = differences(plone, addon)
-    assert not diff, "POST @upgrade and Plone's upgrade differ:\n" + "\n".join(diff)
+@pytest.fixture
+def state():
+    """:func:`site_state`, for the tests."""
+    return site_state
+
+
+@pytest.fixture
+def compare():
+    """``compare(plone, addon)``: fail with every difference of two states."""
+
+    def compare(plone, addon):
+        diff = differences(plone, addon)
+        assert not diff, "Plone and this add-on differ:\n" + "\n".join(diff)
+
+    return compare
