@@ -148,3 +148,29 @@ def test_api_pending_is_the_planners_answer(portal, setup):
     setup.setLastVersionForProfile(BASE, "1000")
 
     assert [plan.id for plan in api.pending(portal, BASE)] == [BASE]
+
+
+def test_mark_done_and_stamp_need_their_permission_in_the_api(site, rewind, snapshot):
+    """Checked by the engine API, not by one door: add-on code and the
+    in-process door cannot skip it."""
+    from collective.upgradeapi.errors import UpgradeError
+    from plone.app.testing import login
+    from plone.app.testing import logout
+    from plone.app.testing import setRoles
+    from plone.app.testing import TEST_USER_ID
+    from plone.app.testing import TEST_USER_NAME
+
+    rewind({BASE: "1000"})
+    before = snapshot()
+    setRoles(site, TEST_USER_ID, ["Site Administrator"])  # may manage the portal
+    login(site, TEST_USER_NAME)
+    try:
+        with pytest.raises(UpgradeError) as marked:
+            api.upgrade(site, Selection(profiles=[BASE]), mark_done=True)
+        with pytest.raises(UpgradeError) as stamped:
+            api.stamp(site, [BASE])
+    finally:
+        logout()
+    assert (marked.value.status, marked.value.error_type) == (403, "Forbidden")
+    assert (stamped.value.status, stamped.value.error_type) == (403, "Forbidden")
+    assert snapshot() == before

@@ -27,6 +27,7 @@ from collective.upgradeapi.engine.plan import Planner
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
+from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.errors import UpgradeError
@@ -52,6 +53,7 @@ __all__ = [
     "pending",
     "remove_records",
     "runs",
+    "stamp",
     "status",
     "upgrade",
 ]
@@ -59,6 +61,21 @@ __all__ = [
 logger = logging.getLogger("collective.upgradeapi")
 
 AUDIT_KEY = "collective.upgradeapi.audit"
+
+#: Recording steps done without running them, or stamping a profile, skips
+#: work: it needs this permission (Manager by default), whoever calls.
+MARK_DONE = "collective.upgradeapi: Mark upgrade steps done"
+
+
+def check_may_mark_done(site):
+    """:raises .errors.UpgradeError: 403 unless the user may mark steps done."""
+    if not getSecurityManager().checkPermission(MARK_DONE, site):
+        raise UpgradeError(
+            "Recording steps as done without running them needs the "
+            f"permission {MARK_DONE!r} (Manager by default).",
+            error_type="Forbidden",
+            status=403,
+        )
 
 
 def pending(site, profile=None):
@@ -113,8 +130,11 @@ def upgrade(
         result too (``result.ok`` is false, nothing was committed).
     :raises .engine.selection.SelectionError: the selection cannot run (400).
     :raises .errors.Locked: another run holds the lock (409).
-    :raises .errors.UpgradeError: a write conflict (409), nothing committed.
+    :raises .errors.UpgradeError: a write conflict (409), nothing committed;
+        ``mark_done`` without the permission :data:`MARK_DONE` (403).
     """
+    if mark_done:
+        check_may_mark_done(site)
     selection = selection if selection is not None else Selection()
     user_id, user_path = (user, "") if user else current_user()
     runner = Runner(site, dry_run=dry_run, commit=commit, mark_done=mark_done)
@@ -161,6 +181,27 @@ def upgrade(
     result.run_id = tracked.run_id
     tracked.finish(result)
     return result
+
+
+def stamp(site, profile_ids, user=None):
+    """Record downgraded profiles at their code's version; no step runs.
+
+    With the lock held and the run in the history, like :func:`upgrade`.
+
+    :param profile_ids: the profiles to stamp (``profile-`` prefixes allowed).
+    :param user: who stamps, for the history and the transaction; the
+        authenticated user when omitted.
+    :returns: the :class:`.engine.results.RunResult`.
+    :raises .engine.selection.SelectionError: a profile is unknown, not
+        installed or not downgraded (400).
+    :raises .errors.UpgradeError: without the permission :data:`MARK_DONE`
+        (403); another run holds the lock (409).
+    """
+    from collective.upgradeapi import stamp as stamping
+
+    check_may_mark_done(site)
+    ids = tuple(dict.fromkeys(normalise_profile_id(p) for p in profile_ids))
+    return stamping.stamp(site, ids, (user, "") if user else current_user())
 
 
 def _summary(exc):

@@ -144,11 +144,7 @@ class SiteDoor:
     @_refused
     def stamp(self, profile_ids):
         """What ``POST @upgrade`` with ``{"stamp": profile_ids}`` answers."""
-        from collective.upgradeapi.engine.selection import normalise_profile_id
-        from collective.upgradeapi.stamp import stamp
-
-        ids = tuple(dict.fromkeys(normalise_profile_id(p) for p in profile_ids))
-        result = stamp(self.site, ids, (self.user, ""))
+        result = api.stamp(self.site, profile_ids, user=self.user)
         transaction.begin()
         return documents.run_result(self.site, result, self.service_url)
 

@@ -1,6 +1,5 @@
 """POST /<site>/@upgrade: run upgrades, all or nothing, or as a dry run."""
 
-from AccessControl import getSecurityManager
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import kept_request_annotations
@@ -8,24 +7,9 @@ from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import body as request_body
-from collective.upgradeapi.stamp import stamp
 from plone.protect.interfaces import IDisableCSRFProtection
 from urllib.parse import parse_qs
 from zope.interface import alsoProvides
-
-
-MARK_DONE = "collective.upgradeapi: Mark upgrade steps done"
-
-
-def check_may_mark_done(site):
-    """Marking steps done skips their work: it needs a permission of its own."""
-    if not getSecurityManager().checkPermission(MARK_DONE, site):
-        raise UpgradeError(
-            f"Recording steps as done without running them needs the "
-            f"permission {MARK_DONE!r} (Manager by default).",
-            error_type="Forbidden",
-            status=403,
-        )
 
 
 class UpgradePost(UpgradeSubPathService):
@@ -55,10 +39,8 @@ class UpgradePost(UpgradeSubPathService):
             self.request.get("BODY"), query
         )
         stamp_ids = options.pop("stamp")
-        if options.get("mark_done") or stamp_ids:
-            check_may_mark_done(self.context)
         if stamp_ids:
-            result = stamp(self.context, stamp_ids, api.current_user())
+            result = api.stamp(self.context, stamp_ids)
             return documents.run_result(self.context, result, self.service_url)
         result = None
         # What steps queue for after a successful request (cache purges) is
