@@ -16,6 +16,7 @@ from collective.upgradeapi.testing import slow
 from collective.upgradeapi.testing import steps
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import store
+from collective.upgradeapi.tracking.state import RunState
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zope_processes import BIN
@@ -147,7 +148,7 @@ class Database:
 
     def records(self, look):
         """``look(records)`` on the site's upgrade records."""
-        return self.use(lambda site: look(store.Records(_state(site))))
+        return self.use(lambda site: look(RunState(_state(site))))
 
     def snapshot(self):
         """What a killed run must not have changed: versions and markers."""
@@ -228,10 +229,10 @@ def running(zope):
     """
     pool = ThreadPoolExecutor(max_workers=1)
 
-    def start():
+    def start(**options):
         def run():
             try:
-                return post(zope.url, "/@upgrade", {"profiles": [SLOW]})
+                return post(zope.url, "/@upgrade", {"profiles": [SLOW], **options})
             except requests.RequestException as exc:
                 return exc
 
@@ -286,6 +287,38 @@ def test_sigkill_mid_run_then_restart(zope, db, running):
     assert db.snapshot() == before
 
 
+def test_sigkill_in_step_mode_records_what_was_committed(zope, db, running):
+    """Step 1 of 3 committed on its own, then the process died in step 2: the
+    history says the run committed, and where its profile is now."""
+    future = running(commit="step")
+    zope.open_gates("1")
+    wait_for_step(zope, "Slow: second step")
+
+    assert zope.signal(signal.SIGKILL) == -signal.SIGKILL
+    assert isinstance(future.result(timeout=30), requests.RequestException)
+    zope.start()
+
+    now = status(zope)
+    run = get(zope.url, f"/@upgrade/history/{now['run_id']}").json()
+    assert (run["result"], run["committed"]) == ("abandoned", True)
+    assert run["profiles"] == [
+        {"id": SLOW, "versions": {"before": "5000", "after": "5001", "fs": "5003"}}
+    ]
+    assert db.snapshot()["version"] == ("5001",)
+    zope.open_gates("2", "3")
+    response = post(zope.url, "/@upgrade", {"profiles": [SLOW], "dry_run": True})
+    assert response.status_code == 200, response.text
+    assert [s["title"] for s in response.json()["steps"]] == [
+        "Slow: second step",
+        "Slow: third step",
+    ]
+    zope.close_gates()
+    db.use(
+        lambda site: site.portal_setup.setLastVersionForProfile(SLOW, "5000"),
+        commit=True,
+    )
+
+
 def test_sigterm_mid_run_records_and_releases(zope, db, running):
     before = db.snapshot()
     future = running()
@@ -319,7 +352,7 @@ def plant(db, holder, user="ghost"):
     seen = time.time()
 
     def change(site):
-        records = store.Records(_state(site))
+        records = RunState(_state(site))
         run_id = history.start(records, user, False, {"profiles": [SLOW]}, 3)
         step = {"id": "x", "profile": SLOW, "title": "Slow: second step"}
         records.set(

@@ -317,24 +317,21 @@ def test_a_stopping_process_records_its_run(
     future = background({"profiles": [SLOW]})
     wait_for_status(api, at_step("Slow: first step"))
 
-    try:
-        # What the SIGTERM handler does: the run is inside a step (at its
-        # gate), so it is recorded and its lock released from here.
-        recorded = lifecycle.stop_runs("SIGTERM", grace=0.2)
-        assert len(recorded) == 1
-        assert api.get("/@upgrade/lock").json()["lock"] is None
-        run = api.get("/@upgrade/history").json()["items"][0]
-        assert (run["result"], run["error"]["type"]) == ("abandoned", "Stopped")
-        assert run["error"]["step"]["title"] == "Slow: first step"
-        assert "SIGTERM" in run["error"]["message"]
+    # What the SIGTERM handler does: the run is inside a step (at its gate),
+    # so it is recorded and its lock released from here.
+    recorded = lifecycle.stop_runs("SIGTERM", grace=0.2)
+    assert len(recorded) == 1
+    assert api.get("/@upgrade/lock").json()["lock"] is None
+    run = api.get("/@upgrade/history").json()["items"][0]
+    assert (run["result"], run["error"]["type"]) == ("abandoned", "Stopped")
+    assert run["error"]["step"]["title"] == "Slow: first step"
+    assert "SIGTERM" in run["error"]["message"]
 
-        # Had the process not ended, the run stops at its next boundary.
-        slow.open_gate(gates, "1")
-        response = future.result(timeout=60)
-        assert response.status_code == 503, response.text
-        assert response.json()["type"] == "Stopped"
-    finally:
-        holder.stop(None)
+    # Had the process not ended, the run stops at its next boundary.
+    slow.open_gate(gates, "1")
+    response = future.result(timeout=60)
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "Stopped"
     assert snapshot() == before
     assert api.get("/@upgrade/history").json()["items"][0]["result"] == "abandoned"
     for name in ("2", "3"):
@@ -343,5 +340,6 @@ def test_a_stopping_process_records_its_run(
 
 
 def test_no_run_no_stop():
+    """Nothing is left set in a process where no run goes on."""
     assert lifecycle.stop_runs("SIGTERM") == []
-    assert holder.stopping() is None
+    assert holder.active_runs() == []

@@ -119,3 +119,25 @@ def test_report_names_each_step(api, rewind):
     assert any("Test step core-ungrouped ran." in line for line in step["log"])
     assert "Test step core-ungrouped ran." in data["report"]
     assert "Ran upgrade step 'Core: an ungrouped test step'" in data["report"]
+
+
+def test_a_core_path_that_falls_short_is_a_failure(api, rewind, snapshot):
+    """A gap in the core's upgrade path: Plone's upgrade logs an error and
+    stops; this add-on fails the run, commits nothing, and says why."""
+    rewind({CORE: f"{LAST}.5"})  # no core step starts at or after it
+    before = snapshot()
+
+    response = api.post("/@upgrade", json={})
+
+    assert response.status_code == 500
+    data = response.json()
+    assert data["type"] == "UpgradeFailed"
+    failed = data["failed_step"]
+    assert (failed["id"], failed["error"]["type"]) == (
+        "upgrade-path",
+        "IncompleteUpgradePath",
+    )
+    assert f"not at the code's version {FS}" in failed["error"]["message"]
+    run = api.get(f"/@upgrade/history/{data['run_id']}").json()
+    assert (run["result"], run["committed"]) == ("failed", False)
+    assert snapshot() == before

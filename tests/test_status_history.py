@@ -440,6 +440,10 @@ def test_lock_is_released_when_the_run_cannot_go_on(
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json"
     assert api.get("/@upgrade/lock").json()["lock"] is None
-    # The run stopped before it was recorded: there is no last run to show.
-    assert api.get("/@upgrade/status").json()["state"] == "idle"
+    # Recorded from the moment it took the lock: the answer names the run.
+    run_id = response.json()["run_id"]
+    run = api.get(f"/@upgrade/history/{run_id}").json()
+    assert (run["result"], run["committed"]) == ("error", False)
+    assert run["error"]["message"] == str(error)
+    assert api.get("/@upgrade/status").json()["state"] == "error"
     assert snapshot() == before

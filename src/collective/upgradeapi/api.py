@@ -24,21 +24,15 @@ Example, in a script run with ``zconsole run``::
 from AccessControl import getSecurityManager
 from Acquisition import aq_parent
 from collective.upgradeapi.engine.plan import Planner
-from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
-from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.tracking import breaking
 from collective.upgradeapi.tracking import history
-from collective.upgradeapi.tracking import lock
 from collective.upgradeapi.tracking import store
-from collective.upgradeapi.tracking.status import status as _status
-from collective.upgradeapi.tracking.tracked import TrackedRun
+from collective.upgradeapi.tracking.run import tracked_run
 from persistent.mapping import PersistentMapping
-from ZODB.POSException import ConflictError
 from zope.annotation.interfaces import IAnnotations
 
 import logging
@@ -138,11 +132,38 @@ def upgrade(
     selection = selection if selection is not None else Selection()
     user_id, user_path = (user, "") if user else current_user()
     runner = Runner(site, dry_run=dry_run, commit=commit, mark_done=mark_done)
-    runner.check(selection)
+    plans = runner.check(selection)
+    only = set(selection.steps) if selection.steps is not None else None
+    total = sum(
+        1 for plan in plans for step in plan.pending if only is None or step.id in only
+    )
     recorded = {**selection.as_dict(), "commit": commit, "mark_done": mark_done}
-    tracked = TrackedRun(site, user_id, dry_run, recorded)
-    tracked.acquire()
-    runner.listeners.extend([tracked, *listeners])
+    profiles = [
+        {
+            "id": plan.id,
+            "versions": {"before": plan.instance, "after": None, "fs": plan.fs},
+        }
+        for plan in plans
+    ]
+    with tracked_run(
+        site,
+        user_id,
+        dry_run,
+        recorded,
+        total,
+        runner.planner.instance_version,
+        profiles,
+    ) as tracked:
+        runner.listeners.extend([tracked, *listeners])
+        tracked.result = runner.run(
+            selection, before_commit=_audit(site, tracked, user_id, user_path)
+        )
+    return tracked.result
+
+
+def _audit(site, tracked, user_id, user_path):
+    """What each commit of a real run carries: a note naming the run and the
+    user (the Undo tab), and the site's audit record."""
 
     def before_commit(txn, result):
         txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id}")
@@ -159,28 +180,7 @@ def upgrade(
         )
         return audit
 
-    try:
-        result = runner.run(selection, before_commit=before_commit)
-    except SelectionError as exc:
-        tracked.finish(None, history.ERROR, error=_summary(exc))
-        raise
-    except ConflictError as exc:
-        tracked.finish(None, history.ERROR, error=_summary(exc))
-        raise UpgradeError(
-            "Another transaction changed the same data while the upgrade ran "
-            "(a write conflict); nothing was committed and the upgrade was "
-            "not retried. Run it again, when editors are less busy.",
-            error_type="ConflictError",
-            status=409,
-        )
-    except RunCancelled as exc:
-        raise _stopped(tracked, exc, runner) from None
-    except BaseException as exc:
-        tracked.finish(None, history.ERROR, error=_summary(exc))
-        raise
-    result.run_id = tracked.run_id
-    tracked.finish(result)
-    return result
+    return before_commit
 
 
 def stamp(site, profile_ids, user=None):
@@ -204,16 +204,16 @@ def stamp(site, profile_ids, user=None):
     return stamping.stamp(site, ids, (user, "") if user else current_user())
 
 
-def _summary(exc):
-    return {
-        "type": getattr(exc, "error_type", None) or exc.__class__.__name__,
-        "message": getattr(exc, "message", None) or str(exc) or repr(exc),
-    }
-
-
 def status(site):
-    """The live status of the site's upgrade runs (see :mod:`.tracking.status`)."""
-    return _status(store.records(site))
+    """The live status of the site's upgrade runs (see :mod:`.tracking.state`)."""
+    state = store.records(site)
+    return state.status() if state is not None else _idle()
+
+
+def _idle():
+    from collective.upgradeapi.tracking.state import _outcome
+
+    return _outcome(None)
 
 
 def runs(site):
@@ -228,7 +228,8 @@ def get_run(site, run_id):
 
 def lock_info(site):
     """The site's upgrade lock as the services show it, or ``None``."""
-    return lock.describe(store.records(site))
+    state = store.records(site)
+    return state.lock() if state is not None else None
 
 
 def break_lock(site, user, force=False):
@@ -245,7 +246,7 @@ def break_lock(site, user, force=False):
     :raises .errors.Locked: the lock is alive and ``force`` is false.
     """
     with store.side_connection(site) as side:
-        broken, shown = breaking.break_lock(side, user, force=force)
+        broken, shown = side.transact(lambda state: state.break_lock(user, force))
     if broken:
         message = (
             f"The upgrade lock was broken by {user}; its run is recorded as "
@@ -278,7 +279,7 @@ def cancel(site, user):
     :raises .errors.UnknownResource: no run holds the lock.
     """
     with store.side_connection(site) as side:
-        shown = breaking.request_cancel(side, user)
+        shown = side.transact(lambda state: state.ask_cancel(user))
     return {"message": _cancel_message(shown, user), "lock": shown}
 
 
@@ -300,26 +301,3 @@ def _cancel_message(shown, user):
             "DELETE @upgrade/lock."
         )
     return message
-
-
-def _stopped(tracked, exc, runner):
-    """Record a run stopped at a step boundary; the error to raise.
-
-    Cancelled by a Manager, or its lock lost: 409. Its process stopping: 503.
-    """
-    profiles = []
-    try:
-        for plan in tracked.plans:
-            after = runner.planner.instance_version(plan.id)
-            versions = {"before": plan.instance, "after": after, "fs": plan.fs}
-            profiles.append({"id": plan.id, "versions": versions})
-    except Exception:
-        logger.warning("Could not read the profiles' versions.", exc_info=True)
-    error = tracked.finish_stopped(exc, profiles)
-    status = 503 if error["type"] == lock.STOPPED else 409
-    details = {"run_id": tracked.run_id, "step": error["step"]}
-    if "user" in error:
-        details["cancelled_by"] = error["user"]
-    return UpgradeError(
-        error["message"], error_type=error["type"], status=status, **details
-    )

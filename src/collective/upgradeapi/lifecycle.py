@@ -32,7 +32,7 @@ Without a running upgrade the handlers change nothing.
 """
 
 from collective.upgradeapi.tracking import holder as holders
-from collective.upgradeapi.tracking import lock
+from collective.upgradeapi.tracking import state as states
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
 
@@ -111,15 +111,15 @@ def clear_dead_lock(site):
     gone; return the lock as it was, or ``None``."""
     side = SideConnection(site)
     try:
-        shown = side.read(lock.describe)
-        if shown is None or shown["stale_reason"] != lock.PROCESS_GONE:
+        shown = side.read(lambda state: state.lock() if state else None)
+        if shown is None or shown["stale_reason"] != states.PROCESS_GONE:
             return None
 
-        def clear(records):
-            current = lock.describe(records)
-            if current is None or current["stale_reason"] != lock.PROCESS_GONE:
+        def clear(state):
+            current = state.lock()
+            if current is None or current["stale_reason"] != states.PROCESS_GONE:
                 return None
-            lock.abandon(records, lock.PROCESS_GONE_ERROR, lock.gone_message(current))
+            state.abandon(states.PROCESS_GONE_ERROR, states.GONE)
             return current
 
         shown = side.transact(clear)
@@ -189,7 +189,8 @@ def stop_runs(reason, grace=GRACE):
     runs = holders.active_runs()
     if not runs:
         return []
-    holders.stop(reason)
+    for run in runs:
+        run.stop_reason = reason
     logger.warning(
         "This Zope process is stopping (%s) while an upgrade runs; the run "
         "stops and is recorded as abandoned.",
@@ -215,13 +216,11 @@ def _abandon_in_thread(run, reason):
         side = SideConnection(run.site)
         try:
 
-            def change(records):
-                held = records.get("lock")
-                if not held or held["token"] != run.token:
+            def change(state):
+                if not state.holds(run.token):
                     return
-                lock.abandon(
-                    records,
-                    lock.STOPPED,
+                state.abandon(
+                    states.STOPPED,
                     f"The Zope process running the run was stopped ({reason}) "
                     "while the run was inside a step; what it had not "
                     "committed was rolled back.",

@@ -23,7 +23,7 @@ from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.engine.txn import run_transaction
 from collective.upgradeapi.errors import shown
-from collective.upgradeapi.tracking.tracked import TrackedRun
+from collective.upgradeapi.tracking.run import tracked_run
 
 import logging
 import time
@@ -60,7 +60,8 @@ def stamp(site, profile_ids, user):
     """Record each downgraded profile at its code's version; return the result.
 
     The code's version is the newer of ``metadata.xml`` and the last
-    destination of the profile's steps.
+    destination of the profile's steps. Use :func:`collective.upgradeapi.api.stamp`,
+    which checks the permission first.
 
     :param user: ``(user id, user folder path)`` for the history and the
         transaction.
@@ -70,23 +71,17 @@ def stamp(site, profile_ids, user):
     """
     started = time.monotonic()
     user_id, user_path = user
-    plans = downgraded_plans(site, profile_ids)
-    tracked = TrackedRun(
-        site, user_id, False, {"stamp": list(profile_ids), "profiles": None}
-    )
-    tracked.acquire()
-    result = RunResult(dry_run=False)
-    try:
+    planner = Planner(site)
+    downgraded_plans(site, profile_ids)
+    selection = {"stamp": list(profile_ids), "profiles": None}
+    with tracked_run(
+        site, user_id, False, selection, 0, planner.instance_version
+    ) as tracked:
         with run_transaction(site._p_jar) as txn:
             plans = downgraded_plans(site, profile_ids)
-            tracked("plan", [])
-            result.profiles = [
-                ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
-                for plan in plans
-            ]
-            setup = site.portal_setup
+            tracked.plans = plans
             for plan in plans:
-                setup.setLastVersionForProfile(plan.id, plan.code_version)
+                site.portal_setup.setLastVersionForProfile(plan.id, plan.code_version)
                 logger.info(
                     "Stamped profile %s at version %s (was %s).",
                     plan.id,
@@ -96,21 +91,26 @@ def stamp(site, profile_ids, user):
             txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id} (stamp)")
             txn.setUser(user_id, user_path)
             txn.finish(True)
-    except BaseException as exc:
-        tracked.finish(
-            None, "error", error={"type": type(exc).__name__, "message": str(exc)}
+        tracked.result = _result(plans, planner, started)
+    return tracked.result
+
+
+def _result(plans, planner, started):
+    result = RunResult(dry_run=False)
+    result.profiles = [
+        ProfileResult(
+            id=plan.id,
+            before=plan.instance,
+            fs=plan.fs,
+            after=planner.instance_version(plan.id),
         )
-        raise
+        for plan in plans
+    ]
     result.commits = [{"unit": "stamp", "steps": [], "transaction": None}]
     result.committed = True
-    planner = Planner(site)
-    for profile in result.profiles:
-        profile.after = planner.instance_version(profile.id)
     result.report = "".join(
         f"Stamped profile {p.id} at version {p.after} (was {p.before}).\n"
         for p in result.profiles
     )
     result.duration = time.monotonic() - started
-    result.run_id = tracked.run_id
-    tracked.finish(result)
     return result

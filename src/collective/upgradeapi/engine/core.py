@@ -28,8 +28,19 @@ FOLLOW_UPS = (
 )
 
 
+class IncompleteUpgradePath(Exception):
+    """The core profile's steps did not reach the code's version."""
+
+
 def run_core(runner, plans, result):
-    """Run the core group's ``plans`` on ``runner`` in Plone's order."""
+    """Run the core group's ``plans`` on ``runner`` in Plone's order.
+
+    Where Plone's upgrade logs an error when the core steps fall short of the
+    code's version (a gap in the upgrade path) and stops, this run fails: a
+    task that checks the version raises :class:`IncompleteUpgradePath`, so
+    nothing of the run is committed (or, with ``commit`` per profile or
+    step, nothing after the core profile).
+    """
     planner = runner.planner
     migration = runner.migration
     core_id = planner.core_profile_id
@@ -39,24 +50,33 @@ def run_core(runner, plans, result):
     logger.info("Starting the upgrade of Plone from version %s.", version)
     for profile_id in [*pre, core_id]:
         if profile_id in by_id:
-            runner._run_profile(by_id[profile_id], result)
+            runner.run_profile(by_id[profile_id], result)
     if migration.needUpgrading():
-        logger.error(
-            "The upgrade path did not reach version %s; core add-ons were "
-            "not upgraded.",
-            migration.getFileSystemVersion(),
-        )
-        return
+        runner.run_task(_path_check(migration, core_id), result)
     for profile_id in post:
         if profile_id in by_id and profile_id not in pre:
-            runner._run_profile(by_id[profile_id], result)
+            runner.run_profile(by_id[profile_id], result)
     for task_id, title, needed, call in FOLLOW_UPS:
         if getattr(migration, needed)():
             task = Task(
                 task_id, core_id, title, None, None, lambda call=call: call(migration)
             )
-            queued = runner._queue(task, result)
-            runner._units.run(
-                task_id, [queued], lambda queued=queued: runner._run_queued(queued)
-            )
+            runner.run_task(task, result)
     logger.info("Plone's core upgrade has finished.")
+
+
+def _path_check(migration, core_id):
+    """The task that fails a core run whose steps fell short."""
+
+    def check():
+        raise IncompleteUpgradePath(
+            f"The core profile's upgrade steps ended at version "
+            f"{migration.getInstanceVersion()}, not at the code's version "
+            f"{migration.getFileSystemVersion()}: its upgrade path has a gap. "
+            "Plone's core add-ons were not upgraded; nothing of the core "
+            "profile after its last committed unit was kept."
+        )
+
+    return Task(
+        "upgrade-path", core_id, "Check the core upgrade path", None, None, check
+    )

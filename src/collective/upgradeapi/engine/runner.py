@@ -75,7 +75,6 @@ class Runner:
         #: before the first step, ``("start" | "end", StepResult)`` around each.
         self.listeners = []
         self._collector = None
-        self._txn = None
         self._units = None
 
     def check(self, selection):
@@ -100,7 +99,6 @@ class Runner:
         started = time.monotonic()
         connection = self.site._p_jar
         with txn_module.run_transaction(connection, self.dry_run) as txn:
-            self._txn = txn
             # Checked inside the run's transaction: the newest committed state.
             plans = self.check(selection)
             result = RunResult(dry_run=self.dry_run)
@@ -109,7 +107,9 @@ class Runner:
                 ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
                 for plan in plans
             ]
-            self._units = Units(self, result, before_commit)
+            self._units = Units(
+                txn, self.commit, self.dry_run, result, before_commit, self._notify
+            )
             self._notify("plan", plans)
             with logcapture.capture() as collector:
                 self._collector = collector
@@ -121,7 +121,6 @@ class Runner:
                     self._collector = None
                 result.report = collector.text()
             self._finish(result)
-        self._txn = None
         result.committed = bool(result.commits)
         if result.commits:
             result.transaction_id = result.commits[-1]["transaction"]
@@ -132,14 +131,14 @@ class Runner:
 
     def _finish(self, result):
         """Commit a whole-run transaction that did not fail; abort the rest."""
-        txn = self._txn
+        txn = self._units.txn
         if self._units.active or self.dry_run or not result.ok or txn.isDoomed():
             # Units committed themselves; what is left is the failing unit.
             txn.finish(False)
             return
         steps = [step for step in result.steps if step.status != NOT_RUN]
         self._units.commit("run", steps)
-        self._txn.finish(False)
+        self._units.txn.finish(False)
 
     def _execute(self, selection, plans, result):
         if self.dry_run:
@@ -160,9 +159,9 @@ class Runner:
             self._run_core(core_plans, result)
         else:
             for plan in core_plans:
-                self._run_profile(plan, result, only)
+                self.run_profile(plan, result, only)
         for plan in other_plans:
-            self._run_profile(plan, result, only)
+            self.run_profile(plan, result, only)
 
     def _list_not_run(self, selection, plans, result):
         """After a failure, list the planned steps that never got their turn."""
@@ -182,8 +181,15 @@ class Runner:
         """Plone's own upgrade sequence, step by step (see :mod:`.core`)."""
         core.run_core(self, plans, result)
 
-    def _run_profile(self, plan, result, only=None):
-        """Run the pending steps of one profile (or those in ``only``)."""
+    def run_task(self, task, result):
+        """Run one :class:`.results.Task` as a unit of its own (a core
+        follow-up); a failure stops the run."""
+        queued = self._queue(task, result)
+        self._units.run(task.id, [queued], lambda: self._run_queued(queued))
+
+    def run_profile(self, plan, result, only=None):
+        """Run the pending steps of one profile (or those in ``only``), as
+        ``portal_setup.upgradeProfile`` would; a failure stops the run."""
         steps = [s for s in plan.steps if not s.done]
         if only is not None:
             steps = [s for s in steps if s.id in only]
@@ -242,7 +248,7 @@ class Runner:
             if self.mark_done:
                 logger.info("Marked step %r done without running it.", task.title)
             else:
-                with txn_module.in_step(self._txn, task.title):
+                with txn_module.in_step(self._units.txn, task.title):
                     task.call()
         except ConflictError:
             raise

@@ -27,20 +27,24 @@ ATTEMPTS = 3
 class Units:
     """Runs units of work for a :class:`.runner.Runner`, committing as asked.
 
-    :param runner: the runner (its ``_txn`` is the current transaction).
+    :param txn: the run's first transaction (:mod:`.txn`); :attr:`txn` is
+        the current one.
+    :param mode: the commit mode (``"run"``, ``"profile"``, ``"step"``).
     :param result: the run's :class:`.results.RunResult`.
     :param before_commit: ``before_commit(txn, result)`` called before each
         commit; it may return a persistent object written in that transaction,
         whose serial then names the committed transaction.
+    :param notify: ``notify("commit", label)`` before each commit.
     """
 
-    def __init__(self, runner, result, before_commit=None):
-        self.runner = runner
+    def __init__(self, txn, mode, dry_run, result, before_commit, notify):
+        self.txn = txn
+        self.mode = mode
         self.result = result
         self.before_commit = before_commit
-        self.mode = runner.commit
+        self.notify = notify
         #: whether units commit on their own (not for a dry run).
-        self.active = self.mode != "run" and not runner.dry_run
+        self.active = mode != "run" and not dry_run
 
     def run(self, label, step_results, work):
         """Do ``work()`` as the unit ``label`` (its ``step_results``)."""
@@ -53,8 +57,8 @@ class Units:
                 self.commit(label, step_results)
                 return
             except ConflictError:
-                self.runner._txn.finish(False)
-                self.runner._txn = txn_module.next_transaction()
+                self.txn.finish(False)
+                self.txn = txn_module.next_transaction()
                 if attempt == ATTEMPTS:
                     raise
                 logger.warning(
@@ -71,8 +75,8 @@ class Units:
 
     def commit(self, label, step_results):
         """Commit the current transaction as the unit ``label``; begin the next."""
-        txn = self.runner._txn
-        self.runner._notify("commit", label)
+        txn = self.txn
+        self.notify("commit", label)
         marker = None
         if self.before_commit is not None:
             marker = self.before_commit(txn, self.result)
@@ -85,4 +89,4 @@ class Units:
                 "transaction": tid_repr(marker._p_serial) if marker else None,
             }
         )
-        self.runner._txn = txn_module.next_transaction()
+        self.txn = txn_module.next_transaction()

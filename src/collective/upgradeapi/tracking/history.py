@@ -54,10 +54,18 @@ CANCELLED = "cancelled"
 COMPACT = 2
 
 
-def start(records, user, dry_run, selection, steps_total):
+def is_running(records, run_id):
+    """Whether ``run_id`` is recorded as running: only such a run may change."""
+    record = records.runs.get(run_id) if run_id is not None else None
+    return record is not None and record["result"] == RUNNING
+
+
+def start(records, user, dry_run, selection, steps_total, profiles=()):
     """Record a run that starts now; return its id.
 
-    :param records: the site's :class:`.store.Records` (in a transaction).
+    :param records: the site's :class:`.state.RunState` (in a transaction).
+    :param profiles: ``{"id", "versions": {"before", "after", "fs"}}`` of the
+        profiles the run is planned to touch, ``after`` unknown (``None``).
     """
     run_id = records.new_run_id()
     records.runs[run_id] = PersistentMapping(
@@ -71,7 +79,7 @@ def start(records, user, dry_run, selection, steps_total):
             "result": RUNNING,
             "committed": False,
             "steps_total": steps_total,
-            "profiles": [],
+            "profiles": [dict(p) for p in profiles],
             "steps": [],
             "error": None,
             "report": "",
@@ -96,10 +104,9 @@ def finish(records, run_id, result, **data):
     A run that is not recorded as running any more (abandoned meanwhile, by
     a Manager or a stopping process) is left as it is.
     """
-    record = records.runs.get(run_id)
-    if record is None or record["result"] != RUNNING:
-        # Dropped from a full history meanwhile, or ended by someone else.
-        return
+    if not is_running(records, run_id):
+        return  # dropped from a full history meanwhile, or ended by someone else
+    record = records.runs[run_id]
     steps = data.pop("steps", None) or _recorded_steps(record)
     report = data.pop("report", None) or ""
     profiles = data.pop("profiles", None) or record.get("profiles") or []
@@ -120,9 +127,9 @@ def steps_ended(records, run_id, steps):
     each step keeps at most :data:`.packing.LIVE_LOG_BUDGET` characters of its log
     until the run ends.
     """
-    record = records.runs.get(run_id) if run_id is not None else None
-    if record is None or record["result"] != RUNNING or not steps:
+    if not steps or not is_running(records, run_id):
         return
+    record = records.runs[run_id]
     chunk = PersistentList(
         {**step, "log": cut_lines(step.get("log") or [], LIVE_LOG_BUDGET)}
         for step in steps
@@ -131,11 +138,6 @@ def steps_ended(records, run_id, steps):
     if live is None:
         live = record["live"] = PersistentList()
     live.append(chunk)
-
-
-def step_ended(records, run_id, step):
-    """Add one ``step`` to a running run (see :func:`steps_ended`)."""
-    steps_ended(records, run_id, [step])
 
 
 def _recorded_steps(record):
@@ -147,7 +149,13 @@ def _recorded_steps(record):
 
 
 def abandon(
-    records, run_id, message, error_type="LockBroken", step=None, last_seen=None
+    records,
+    run_id,
+    message,
+    error_type="LockBroken",
+    step=None,
+    last_seen=None,
+    versions=None,
 ):
     """Mark a run that is still recorded as running as abandoned.
 
@@ -157,10 +165,14 @@ def abandon(
     :param step: ``{"id", "profile", "title"}`` of the step it was in.
     :param last_seen: its last sign of life (epoch seconds), when it ends;
         now if omitted.
+    :param versions: ``versions(profile_id)``, a profile's recorded version
+        now: what the run had committed (per profile or step) is recorded.
     """
-    record = records.runs.get(run_id) if run_id is not None else None
-    if record is None or record["result"] != RUNNING:
+    if not is_running(records, run_id):
         return
+    record = records.runs[run_id]
+    if versions is not None and record.get("profiles"):
+        durable(record, versions)
     seen = max(record["started"], last_seen if last_seen is not None else now())
     record.update(
         {
@@ -173,6 +185,21 @@ def abandon(
                 "heartbeat": iso(seen),
             },
         }
+    )
+
+
+def durable(record, versions):
+    """Record in a run's entry where its profiles are now, and whether
+    anything of it was committed (a profile whose version moved)."""
+    profiles = []
+    for profile in record["profiles"]:
+        after = versions(profile["id"])
+        profiles.append(
+            {**profile, "versions": {**profile["versions"], "after": after}}
+        )
+    record["profiles"] = profiles
+    record["committed"] = any(
+        p["versions"]["after"] != p["versions"]["before"] for p in profiles
     )
 
 

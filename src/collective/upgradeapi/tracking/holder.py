@@ -14,7 +14,7 @@ holder that is this very process is alive while its run is registered here
 (:func:`register`).
 
 The runs of this process are registered while they hold the lock, so that a
-stopping process can mark them abandoned (:mod:`collective.upgradeapi.lifecycle`).
+stopping process can stop them (:mod:`collective.upgradeapi.lifecycle`).
 """
 
 from collective.upgradeapi import config
@@ -36,8 +36,6 @@ START_TOLERANCE = 1.0
 _self = {}
 _active = {}
 _active_lock = threading.Lock()
-
-_stopping = {"reason": None}
 
 
 def _boot_time():
@@ -167,17 +165,3 @@ def active_runs():
     """The runs of this process that hold the lock now."""
     with _active_lock:
         return list(_active.values())
-
-
-# -- a stopping process -------------------------------------------------------
-
-
-def stop(reason):
-    """Note that this process is stopping (``reason``: the signal's name):
-    its runs stop at their next step boundary."""
-    _stopping["reason"] = reason
-
-
-def stopping():
-    """Why this process is stopping (the signal's name), or ``None``."""
-    return _stopping["reason"]

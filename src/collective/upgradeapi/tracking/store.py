@@ -30,15 +30,8 @@ from persistent.mapping import PersistentMapping
 from ZODB.POSException import ConflictError
 from zope.annotation.interfaces import IAnnotations
 
-import heapq
-import itertools
-import logging
-import threading
 import time
 import transaction
-
-
-logger = logging.getLogger("collective.upgradeapi")
 
 
 KEY = "collective.upgradeapi.state"
@@ -60,50 +53,6 @@ def iso(timestamp):
     return moment.isoformat(timespec="seconds")
 
 
-class Records:
-    """Reads and writes the stored data of one site (not stored itself).
-
-    :param data: the site's annotation (a ``PersistentMapping``).
-    """
-
-    def __init__(self, data):
-        self.data = data
-
-    def get(self, slot):
-        return self.data[slot]["value"]
-
-    def set(self, slot, value):
-        if self.data[slot]["value"] != value:
-            self.data[slot]["value"] = value
-
-    @property
-    def runs(self):
-        return self.data["runs"]
-
-    def new_run_id(self):
-        self.data["last_id"] += 1
-        return self.data["last_id"]
-
-    def holder_progress(self):
-        """The progress of the run that holds the lock, or ``None``.
-
-        The one place that ties progress (and heartbeat) to the lock: both
-        carry the lock's token.
-        """
-        return self._of_holder("progress")
-
-    def holder_beat(self):
-        """The last heartbeat of the run that holds the lock, or ``None``."""
-        return self._of_holder("beat")
-
-    def _of_holder(self, slot):
-        lock = self.get("lock")
-        value = self.get(slot)
-        if lock and value and value.get("token") == lock["token"]:
-            return value
-        return None
-
-
 def _new_data():
     data = PersistentMapping()
     for slot in SLOTS:
@@ -114,12 +63,20 @@ def _new_data():
 
 
 def records(site):
-    """The :class:`Records` of ``site``, or ``None`` if nothing was recorded.
+    """The :class:`.state.RunState` of ``site``, or ``None`` if nothing was
+    recorded.
 
     Reads only; use :meth:`SideConnection.transact` to write.
     """
-    data = IAnnotations(site).get(KEY)
-    return Records(data) if data is not None else None
+    return records_of(IAnnotations(site))
+
+
+def records_of(annotations):
+    """The :class:`.state.RunState` in ``annotations``, or ``None``."""
+    from collective.upgradeapi.tracking.state import RunState
+
+    data = annotations.get(KEY)
+    return RunState(data) if data is not None else None
 
 
 def remove(site):
@@ -161,7 +118,7 @@ class SideConnection:
         On a write conflict the change is called again on the newest state,
         so it must decide from what it reads.
 
-        :param change: a callable taking the site's :class:`Records`.
+        :param change: a callable taking the site's :class:`.state.RunState`.
         :returns: what ``change`` returned.
         :raises ConflictError: when every attempt conflicted.
         """
@@ -186,8 +143,7 @@ class SideConnection:
         """Call ``look(records_or_None)`` on the newest committed state."""
         self.tm.begin()
         try:
-            data = self._annotations().get(KEY)
-            return look(Records(data) if data is not None else None)
+            return look(records_of(self._annotations()))
         finally:
             self.tm.abort()
 
@@ -199,11 +155,21 @@ class SideConnection:
         return self._adapted
 
     def _records(self):
+        from collective.upgradeapi.tracking.state import RunState
+
         annotations = self._annotations()
         data = annotations.get(KEY)
         if data is None:
             data = annotations[KEY] = _new_data()
-        return Records(data)
+        return RunState(data, self.version)
+
+    def version(self, profile_id):
+        """The version recorded for ``profile_id`` in this connection's site."""
+        setup = getattr(self.connection.get(self.oid), "portal_setup", None)
+        if setup is None:
+            return None
+        version = setup.getLastVersionForProfile(profile_id)
+        return ".".join(version) if isinstance(version, tuple) else version
 
 
 @contextmanager
@@ -214,104 +180,3 @@ def side_connection(site):
         yield side
     finally:
         side.close()
-
-
-class Flusher:
-    """Calls ``write(side)`` at a moment asked for, from a thread of this process.
-
-    For writes that must not wait for their caller's next call: a run
-    publishes its status at most every so often, and what changed meanwhile
-    must be published even when the run then spends an hour in one step.
-    One thread per process (started when first needed) serves every
-    flusher; each writes through a :class:`SideConnection` of its own,
-    opened at its first write. ``write`` must be safe to call from that
-    thread while the caller goes on (and decide from what it reads).
-
-    :param site: the Plone site.
-    :param write: ``write(side)``, given the flusher's :class:`SideConnection`.
-    """
-
-    def __init__(self, site, write):
-        self.db = site._p_jar.db()
-        self.oid = site._p_oid
-        self.write = write
-        self.deadline = None
-        self.stopped = False
-        self.side = None
-        self._state = threading.Lock()
-        self._writing = threading.Lock()
-
-    def due(self, moment):
-        """Write at ``moment`` (``time.monotonic()``), unless asked earlier."""
-        with self._state:
-            if self.stopped or (self.deadline is not None and self.deadline <= moment):
-                return
-            self.deadline = moment
-        SCHEDULER.schedule(self, moment)
-
-    def stop(self):
-        """No more writes; wait for a write under way to end."""
-        with self._state:
-            self.stopped = True
-        with self._writing:
-            if self.side is not None:
-                self.side.close()
-                self.side = None
-
-    def fire(self, moment):
-        """Write, if ``moment`` is still when it is due (the scheduler's call)."""
-        with self._state:
-            if self.stopped or self.deadline != moment:
-                return
-            self.deadline = None
-        with self._writing:
-            if self.stopped:
-                return
-            try:
-                if self.side is None:
-                    self.side = SideConnection(db=self.db, oid=self.oid)
-                self.write(self.side)
-            except Exception:
-                logger.warning("Could not publish the upgrade status.", exc_info=True)
-
-
-class Scheduler:
-    """The thread that calls :meth:`Flusher.fire` when a write is due."""
-
-    def __init__(self):
-        self.condition = threading.Condition()
-        self.queue = []  # a heap of (moment, sequence, flusher)
-        self.sequence = itertools.count()
-        self.thread = None
-
-    def schedule(self, flusher, moment):
-        with self.condition:
-            heapq.heappush(self.queue, (moment, next(self.sequence), flusher))
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(
-                    target=self._run, name="collective.upgradeapi status", daemon=True
-                )
-                self.thread.start()
-            self.condition.notify()
-
-    def _next(self):
-        with self.condition:
-            while True:
-                if not self.queue:
-                    self.condition.wait()
-                    continue
-                moment, _, flusher = self.queue[0]
-                left = moment - time.monotonic()
-                if left > 0:
-                    self.condition.wait(left)
-                    continue
-                heapq.heappop(self.queue)
-                return moment, flusher
-
-    def _run(self):
-        while True:
-            moment, flusher = self._next()
-            flusher.fire(moment)
-
-
-SCHEDULER = Scheduler()
