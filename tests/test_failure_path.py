@@ -12,6 +12,7 @@ from zope.component import getGlobalSiteManager
 from zope.component import getUtility
 from zope.component import provideHandler
 from zope.component.hooks import setSite
+from ZPublisher.interfaces import IPubBeforeCommit
 
 import pytest
 import threading
@@ -140,6 +141,42 @@ def test_failed_run_reaches_the_error_log(api, rewind, snapshot, logged_errors):
     assert {"failed_step", "steps", "report", "committed", "run_id"} <= set(body)
     assert "traceback" not in body
     assert logged_errors == ["UpgradeFailed"]
+    assert snapshot() == before
+
+
+@pytest.fixture
+def doomed():
+    """For each request published while the test runs: whether its
+    transaction is doomed (to be aborted) when the publisher ends it."""
+    seen = []
+
+    def handler(event):
+        seen.append(transaction.get().isDoomed())
+
+    provideHandler(handler, (IPubBeforeCommit,))
+    yield seen
+    getGlobalSiteManager().unregisterHandler(handler, (IPubBeforeCommit,))
+
+
+@pytest.mark.parametrize(
+    "path, body, status",
+    [
+        ("/@upgrade", {"dry_run": "yes"}, 400),
+        ("/@upgrade/history", {}, 405),
+        ("/@addons/no.such.addon/upgrade", None, 404),
+    ],
+)
+def test_refusal_stays_out_of_the_error_log(
+    api, snapshot, logged_errors, doomed, path, body, status
+):
+    before = snapshot()
+
+    response = api.post(path, json=body)
+
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert logged_errors == []
+    assert doomed == [True]
     assert snapshot() == before
 
 

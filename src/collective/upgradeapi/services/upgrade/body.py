@@ -9,6 +9,11 @@ from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
+from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.services.errors import render
+from plone.rest.errors import ErrorHandling
+from plone.rest.interfaces import IAPIRequest
+from zope.component import adapter
 
 import json
 
@@ -161,3 +166,23 @@ def _stamp(data):
         )
     ids = _id_list(data, "stamp")
     return tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))
+
+
+@adapter(RecursionError, IAPIRequest)
+class DeepBodyView(ErrorHandling):
+    """A body too deeply nested for plone.restapi's token plugin.
+
+    The plugin decodes every JSON body while the user is authenticated,
+    before any service runs, and lets ``RecursionError`` through. When the
+    request was traversed to an ``@upgrade`` service and :func:`load` refuses
+    its body, that refusal is the answer (400); any other request gets
+    plone.rest's answer, as without this package.
+    """
+
+    def __call__(self):
+        if isinstance(self.request.get("PUBLISHED"), UpgradeService):
+            try:
+                load(self.request.get("BODY"))
+            except BadInput as error:
+                return render(error, self.request)
+        return super().__call__()
