@@ -1,14 +1,10 @@
-"""The answer of a raised :class:`collective.upgradeapi.errors.UpgradeError`.
+"""The one answer of a raised :class:`collective.upgradeapi.errors.UpgradeError`.
 
-One renderer, :func:`render`, for every door: the ``@upgrade`` services and
-``@addons`` answer their refusals (4xx) with it; :class:`ErrorView`, the
-exception view of the class for every request, answers the rest (failures,
-and what the classic doors and the write hold raise), after Zope's failure
-path: the transaction is aborted, ``IPubFailure`` subscribers (the error log)
-see it, no after-success hook runs.
-
-REST requests get ``{"type", "message", **details}`` as JSON; other requests
-(a browser form was the door) a short HTML page.
+:func:`render` answers the refusals (4xx) of the services; :class:`ErrorView`,
+the exception view for every request, answers the rest after Zope's failure
+path (failures, and what the classic doors and the write hold raise). REST
+requests get ``{"type", "message", **details}`` as JSON, other requests (a
+browser form was the door) a short HTML page.
 """
 
 from collective.upgradeapi.errors import UpgradeError
@@ -36,11 +32,6 @@ PAGE = """<!DOCTYPE html>
 TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
 
 
-def _page(error):
-    title = escape(TITLES.get(error.status, "The request was refused"))
-    return PAGE.format(title=title, message=escape(error.message, quote=False))
-
-
 def render(error, request):
     """Set ``error``'s status, headers and body on the response, locked."""
     response = request.response
@@ -55,7 +46,8 @@ def render(error, request):
         body = json.dumps(error.body(), indent=2, sort_keys=True)
     else:
         response.setHeader("Content-Type", "text/html; charset=utf-8")
-        body = _page(error)
+        title = escape(TITLES.get(error.status, "The request was refused"))
+        body = PAGE.format(title=title, message=escape(error.message, quote=False))
     response.setBody(body, lock=1)
 
 

@@ -170,14 +170,10 @@ def _stamp(data):
 
 @adapter(RecursionError, IAPIRequest)
 class DeepBodyView(ErrorHandling):
-    """A body too deeply nested for plone.restapi's token plugin.
-
-    The plugin decodes every JSON body while the user is authenticated,
-    before any service runs, and lets ``RecursionError`` through. When the
-    request was traversed to an ``@upgrade`` service and :func:`load` refuses
-    its body, that refusal is the answer (400); any other request gets
-    plone.rest's answer, as without this package.
-    """
+    """A JSON body too deep for plone.restapi's token plugin, which decodes it
+    while authenticating and lets ``RecursionError`` through: 400 when the
+    request goes to an ``@upgrade`` service and :func:`load` refuses the body;
+    plone.rest's answer otherwise, as without this package."""
 
     def __call__(self):
         if isinstance(self.request.get("PUBLISHED"), UpgradeService):
