@@ -4,7 +4,8 @@ A site whose root logger is at WARNING never creates INFO records, so a plain
 handler would see almost nothing. While a capture goes on, the root logger
 and the upgrade machinery's loggers are lowered to INFO, and a gate (a filter)
 on every handler drops what the lowering adds: what any thread's handlers
-write does not change. One dispatching handler on the root logger hands each
+write does not change (a handler added while captures go on is gated when
+the next one starts). One dispatching handler on the root logger hands each
 record to the captures of the thread that emitted it, so requests served
 meanwhile, and a run on another site in the same process, stay out of a run's
 report.
@@ -147,7 +148,7 @@ class _Gate(logging.Filter):
         super().__init__()
         self.saved = saved
 
-    def passes(self, record):
+    def filter(self, record):
         logger = _logger(record.name)
         while logger is not None:
             level = self.saved.get(logger, logger.level)
@@ -155,9 +156,6 @@ class _Gate(logging.Filter):
                 return record.levelno >= level
             logger = logger.parent
         return True
-
-    def filter(self, record):
-        return self.passes(record)
 
 
 class _Dispatcher(logging.Handler):
@@ -195,7 +193,7 @@ class _Dispatcher(logging.Handler):
             if any(handler is not self for handler in logger.handlers):
                 return
             logger = logger.parent
-        if self.gate.passes(record):
+        if self.gate.filter(record):
             resort.handle(record)
 
 
@@ -267,16 +265,10 @@ class _Installation:
 
 
 def _all_handlers():
-    loggers = [logging.root]
-    for candidate in list(logging.root.manager.loggerDict.values()):
-        if isinstance(candidate, logging.Logger):
-            loggers.append(candidate)
-    handlers = []
-    for logger in loggers:
-        for handler in logger.handlers:
-            if handler not in handlers:
-                handlers.append(handler)
-    return handlers
+    loggers = [logging.root, *list(logging.root.manager.loggerDict.values())]
+    # Placeholders (names with no logger yet) have no handlers.
+    handlers = (h for logger in loggers for h in getattr(logger, "handlers", ()))
+    return list(dict.fromkeys(handlers))
 
 
 _INSTALLATION = _Installation()
