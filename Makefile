@@ -43,7 +43,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt $(CONSTRAINTS)
+$(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml requirements.txt $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -r requirements.txt
 	touch $@
 
@@ -65,14 +65,14 @@ start: site ## Install, create the site and serve it on http://localhost:8080
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Check code style
-	$(BIN)/ruff check src tests scripts benchmarks docs/conf.py
-	$(BIN)/ruff format --check src tests scripts benchmarks
-	$(BIN)/codespell src tests/*.py benchmarks scripts docs/*.md README.md CHANGES.md
+	$(BIN)/ruff check src client/src tests scripts benchmarks docs/conf.py
+	$(BIN)/ruff format --check src client/src tests scripts benchmarks
+	$(BIN)/codespell src client tests/*.py benchmarks scripts docs/*.md README.md CHANGES.md
 
 .PHONY: format
 format: $(VENV)/.installed ## Apply code style
-	$(BIN)/ruff check --fix src tests scripts benchmarks
-	$(BIN)/ruff format src tests scripts benchmarks
+	$(BIN)/ruff check --fix src client/src tests scripts benchmarks
+	$(BIN)/ruff format src client/src tests scripts benchmarks
 
 .PHONY: pytest
 pytest: $(VENV)/.installed ## Run the test suite on one Plone version (PLONE=...)
@@ -91,15 +91,17 @@ docs: $(VENV)/.installed ## Build the documentation, warnings are errors
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
 .PHONY: release-check
-release-check: $(VENV)/.installed ## Build the sdist and the wheel into dist/ and check them
-	rm -rf dist src/*.egg-info
+release-check: $(VENV)/.installed ## Build the sdists and wheels (add-on, client) into dist/, check them
+	rm -rf dist src/*.egg-info client/src/*.egg-info
 	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --outdir dist client
 	$(BIN)/twine check --strict dist/*
 	$(BIN)/check-manifest --no-build-isolation
+	$(BIN)/check-manifest --no-build-isolation client
 
 .PHONY: test
 test: lint pytest-all docs release-check ## Install, lint, test on every Plone, build docs, check the package
 
 .PHONY: clean
 clean: ## Remove the virtualenvs, the instances and build output
-	rm -rf .venv .venv-* var docs/_build build dist src/*.egg-info
+	rm -rf .venv .venv-* var docs/_build build dist src/*.egg-info client/src/*.egg-info

@@ -265,29 +265,28 @@ def test_engine_api_cancel(site, api, background, gates, rewind, snapshot):  # n
 
 def test_unlock_and_cancel_in_process(site, api, background, gates, rewind, snapshot):  # noqa: F811
     """``plone-upgrade --zope-conf ... unlock|cancel``: the in-process door."""
-    from collective.upgradeapi.cli import locking
-    from collective.upgradeapi.cli.failure import Failure
-    from collective.upgradeapi.cli.sitedoor import SiteDoor
+    from collective.upgradeapi.cli.site import SiteDoor
+    from plone_upgrade.door import Failure
 
     door = SiteDoor(site, "ops")
-    assert locking.read_lock(door) is None
-    assert locking.break_lock(door, force=False) is None
-    assert locking.cancel_run(door) is None
+    assert door.lock() is None
+    assert door.unlock(force=False) is None
+    assert door.cancel() is None
 
     rewind({SLOW: "5000"})
     before = snapshot()
     future = background({"profiles": [SLOW]})
     wait_for_status(api, at_step("Slow: first step"))
 
-    assert locking.read_lock(door)["state"] == "alive"
+    assert door.lock()["state"] == "alive"
     with pytest.raises(Failure) as refused:
-        locking.break_lock(door, force=False)
+        door.unlock(force=False)
     assert refused.value.document["status"] == 409
-    done = locking.cancel_run(door)
+    done = door.cancel()
     assert done["@id"] == site.absolute_url() + "/@upgrade/run"
     assert done["cancel_requested"]["user"] == "ops"
     slow.open_gate(gates, "1")
 
     assert future.result(timeout=60).json()["cancelled_by"] == "ops"
-    assert locking.read_lock(door) is None
+    assert door.lock() is None
     assert snapshot() == before

@@ -40,7 +40,7 @@ COMMANDS = ("wait", "check", "plan", "run", "stamp", "history", "unlock", "cance
 
 
 def plone_upgrade(*args, env=None, timeout=60, background=False):
-    """Run ``python -m collective.upgradeapi.cli ARGS`` with ``env`` only.
+    """Run ``python -m plone_upgrade ARGS`` with ``env`` only.
 
     No ``PLONE_*`` variable of the caller leaks in. Returns the completed
     process, in text mode, stdin closed; with ``background``, the running
@@ -52,7 +52,7 @@ def plone_upgrade(*args, env=None, timeout=60, background=False):
     environment.update({k: v for k, v in (env or {}).items() if v is not None})
     if background:
         return subprocess.Popen(
-            [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+            [sys.executable, "-m", "plone_upgrade", *args],
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -60,7 +60,7 @@ def plone_upgrade(*args, env=None, timeout=60, background=False):
             text=True,
         )
     return subprocess.run(
-        [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+        [sys.executable, "-m", "plone_upgrade", *args],
         env=environment,
         capture_output=True,
         text=True,
@@ -247,7 +247,7 @@ def test_client_imports_neither_zope_nor_plone():
     # Only modules with a file count: Plone 6.0's namespace .pth files create
     # empty namespace modules (Products, plone, zope) at start-up.
     code = (
-        "import sys, collective.upgradeapi.cli\n"
+        "import sys, plone_upgrade, plone_upgrade.commands, plone_upgrade.run\n"
         "heavy = sorted(m for m, module in sys.modules.items() if m.split('.')[0] in "
         "('Zope2', 'ZODB', 'Products', 'plone', 'zope', 'transaction', 'App') "
         "and getattr(module, '__file__', None))\n"
@@ -436,7 +436,7 @@ def test_password_is_asked_for_on_a_terminal(site):
     environment.update({"PLONE_URL": site.absolute_url(), "PLONE_USER": "admin"})
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "collective.upgradeapi.cli", "check"],
+            [sys.executable, "-m", "plone_upgrade", "check"],
             env=environment,
             stdin=follower,
             stdout=subprocess.PIPE,
@@ -1178,7 +1178,7 @@ def on_a_terminal(fake, *args):
         {"PLONE_URL": fake.url, "PLONE_USER": "admin", "PLONE_PASSWORD": "x"}
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "collective.upgradeapi.cli", *args],
+        [sys.executable, "-m", "plone_upgrade", *args],
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -1252,7 +1252,7 @@ class FakeTerminal:
 
 
 def test_progress_bar_renderer():
-    from collective.upgradeapi.cli import progressbar
+    from plone_upgrade import progress as progressbar
 
     stream = FakeTerminal()
     assert progressbar.is_terminal(stream)
@@ -1275,7 +1275,7 @@ def test_progress_bar_renderer():
 
 
 def test_progress_bar_fits_the_terminal():
-    from collective.upgradeapi.cli import progressbar
+    from plone_upgrade import progress as progressbar
 
     stream = FakeTerminal()
     bar = progressbar.Bar(stream, columns=40)
@@ -1286,7 +1286,7 @@ def test_progress_bar_fits_the_terminal():
 
 
 def test_progress_bar_draws_nothing_for_an_empty_run():
-    from collective.upgradeapi.cli import progressbar
+    from plone_upgrade import progress as progressbar
 
     stream = FakeTerminal()
     progressbar.Bar(stream).finish(0, 0)

@@ -60,7 +60,7 @@ def test_help_imports_neither_zope_nor_plone():
     """Over HTTP the CLI needs click and requests only: --help loads no Zope."""
     code = (
         "import sys\n"
-        "from collective.upgradeapi.cli import main\n"
+        "from plone_upgrade import main\n"
         "for args in ([], ['check'], ['plan'], ['run'], ['history'], ['wait']):\n"
         "    try:\n"
         "        main([*args, '--help'])\n"
@@ -83,7 +83,7 @@ def test_help_imports_neither_zope_nor_plone():
 def test_a_crash_exits_2_not_1():
     """Exit 1 means "upgrades pending": a bug or a broken install must not."""
     code = (
-        "from collective.upgradeapi.cli import doors, main\n"
+        "from plone_upgrade import doors, main\n"
         "def broken(*args):\n"
         "    raise ImportError('a broken install')\n"
         "doors.choose = broken\n"

@@ -1,36 +1,99 @@
 """The private names this package relies on still exist upstream.
 
-Each test names what it guards; when one fails after an upgrade of Plone,
-``transaction`` or ZODB, the module named in the test is the one to adapt.
+Every such name is listed once, in :data:`collective.upgradeapi.compat.PRIVATE_NAMES`,
+with the module that uses it: when a test here fails after an upgrade of
+Plone, Zope, ``transaction`` or ZODB, that module is the one to adapt. The
+other tests check that the names still behave as they are used.
 """
 
 from collective.upgradeapi import compat
 from collective.upgradeapi.engine import txn
-from Products.CMFPlone.MigrationTool import MigrationTool
+from pathlib import Path
 
+import collective.upgradeapi
+import importlib
+import inspect
+import pytest
+import re
 import transaction
 import ZODB.Connection
 
 
+PACKAGE = Path(collective.upgradeapi.__file__).parent
+
+
+def _lines(label):
+    return {tuple(int(part) for part in line.split(".")) for line in label.split("/")}
+
+
+NAMES = [
+    (name, used_in)
+    for label, entries in compat.PRIVATE_NAMES.items()
+    if compat.PLONE_VERSION in _lines(label)
+    for name, used_in in entries
+]
+
+
+def _module(parts):
+    """The longest importable module of ``parts``, and how many parts it took."""
+    for cut in range(len(parts), 0, -1):
+        try:
+            return importlib.import_module(".".join(parts[:cut])), cut
+        except ImportError:
+            continue
+    raise AssertionError(f"no module in {'.'.join(parts)}")
+
+
+def _assigned_in_init(cls, name):
+    """Whether ``cls`` or a base assigns ``self.<name>`` in its code."""
+    assigned = re.compile(rf"\bself\.{re.escape(name)}\s*=")
+    for klass in cls.__mro__:
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        if assigned.search(source):
+            return True
+    return False
+
+
+def resolve(dotted):
+    """Whether ``dotted`` names something of the installed packages."""
+    parts = dotted.split(".")
+    owner, cut = _module(parts)
+    *path, last = parts[cut:]
+    for name in path:
+        owner = getattr(owner, name)
+    if hasattr(owner, last):
+        return True
+    return isinstance(owner, type) and _assigned_in_init(owner, last)
+
+
 def test_plone_version_is_a_supported_line():
     assert compat.PLONE_VERSION in {(6, 0), (6, 1), (6, 2)}
+    assert all(
+        _lines(label) <= {(6, 0), (6, 1), (6, 2)} for label in compat.PRIVATE_NAMES
+    )
 
 
-def test_migration_tool_private_names(portal):
-    """compat.py: the core upgrade's helpers (6.2) or inline parts (6.0/6.1)."""
-    migration = portal.portal_migration
-    assert hasattr(MigrationTool, "_needRecatalog")
-    assert hasattr(MigrationTool, "_needUpdateRole")
-    if compat.PLONE_VERSION >= (6, 2):
-        assert callable(MigrationTool._upgrade_recatalog)
-        assert callable(MigrationTool._upgrade_roles)
-        assert callable(migration.get_pre_addon_list)
-    else:
-        from Products.CMFPlone.factory import _DEFAULT_PROFILE
-        from Products.CMFPlone.MigrationTool import ADDON_LIST
+@pytest.mark.parametrize("name, used_in", NAMES, ids=[name for name, _ in NAMES])
+def test_private_name_exists_upstream(name, used_in):
+    assert resolve(name), f"{name} (used in {used_in}) is gone: adapt {used_in}"
 
-        assert _DEFAULT_PROFILE == "Products.CMFPlone:plone"
-        assert len(ADDON_LIST) > 5
+
+@pytest.mark.parametrize("name, used_in", NAMES, ids=[name for name, _ in NAMES])
+def test_private_name_is_used_where_listed(name, used_in):
+    """The list stays true: a module that stops using a name drops its entry."""
+    source = (PACKAGE / used_in).read_text()
+    last = re.escape(name.rsplit(".", 1)[1])
+    assert re.search(rf"\b{last}\b", source), (
+        f"{used_in} no longer uses {name}: update compat.PRIVATE_NAMES"
+    )
+
+
+def test_resolve_tells_a_missing_name():
+    assert not resolve("ZODB.Connection.Connection._no_such_attribute")
+    assert not resolve("transaction.TransactionManager._no_such_attribute")
 
 
 def test_core_helpers_answer_on_this_version(portal):
@@ -82,11 +145,8 @@ def test_connection_transaction_manager_attribute(portal):
 def test_write_detection_internals(portal):
     """doors/hold.py: how the write hold sees that a request wrote."""
     txn = transaction.get()
-    assert isinstance(txn._resources, list)
     connection = portal._p_jar
-    assert isinstance(connection._registered_objects, list)
     assert isinstance(connection._added, dict)
-    assert hasattr(connection, "_savepoint_storage")
     portal.title = portal.title + " (changed)"
     assert connection in txn._resources
     assert portal in connection._registered_objects

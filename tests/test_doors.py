@@ -82,8 +82,9 @@ def gates(tmp_path, monkeypatch):
     return tmp_path
 
 
-def wait_for_status(api, predicate, timeout=30):
-    """Poll GET @upgrade/status until ``predicate(data)``."""
+def wait_for_status(api, predicate, timeout=120):
+    """Poll GET @upgrade/status until ``predicate(data)`` (``timeout`` bounds
+    a failure; it is no wait)."""
     deadline = time.monotonic() + timeout
     while True:
         data = api.get("/@upgrade/status").json()

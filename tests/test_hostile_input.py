@@ -78,6 +78,29 @@ def test_deeply_nested_body_is_400(api, pending, snapshot, content_type):
     assert snapshot() == pending
 
 
+def test_deeply_nested_body_to_delete_is_400(api, pending, snapshot):
+    body = "[" * 100_000 + "]" * 100_000
+
+    response = api.delete(
+        "/@upgrade/run", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert_refused(response, 400, "nested too deeply")
+    assert snapshot() == pending
+
+
+def test_deeply_nested_body_elsewhere_is_left_to_plone_rest(anon_api):
+    """Other requests get plone.rest's answer, as without this package."""
+    body = "[" * 100_000 + "]" * 100_000
+
+    response = anon_api.post(
+        "/@login", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 500, response.text
+    assert response.json()["type"] == "RecursionError"
+
+
 def test_echo_of_input_is_bounded(api, pending, snapshot):
     huge = "x" * 5_000_000
     many = [f"no.such:profile{i}" for i in range(1000)]

@@ -1,6 +1,10 @@
-"""The release artifacts: what the sdist and the wheel hold, and honest floors.
+"""The release artifacts: what the sdists and the wheels hold, honest floors,
+and a client that installs alone.
 
-The sdist and the wheel are built once per module with
+This repository builds two distributions: collective.upgradeapi (the add-on,
+with the in-process door of ``plone-upgrade``) and, from ``client/``,
+collective.upgradeapi.client (``plone-upgrade`` over HTTP: click and
+requests only). The sdists and the wheels are built once per module with
 ``python -m build --no-isolation`` (the virtualenv's setuptools, nothing
 downloaded; about six seconds, hence ``slow``) from a copy of the working tree
 without its ``*.egg-info``: setuptools puts every file a stale ``SOURCES.txt``
@@ -13,8 +17,11 @@ from email.parser import HeaderParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from pathlib import Path
+from plone.app.testing import SITE_OWNER_NAME
+from plone.app.testing import SITE_OWNER_PASSWORD
 
 import configparser
+import os
 import pytest
 import shutil
 import subprocess
@@ -27,6 +34,9 @@ import zipfile
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "collective" / "upgradeapi"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+CLIENT = ROOT / "client"
+CLIENT_PYPROJECT = tomllib.loads((CLIENT / "pyproject.toml").read_text())
+CLIENT_NAME = CLIENT_PYPROJECT["project"]["name"]
 CONSTRAINTS = sorted(ROOT.glob("constraints*.txt"))
 
 
@@ -59,6 +69,19 @@ def dist(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def client_wheel(tmp_path_factory):
+    """The client's wheel, built from a copy of ``client/``, open."""
+    tree = tmp_path_factory.mktemp("client") / "client"
+    shutil.copytree(CLIENT, tree, ignore=NOT_COPIED)
+    outdir = tmp_path_factory.mktemp("client-dist")
+    command = [sys.executable, "-m", "build", "--no-isolation", "--outdir", outdir]
+    subprocess.run([*command, tree], check=True, capture_output=True)
+    (path,) = outdir.glob("*.whl")
+    with zipfile.ZipFile(path) as wheel:
+        yield wheel
+
+
+@pytest.fixture(scope="module")
 def sdist_files(dist):
     """The sdist's file names, relative to its top directory."""
     (path,) = dist.glob("*.tar.gz")
@@ -73,6 +96,13 @@ def wheel(dist):
     (path,) = dist.glob("*.whl")
     with zipfile.ZipFile(path) as wheel:
         yield wheel
+
+
+def entry_points(wheel):
+    """The wheel's ``entry_points.txt``, parsed."""
+    parsed = configparser.ConfigParser()
+    parsed.read_string(dist_info(wheel, "entry_points.txt"))
+    return parsed
 
 
 def dist_info(wheel, name):
@@ -167,14 +197,43 @@ def test_wheel_has_the_testing_profiles_metadata(wheel):
 
 @pytest.mark.slow
 def test_wheel_entry_points(wheel):
-    entry_points = configparser.ConfigParser()
-    entry_points.read_string(dist_info(wheel, "entry_points.txt"))
-    assert dict(entry_points["plone.autoinclude.plugin"]) == {
+    found = entry_points(wheel)
+    assert dict(found["plone.autoinclude.plugin"]) == {
         "target": "plone",
         "module": "collective.upgradeapi",
     }
-    assert entry_points["console_scripts"]["plone-upgrade"] == (
-        "collective.upgradeapi.cli:main"
+    # The in-process door of plone-upgrade; the script comes with the client.
+    assert dict(found["plone_upgrade.doors"]) == {
+        "zope_conf": "collective.upgradeapi.cli.inprocess:run"
+    }
+    assert "console_scripts" not in found
+
+
+@pytest.mark.slow
+def test_client_wheel_has_the_script_and_needs_click_and_requests_only(
+    client_wheel,
+):
+    assert entry_points(client_wheel)["console_scripts"]["plone-upgrade"] == (
+        "plone_upgrade:main"
+    )
+    metadata = HeaderParser().parsestr(dist_info(client_wheel, "METADATA"))
+    required = {Requirement(r).name for r in metadata.get_all("Requires-Dist")}
+    assert required == {"click", "requests"}
+    names = client_wheel.namelist()
+    assert "plone_upgrade/http.py" in names
+    assert not [n for n in names if n.startswith("collective/")]
+    assert dist_info(client_wheel, "licenses/LICENSE") == (ROOT / "LICENSE").read_text()
+
+
+def test_the_client_is_one_version_with_the_addon():
+    assert CLIENT_PYPROJECT["project"]["version"] == PYPROJECT["project"]["version"]
+    (needed,) = [
+        Requirement(line)
+        for line in PYPROJECT["project"]["dependencies"]
+        if canonicalize_name(Requirement(line).name) == canonicalize_name(CLIENT_NAME)
+    ]
+    assert needed.specifier.contains(
+        CLIENT_PYPROJECT["project"]["version"], prereleases=True
     )
 
 
@@ -211,11 +270,56 @@ def pins(path):
 @pytest.mark.parametrize("constraints", CONSTRAINTS, ids=lambda path: path.name)
 def test_every_tested_version_set_meets_the_floors(constraints):
     pinned = pins(constraints)
-    for line in PYPROJECT["project"]["dependencies"]:
+    lines = PYPROJECT["project"]["dependencies"]
+    for line in lines + CLIENT_PYPROJECT["project"]["dependencies"]:
         requirement = Requirement(line)
+        if requirement.name == CLIENT_NAME:
+            continue  # built from this repository
         version = pinned.get(canonicalize_name(requirement.name))
         assert version, f"{requirement.name} is not pinned in {constraints.name}"
         assert requirement.specifier.contains(version, prereleases=True), (
             f"{constraints.name} pins {requirement.name}=={version}, "
             f"outside {requirement.specifier}"
         )
+
+
+@pytest.mark.slow
+def test_the_client_installs_alone_and_checks_a_site(site, tmp_path):
+    """One ``pip install`` on a CI runner: click and requests, no Zope, no Plone.
+
+    Into an empty virtualenv, from a copy of ``client/`` (so that nothing is
+    built in the working tree); wheels come from the configured index.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run(["python3.11", "-m", "venv", venv], check=True)
+    source = tmp_path / "client"
+    shutil.copytree(CLIENT, source, ignore=NOT_COPIED)
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "--quiet", source]
+    subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    installed = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "list", "--format=freeze"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    names = {canonicalize_name(line.split("==")[0]) for line in installed.split()}
+    assert {"click", "requests", canonicalize_name(CLIENT_NAME)} <= names
+    assert not names & {"zope", "products-cmfplone", "collective-upgradeapi"}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLONE_")}
+    env.update(
+        PLONE_URL=site.absolute_url(),
+        PLONE_USER=SITE_OWNER_NAME,
+        PLONE_PASSWORD=SITE_OWNER_PASSWORD,
+    )
+    result = subprocess.run(
+        [venv / "bin" / "plone-upgrade", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{site.absolute_url()} is up to date")

@@ -5,6 +5,7 @@ from plone.autoinclude.loader import load_packages
 
 import collective.upgradeapi
 import pathlib
+import re
 
 
 def test_autoinclude_plugin_entry_point():
@@ -30,3 +31,13 @@ def test_override_files_ship_with_the_package():
     assert (root / "services" / "upgrade" / "overrides.zcml").is_file()
     # No GenericSetup profile: nothing needs installing in the site.
     assert not (root / "profiles").exists()
+
+
+def test_overrides_replace_only_what_plone_restapi_registers():
+    """GET and POST @upgrade (and POST @addons) replace plone.restapi's;
+    DELETE @upgrade overrides nothing and is registered normally."""
+    root = pathlib.Path(collective.upgradeapi.__file__).parent
+    overrides = (root / "services" / "upgrade" / "overrides.zcml").read_text()
+    assert re.findall(r'method="(\w+)"', overrides) == ["GET", "POST"]
+    services = (root / "services" / "configure.zcml").read_text()
+    assert re.findall(r'method="(\w+)"', services) == ["DELETE"]

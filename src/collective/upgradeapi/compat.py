@@ -10,9 +10,11 @@ inline in ``upgrade()``, with the module-level ``ADDON_LIST`` and
 ``factory._DEFAULT_PROFILE``.
 
 The functions here answer with the same result on each version, so the rest
-of the package never asks which Plone it runs on. The private names they use
-are listed in :data:`PRIVATE_NAMES`; ``tests/test_compat.py`` fails when an
-upstream release removes one of them.
+of the package never asks which Plone it runs on.
+
+:data:`PRIVATE_NAMES` lists every private name of another library that this
+package uses, wherever it is used; ``tests/test_compat.py`` fails when an
+upstream release removes or renames one of them.
 """
 
 from importlib.metadata import version as distribution_version
@@ -24,18 +26,39 @@ PLONE_VERSION = tuple(
     int(part) for part in distribution_version("Products.CMFPlone").split(".")[:2]
 )
 
-#: Private names of Products.CMFPlone this module relies on, per version line.
+_TOOL = "Products.CMFPlone.MigrationTool.MigrationTool"
+
+#: Every private (or undocumented) name of another library this package uses,
+#: as ``(dotted name, module of this package that uses it)``, per Plone line.
+#: A dotted name is a module, then attributes; an attribute that objects get
+#: in ``__init__`` is named on their class.
 PRIVATE_NAMES = {
+    "6.0/6.1/6.2": (
+        # Zope: the Authorization header, kept out of the environment
+        ("ZPublisher.HTTPRequest.HTTPRequest._auth", "services/csrf.py"),
+        # Zope: the sites in the Zope root
+        ("OFS.ObjectManager.ObjectManager._objects", "lifecycle.py"),
+        ("OFS.ObjectManager.ObjectManager._getOb", "lifecycle.py"),
+        # transaction: the run's own manager (a subclass)
+        ("transaction.TransactionManager._txn", "engine/txn.py"),
+        ("transaction.TransactionManager._synchs", "engine/txn.py"),
+        # transaction and ZODB: what a request's transaction changed
+        ("transaction.Transaction._resources", "doors/hold.py"),
+        ("ZODB.Connection.Connection._registered_objects", "doors/hold.py"),
+        ("ZODB.Connection.Connection._added", "doors/hold.py"),
+        ("ZODB.Connection.Connection._savepoint_storage", "doors/hold.py"),
+        # logging: every logger created so far (undocumented)
+        ("logging.Manager.loggerDict", "engine/logcapture.py"),
+    ),
+    # Products.CMFPlone: the core upgrade's helpers (6.2) or inline parts
     "6.2": (
-        "MigrationTool._upgrade_recatalog",
-        "MigrationTool._upgrade_roles",
-        "MigrationTool._needRecatalog",
-        "MigrationTool._needUpdateRole",
+        (f"{_TOOL}._upgrade_recatalog", "compat.py"),
+        (f"{_TOOL}._upgrade_roles", "compat.py"),
     ),
     "6.0/6.1": (
-        "factory._DEFAULT_PROFILE",
-        "MigrationTool._needRecatalog",
-        "MigrationTool._needUpdateRole",
+        (f"{_TOOL}._needRecatalog", "compat.py"),
+        (f"{_TOOL}._needUpdateRole", "compat.py"),
+        ("Products.CMFPlone.factory._DEFAULT_PROFILE", "compat.py"),
     ),
 }
 

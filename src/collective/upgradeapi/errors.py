@@ -1,9 +1,11 @@
 """One exception for every error answer: an HTTP status, a type and a message.
 
-Raised anywhere (engine, tracking, services); the services let it propagate,
-so Zope's failure path runs (the transaction is aborted, ``IPubFailure``
-subscribers and the error log see it, no after-success hook runs), and
-:mod:`collective.upgradeapi.services.errors` renders its body as JSON.
+Raised anywhere (engine, tracking, services, doors) and rendered in one place,
+:func:`collective.upgradeapi.services.errors.render`: a refusal (4xx) is
+answered by the service that met it and stays out of the error log; anything
+else goes through Zope's failure path (the transaction is aborted,
+``IPubFailure`` subscribers and the error log see it, no after-success hook
+runs).
 """
 
 #: At most this many ids, and this many characters of each, are echoed back.
@@ -35,6 +37,8 @@ class UpgradeError(Exception):
         omitted.
     :param status: the HTTP status; the class's :attr:`status` if omitted.
     :param details: extra keys of the body.
+
+    :attr:`headers` are set on the response with the status.
     """
 
     status = 500
@@ -48,6 +52,7 @@ class UpgradeError(Exception):
         if status is not None:
             self.status = status
         self.details = details
+        self.headers = {}
 
     def body(self):
         """The JSON answer."""

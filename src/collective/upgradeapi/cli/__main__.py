@@ -1,6 +1,6 @@
 """``python -m collective.upgradeapi.cli``: the same as ``plone-upgrade``."""
 
-from collective.upgradeapi.cli import main
+from plone_upgrade import main
 
 
 if __name__ == "__main__":

@@ -1,32 +1,27 @@
 """The in-process door: ``plone-upgrade --zope-conf PATH COMMAND``.
 
-Imported only when ``--zope-conf`` is given: this is where Zope starts.
+:func:`run` is the entry point ``plone_upgrade.doors: zope_conf`` that the
+client calls: imported only with ``--zope-conf``, this is where Zope starts,
+as ``Zope2.app()`` documents for scripts (``ZOPE_CONFIG``, no WSGI server).
+Then, like ``zconsole run``: a request for ``http://localhost/`` (so that the
+``@id`` of a site ``Plone`` is ``http://localhost/Plone/@upgrade``) and a
+security manager for a ``Manager`` named after the user the history records.
+Before a command works on a site, the request traverses into it as a request
+of the site would (site hook, browser layers).
 
-Zope starts the way ``Zope2.app()`` documents for scripts: the configuration
-``PATH`` (``ZOPE_CONFIG``), then :func:`Zope2.App.startup.startup` (ZCML,
-products, the database), without a WSGI server. Then, like ``zconsole run``:
-a request (:func:`Testing.makerequest.makerequest`) for
-``http://localhost/``, so that the ``@id`` of a site ``Plone`` is
-``http://localhost/Plone/@upgrade``, and a security manager for a user with
-the ``Manager`` role named after the user the history records. Before a
-command works on a site, the request traverses into it as a request of the
-site would (site hook, browser layers).
-
-The site's lock and history are the ones the HTTP door uses: they live in
-the database, so a ``runwsgi`` process serving the same ZEO or RelStorage
-database sees this run and is refused while it holds the lock, and the other
-way round. A FileStorage can be opened by one process only: stop the server,
-or use ZEO.
+The lock and history live in the database: a ``runwsgi`` process serving the
+same ZEO or RelStorage database and this door refuse each other's runs. A
+FileStorage can be opened by one process only: stop the server, or use ZEO.
 """
 
 from AccessControl.SecurityManagement import newSecurityManager
 from AccessControl.SecurityManagement import noSecurityManager
 from AccessControl.users import UnrestrictedUser
-from collective.upgradeapi.cli.failure import ERROR
-from collective.upgradeapi.cli.failure import Failure
-from collective.upgradeapi.cli.failure import OK
-from collective.upgradeapi.cli.options import Output
-from collective.upgradeapi.cli.sitedoor import SiteDoor
+from collective.upgradeapi.cli.site import SiteDoor
+from plone_upgrade.door import ERROR
+from plone_upgrade.door import Failure
+from plone_upgrade.door import OK
+from plone_upgrade.options import Output
 from Testing.makerequest import makerequest
 from zope.component.hooks import setSite
 from zope.event import notify
@@ -103,7 +98,7 @@ def plone_sites(app):
 
 
 def choose_sites(app, where):
-    """The sites the command works on; see :class:`.doors.Where`.
+    """The sites the command works on; see ``plone_upgrade.doors.Where``.
 
     :raises .failure.Failure: no site, several without ``--site``, or no
         site ``--site ID``.
@@ -143,7 +138,8 @@ def _sites_error(error_type, where, ids):
 def run(f, where, user, as_json, options):
     """Run the command ``f`` on the chosen sites; return the exit code.
 
-    :param where: a :class:`.doors.Where` with ``zope_conf``.
+    :param f: the command, called as ``f(door, out, **options)``.
+    :param where: a ``plone_upgrade.doors.Where`` with ``zope_conf``.
     :param user: the user the history records; the OS user if ``None``.
     """
     out = Output(as_json)

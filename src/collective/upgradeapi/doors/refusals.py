@@ -1,23 +1,20 @@
 """What a closed door answers: 409 while the lock is held, 503 while writes
-are held off; JSON for REST requests, a short HTML page for the others.
+are held off.
 
-Both are raised (so Zope aborts the request's transaction and no
-after-success hook runs) and rendered by :class:`RefusalView`.
+Both are raised from a publication event (so Zope aborts the request's
+transaction and no after-success hook runs) and rendered as every
+:class:`~collective.upgradeapi.errors.UpgradeError` is
+(:mod:`collective.upgradeapi.services.errors`): JSON for REST requests, a
+short HTML page for the others.
 """
 
 from Acquisition import aq_chain
 from collective.upgradeapi import api
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.services.errors import UpgradeErrorView
 from collective.upgradeapi.tracking.store import SideConnection
-from html import escape
 from plone.base.interfaces import IPloneSiteRoot
-from plone.rest.interfaces import IAPIRequest
-from Products.Five.browser import BrowserView
-from zope.component import adapter
 from zope.component.hooks import getSite
-from zope.interface import Interface
 
 
 #: Seconds a held writer is asked to wait before it tries again.
@@ -92,37 +89,4 @@ class WriteHeld(UpgradeError):
             lock=lock,
             retry_after=retry_after,
         )
-        #: Set on the response by Zope's publisher with the error's status.
         self.headers = {"Retry-After": str(retry_after)}
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>{title}</title></head>
-<body>
-<h1>{title}</h1>
-<p>{message}</p>
-</body>
-</html>
-"""
-
-TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
-
-
-@adapter(UpgradeError, Interface)
-class RefusalView(BrowserView):
-    """Renders :class:`DoorClosed` and :class:`WriteHeld`: this package's JSON
-    error for REST requests, a short HTML page for the others."""
-
-    def __call__(self):
-        error = self.context
-        if IAPIRequest.providedBy(self.request):
-            return UpgradeErrorView(error, self.request)()
-        title = TITLES.get(error.status, "The request was refused")
-        response = self.request.response
-        response.setHeader("Content-Type", "text/html; charset=utf-8")
-        response.setStatus(error.status, lock=1)
-        message = escape(error.message, quote=False)
-        body = PAGE.format(title=escape(title), message=message)
-        response.setBody(body, lock=1)
-        return None

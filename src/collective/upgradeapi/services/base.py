@@ -1,22 +1,23 @@
-"""What the upgrade services share: the site's URL, the user, raised errors."""
+"""What the upgrade services share: the site's URL, the user, refusals."""
 
 from collective.upgradeapi import api
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.services import errors
 from plone.restapi.services import Service
 from zope.interface import implementer
 from zope.publisher.interfaces import IPublishTraverse
 
-import json
+import transaction
 
 
 class AnswersRefusals:
     """A REST service mixin: refusals are answered, failures raised.
 
-    Errors are raised as :class:`collective.upgradeapi.errors.UpgradeError`.
-    A refusal (4xx: bad input, the lock is held, no such run) is answered
-    here: nothing ran, so it is no failure of the site and stays out of its
-    error log. A failure (5xx: a step failed) goes on to Zope's failure path,
-    where :mod:`.errors` renders it.
+    A refusal (an :class:`~collective.upgradeapi.errors.UpgradeError` of
+    status 4xx: bad input, the lock is held, no such run) is no failure of the
+    site: it is answered here, stays out of the error log, and the request's
+    transaction is aborted. A failure (5xx) goes on to Zope's failure path.
+    Both are rendered by :func:`.errors.render`.
     """
 
     def render(self):
@@ -25,10 +26,9 @@ class AnswersRefusals:
         except UpgradeError as error:
             if error.status >= 500:
                 raise
-            response = self.request.response
-            response.setStatus(error.status)
-            response.setHeader("Content-Type", "application/json")
-            return json.dumps(error.body(), indent=2, sort_keys=True)
+            transaction.doom()
+            errors.render(error, self.request)
+            return None
 
 
 class UpgradeService(AnswersRefusals, Service):

@@ -1,53 +1,59 @@
-"""The JSON answer of a raised :class:`collective.upgradeapi.errors.UpgradeError`.
+"""The one answer of a raised :class:`collective.upgradeapi.errors.UpgradeError`.
 
-Registered as the exception view of REST requests for that class (more
-specific than plone.rest's view for every exception), so the answer has the
-error's own status and body, while Zope's failure path runs as for any
-exception: the transaction is aborted, ``IPubFailure`` subscribers (the error
-log) see it, no after-success hook runs.
+:func:`render` answers the refusals (4xx) of the services; :class:`ErrorView`,
+the exception view for every request, answers the rest after Zope's failure
+path (failures, and what the classic doors and the write hold raise). REST
+requests get ``{"type", "message", **details}`` as JSON, other requests (a
+browser form was the door) a short HTML page.
 """
 
-from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UpgradeError
-from plone.rest.errors import ErrorHandling
+from html import escape
 from plone.rest.interfaces import IAPIRequest
 from plone.rest.interfaces import ICORSPolicy
 from Products.Five.browser import BrowserView
 from zope.component import adapter
 from zope.component import queryMultiAdapter
+from zope.interface import Interface
 
 import json
 
 
-@adapter(UpgradeError, IAPIRequest)
-class UpgradeErrorView(BrowserView):
-    """Renders ``{"type", "message", **details}`` with the error's status."""
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<h1>{title}</h1>
+<p>{message}</p>
+</body>
+</html>
+"""
 
-    def __call__(self):
-        error = self.context
-        policy = queryMultiAdapter((self.context, self.request), ICORSPolicy)
+TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
+
+
+def render(error, request):
+    """Set ``error``'s status, headers and body on the response, locked."""
+    response = request.response
+    response.setStatus(error.status, lock=1)
+    for name, value in error.headers.items():
+        response.setHeader(name, value)
+    if IAPIRequest.providedBy(request):
+        policy = queryMultiAdapter((error, request), ICORSPolicy)
         if policy is not None:
             policy.process_simple_request()
-        response = self.request.response
         response.setHeader("Content-Type", "application/json")
-        response.setStatus(error.status, lock=1)
-        response.setBody(json.dumps(error.body(), indent=2, sort_keys=True), lock=1)
-        return None
+        body = json.dumps(error.body(), indent=2, sort_keys=True)
+    else:
+        response.setHeader("Content-Type", "text/html; charset=utf-8")
+        title = escape(TITLES.get(error.status, "The request was refused"))
+        body = PAGE.format(title=title, message=escape(error.message, quote=False))
+    response.setBody(body, lock=1)
 
 
-@adapter(RecursionError, IAPIRequest)
-class DeepBodyView(ErrorHandling):
-    """A JSON body nested too deeply to decode, sent to ``@upgrade``: 400.
-
-    plone.restapi's token plugin decodes every JSON body while authenticating,
-    before any service runs, and lets Python's ``RecursionError`` through.
-    For ``@upgrade`` requests that is bad input; any other request gets
-    plone.rest's answer, as without this package.
-    """
+@adapter(UpgradeError, Interface)
+class ErrorView(BrowserView):
+    """The exception view of :class:`UpgradeError`: :func:`render`."""
 
     def __call__(self):
-        decoding = "decoding a JSON" in str(self.context)
-        if not (decoding and "/@upgrade" in self.request.get("PATH_INFO", "")):
-            return super().__call__()
-        error = BadInput("The body is nested too deeply to be an @upgrade request.")
-        return UpgradeErrorView(error, self.request)()
+        render(self.context, self.request)

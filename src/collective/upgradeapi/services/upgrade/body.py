@@ -9,6 +9,11 @@ from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
+from collective.upgradeapi.services.base import UpgradeService
+from collective.upgradeapi.services.errors import render
+from plone.rest.errors import ErrorHandling
+from plone.rest.interfaces import IAPIRequest
+from zope.component import adapter
 
 import json
 
@@ -161,3 +166,19 @@ def _stamp(data):
         )
     ids = _id_list(data, "stamp")
     return tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))
+
+
+@adapter(RecursionError, IAPIRequest)
+class DeepBodyView(ErrorHandling):
+    """A JSON body too deep for plone.restapi's token plugin, which decodes it
+    while authenticating and lets ``RecursionError`` through: 400 when the
+    request goes to an ``@upgrade`` service and :func:`load` refuses the body;
+    plone.rest's answer otherwise, as without this package."""
+
+    def __call__(self):
+        if isinstance(self.request.get("PUBLISHED"), UpgradeService):
+            try:
+                load(self.request.get("BODY"))
+            except BadInput as error:
+                return render(error, self.request)
+        return super().__call__()

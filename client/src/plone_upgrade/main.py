@@ -1,17 +1,17 @@
 """The ``plone-upgrade`` command group and its console script."""
 
-from collective.upgradeapi.cli import doors
-from collective.upgradeapi.cli.checking import check
-from collective.upgradeapi.cli.checking import plan
-from collective.upgradeapi.cli.failure import ERROR
-from collective.upgradeapi.cli.history import history
-from collective.upgradeapi.cli.locking import cancel
-from collective.upgradeapi.cli.locking import unlock
-from collective.upgradeapi.cli.options import ENVIRONMENT
-from collective.upgradeapi.cli.options import EXIT_CODES
-from collective.upgradeapi.cli.running import run
-from collective.upgradeapi.cli.stamping import stamp
-from collective.upgradeapi.cli.waiting import wait
+from plone_upgrade import doors
+from plone_upgrade.commands import check
+from plone_upgrade.commands import history
+from plone_upgrade.commands import plan
+from plone_upgrade.commands import stamp
+from plone_upgrade.commands import wait
+from plone_upgrade.door import ERROR
+from plone_upgrade.locks import cancel
+from plone_upgrade.locks import unlock
+from plone_upgrade.options import ENVIRONMENT
+from plone_upgrade.options import EXIT_CODES
+from plone_upgrade.run import run
 
 import click
 import sys
@@ -29,7 +29,9 @@ def door_options(f):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
     epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
 )
-@click.version_option(package_name="collective.upgradeapi", prog_name="plone-upgrade")
+@click.version_option(
+    package_name="collective.upgradeapi.client", prog_name="plone-upgrade"
+)
 @door_options
 @click.pass_context
 def cli(ctx, zope_conf, site_id, all_sites):

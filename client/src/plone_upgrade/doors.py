@@ -1,19 +1,31 @@
 """Which door a command goes through: HTTP (``--url``) or in-process.
 
 ``--zope-conf PATH`` opens the Zope database of that configuration in this
-process and works on its Plone sites directly (see :mod:`.inprocess`):
-``--site ID`` picks one, ``--all-sites`` takes them all. These options may
-come before the command (``plone-upgrade --zope-conf PATH check``) or after
-it (``plone-upgrade check --zope-conf PATH``); after it wins.
+process and works on its Plone sites directly: ``--site ID`` picks one,
+``--all-sites`` takes them all. These options may come before the command
+(``plone-upgrade --zope-conf PATH check``) or after it (``plone-upgrade check
+--zope-conf PATH``); after it wins.
+
+The in-process door comes with the server package, collective.upgradeapi:
+it registers the entry point :data:`IN_PROCESS`, a function ``run(f, where,
+user, as_json, options)`` that runs the command ``f`` on the chosen sites
+and returns the exit code.
 """
 
 from click.core import ParameterSource
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from plone_upgrade.door import Failure
+from plone_upgrade.http import Client
 
 import click
+import os
+import sys
 
 
 COMMANDLINE = ParameterSource.COMMANDLINE
+#: The entry point group and name of the in-process door.
+IN_PROCESS = ("plone_upgrade.doors", "zope_conf")
 #: Options that only mean something over HTTP.
 HTTP_ONLY = ("token", "login", "timeout")
 
@@ -137,3 +149,85 @@ def _check_in_process(ctx, in_process):
             raise click.UsageError(
                 f"--{option} has no meaning with --zope-conf: nothing goes over HTTP."
             )
+
+
+def in_process():
+    """The in-process door's ``run`` function (see :data:`IN_PROCESS`).
+
+    :raises click.UsageError: collective.upgradeapi is not installed here.
+    """
+    group, name = IN_PROCESS
+    for entry_point in entry_points(group=group, name=name):
+        return entry_point.load()
+    raise click.UsageError(
+        "--zope-conf works in the Python environment of the Zope instance, "
+        "where collective.upgradeapi is installed; it is not installed here."
+    )
+
+
+def _password(user):
+    password = os.environ.get("PLONE_PASSWORD")
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise Failure(
+            f"No password for user {user!r}: set PLONE_PASSWORD (there is no "
+            "terminal to ask on).",
+            error_type="NoPassword",
+        )
+    return click.prompt(f"Password for {user}", hide_input=True, err=True)
+
+
+def _credentials(ctx, user, token, login):
+    """Choose basic auth or a token; a command-line option beats the environment."""
+    if user and token and not login:
+        from_user = ctx.get_parameter_source("user")
+        from_token = ctx.get_parameter_source("token")
+        if from_token == ParameterSource.COMMANDLINE != from_user:
+            user = None
+        elif from_user == ParameterSource.COMMANDLINE != from_token:
+            token = None
+        else:
+            raise click.UsageError("Give either --user or --token, not both.")
+    if login:
+        if not user:
+            raise click.UsageError("--login needs --user (or PLONE_USER).")
+        return ("login", user)
+    if token:
+        return ("token", token)
+    if user:
+        return ("basic", user)
+    return None
+
+
+def _connect(credentials, url, timeout):
+    timeout = timeout or None
+    if credentials is None:
+        return Client(url, timeout=timeout)
+    if credentials[0] == "token":
+        return Client(url, auth=credentials, timeout=timeout)
+    user = credentials[1]
+    password = _password(user)
+    if credentials[0] == "basic":
+        return Client(url, auth=("basic", user, password), timeout=timeout)
+    client = Client(url, timeout=timeout)
+    client.login_with = (user, password)
+    return client
+
+
+def over_http(f, ctx, out, http, options):
+    """Run the command ``f`` on a :class:`.http.Client`; return the exit code.
+
+    :param http: the options ``(url, user, token, login, timeout)``.
+    """
+    url, user, token, login, timeout = http
+    credentials = _credentials(ctx, user, token, login)
+    try:
+        client = _connect(credentials, url, timeout)
+        try:
+            return f(client, out, **options)
+        finally:
+            client.close()
+    except Failure as failure:
+        out.fail(failure)
+        return failure.exit_code

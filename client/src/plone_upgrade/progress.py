@@ -7,10 +7,10 @@ on a terminal::
     [#########...........]  45%  9/20  Title (profile)
 
 Both take the status documents of ``GET @upgrade/status`` (or, in-process,
-the same shape built from the run's events; see :mod:`.sitedoor`).
+the same shape built from the run's events; see ``collective.upgradeapi.cli.site``).
 """
 
-from collective.upgradeapi.cli import output
+from plone_upgrade import output
 
 import shutil
 import threading
@@ -20,20 +20,11 @@ WIDTH = 20
 
 
 def is_terminal(stream):
+    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _step_name(status):
-    current = status.get("current_step")
-    if isinstance(current, dict):
-        name = current.get("title") or current.get("id") or ""
-        if current.get("profile"):
-            name += f" ({current['profile']})"
-        return name
-    return "" if current is None else str(current)
 
 
 def fraction(status):
@@ -57,7 +48,7 @@ def bar_line(status, width=WIDTH):
     if isinstance(total, int):
         line += f"  {done if isinstance(done, int) else '?'}/{total}"
     state = status.get("state")
-    name = _step_name(status)
+    name = output.step_name(status)
     if state == "committing":
         name = "committing"
     elif state not in (None, "running") and not name:
@@ -79,11 +70,10 @@ class Lines:
         if status.get("current_step") and status.get("state") in (None, "running"):
             self.note(f"  {output.progress(status)}")
 
-    def finish(self, done, total, label="done"):
-        """Nothing to close: every line is complete."""
+    def finish(self, *ignored):
+        """Nothing to draw or close: every line is complete."""
 
-    def close(self):
-        """Nothing to close."""
+    close = finish
 
 
 class Bar:

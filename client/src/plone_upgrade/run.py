@@ -1,13 +1,13 @@
 """``plone-upgrade run``: upgrade, all or nothing, per profile or per step,
 or as a dry run; or mark chosen steps done without running them."""
 
-from collective.upgradeapi.cli import output
-from collective.upgradeapi.cli import progressbar
-from collective.upgradeapi.cli.failure import FAILED
-from collective.upgradeapi.cli.failure import OK
-from collective.upgradeapi.cli.options import command
-from collective.upgradeapi.cli.options import EXIT_CODES
-from collective.upgradeapi.cli.options import plural
+from plone_upgrade import output
+from plone_upgrade import progress as progressbar
+from plone_upgrade.door import FAILED
+from plone_upgrade.door import OK
+from plone_upgrade.options import command
+from plone_upgrade.options import EXIT_CODES
+from plone_upgrade.options import plural
 
 import click
 

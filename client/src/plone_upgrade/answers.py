@@ -1,6 +1,6 @@
 """HTTP answers in words: one-line messages for connection and HTTP errors."""
 
-from collective.upgradeapi.cli.failure import Failure
+from plone_upgrade.door import Failure
 
 import contextlib
 
@@ -61,6 +61,7 @@ def failure(response, site_url, who, not_found=None):
     with contextlib.suppress(ValueError):
         body = response.json()
     document = dict(body) if isinstance(body, dict) else {}
+    refused = document.get("type") == "Forbidden" and server is not None
     document.setdefault("type", response.reason or f"HTTP{status}")
     document["status"] = status
     if status == 401:
@@ -75,8 +76,9 @@ def failure(response, site_url, who, not_found=None):
                 "wrong password or token, or no 'Manage portal' permission "
                 "on this site."
             )
-    elif status == 403 and server and "needs the permission" in server:
-        # collective.upgradeapi's own refusal (marking steps done, stamping).
+    elif status == 403 and refused:
+        # The service's own refusal ({"type": "Forbidden", "message"}):
+        # marking steps done or stamping without the permission.
         message = f"Forbidden (HTTP 403): {server}"
     elif status == 403:
         message = (

@@ -138,18 +138,21 @@ def profile_results(profiles):
     return table(rows, ["PROFILE", "VERSION", "CODE"])
 
 
+def step_name(status):
+    """The step a status document says runs now: ``Title (profile)``."""
+    current = status.get("current_step")
+    if not isinstance(current, dict):
+        return _text(current, "")
+    name = current.get("title") or current.get("id") or ""
+    return name + (f" ({current['profile']})" if current.get("profile") else "")
+
+
 def progress(status):
     """One line for a status document of ``GET @upgrade/status``.
 
     ``[3/12] Title (profile)``: the step that runs now is the third of 12.
     """
-    current = status.get("current_step")
-    if isinstance(current, dict):
-        name = current.get("title") or current.get("id") or ""
-        if current.get("profile"):
-            name += f" ({current['profile']})"
-    else:
-        name = _text(current, "")
+    name = step_name(status)
     done, total = status.get("steps_done"), status.get("steps_total")
     if isinstance(done, int) and name:
         done += 1

@@ -1,22 +1,15 @@
-"""What every command shares: its options, its output, its credentials.
+"""What every command shares: its options and its output.
 
 :func:`command` turns a function ``f(door, out, **options)`` into a command
-with the connection options and ``--json``; ``door`` is the site the command
-works on: a :class:`.client.Client` over HTTP (``--url``), or with
-``--zope-conf`` a site opened in this process (:mod:`.inprocess`, imported
-only then: over HTTP nothing imports Zope).
+with the connection options and ``--json``; ``door`` is the
+:class:`.door.Door` of the site the command works on (see :mod:`.doors`).
 """
 
-from click.core import ParameterSource
-from collective.upgradeapi.cli import doors
-from collective.upgradeapi.cli.client import Client
-from collective.upgradeapi.cli.failure import Failure
+from plone_upgrade import doors
 
 import click
 import functools
 import json
-import os
-import sys
 
 
 EXIT_CODES = """\b
@@ -76,70 +69,6 @@ class Output:
         self.document(failure.document)
 
 
-def _password(user):
-    password = os.environ.get("PLONE_PASSWORD")
-    if password is not None:
-        return password
-    if not sys.stdin.isatty():
-        raise Failure(
-            f"No password for user {user!r}: set PLONE_PASSWORD (there is no "
-            "terminal to ask on).",
-            error_type="NoPassword",
-        )
-    return click.prompt(f"Password for {user}", hide_input=True, err=True)
-
-
-def _credentials(ctx, user, token, login):
-    """Choose basic auth or a token; a command-line option beats the environment."""
-    if user and token and not login:
-        from_user = ctx.get_parameter_source("user")
-        from_token = ctx.get_parameter_source("token")
-        if from_token == ParameterSource.COMMANDLINE != from_user:
-            user = None
-        elif from_user == ParameterSource.COMMANDLINE != from_token:
-            token = None
-        else:
-            raise click.UsageError("Give either --user or --token, not both.")
-    if login:
-        if not user:
-            raise click.UsageError("--login needs --user (or PLONE_USER).")
-        return ("login", user)
-    if token:
-        return ("token", token)
-    if user:
-        return ("basic", user)
-    return None
-
-
-def _connect(credentials, url, timeout):
-    timeout = timeout or None
-    if credentials is None:
-        return Client(url, timeout=timeout)
-    if credentials[0] == "token":
-        return Client(url, auth=credentials, timeout=timeout)
-    user = credentials[1]
-    password = _password(user)
-    if credentials[0] == "basic":
-        return Client(url, auth=("basic", user, password), timeout=timeout)
-    client = Client(url, timeout=timeout)
-    client.login_with = (user, password)
-    return client
-
-
-def _over_http(f, ctx, out, url, user, token, login, timeout, options):
-    """Run ``f`` on a :class:`.client.Client`; return the exit code."""
-    credentials = _credentials(ctx, user, token, login)
-    try:
-        client = _connect(credentials, url, timeout)
-        try:
-            return f(client, out, **options)
-        finally:
-            client.close()
-    except Failure as failure:
-        out.fail(failure)
-        return failure.exit_code
-
-
 CONNECTION_OPTIONS = [
     click.option(
         "--url",
@@ -178,8 +107,7 @@ def command(timeout, timeout_help, validate=None, in_process=True):
     """Add the connection options and ``--json`` to a command.
 
     The command is called as ``f(door, out, **its_own_options)`` and
-    returns an exit code; a :class:`.failure.Failure` ends it with its
-    message.
+    returns an exit code; a :class:`.door.Failure` ends it with its message.
 
     :param timeout: the default of ``--timeout``, in seconds.
     :param validate: called with the command's own options before anything
@@ -194,15 +122,11 @@ def command(timeout, timeout_help, validate=None, in_process=True):
             where = doors.choose(ctx, url, options, in_process)
             if validate is not None:
                 validate(**options)
-            out = Output(as_json)
             if where.zope_conf is None:
-                code = _over_http(
-                    f, ctx, out, url, user, token, login, timeout, options
-                )
+                http = (url, user, token, login, timeout)
+                code = doors.over_http(f, ctx, Output(as_json), http, options)
             else:
-                from collective.upgradeapi.cli import inprocess
-
-                code = inprocess.run(f, where, user, as_json, options)
+                code = doors.in_process()(f, where, user, as_json, options)
             ctx.exit(code)
 
         decorators = [

@@ -1,13 +1,14 @@
-"""HTTP access to a site's ``@upgrade`` services, with one-line error messages.
+"""The HTTP door: a site's ``@upgrade`` services, with one-line error messages.
 
 Nothing here imports Zope or Plone: the client runs anywhere ``requests``
 does, for example on a CI runner next to a container.
 """
 
-from collective.upgradeapi.cli import answers
-from collective.upgradeapi.cli.failure import Failure
-from collective.upgradeapi.cli.watch import StatusWatcher
 from importlib import metadata
+from plone_upgrade import answers
+from plone_upgrade.door import Door
+from plone_upgrade.door import Failure
+from plone_upgrade.watch import StatusWatcher
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -17,14 +18,15 @@ import requests
 
 
 ADDON_KEY = "needs_upgrade"
-
-
-def _user_agent():
-    try:
-        version = metadata.version("collective.upgradeapi")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    return f"plone-upgrade/{version} python-requests/{requests.__version__}"
+NO_SERVICE = (
+    "This server has no upgrade {what} (HTTP 404 from {url}): the "
+    "collective.upgradeapi installed there is older, or the URL is not a "
+    "Plone site."
+)
+USER_AGENT = (
+    f"plone-upgrade/{metadata.version('collective.upgradeapi.client')} "
+    f"python-requests/{requests.__version__}"
+)
 
 
 def _without_credentials(url):
@@ -41,8 +43,8 @@ def _without_credentials(url):
     return clean, auth
 
 
-class Client:
-    """Talks to one Plone site over HTTP.
+class Client(Door):
+    """Talks to one Plone site over HTTP: the :class:`.door.Door` of a URL.
 
     :param url: the site's URL, for example ``http://localhost:8080/Plone``.
     :param auth: ``None``, ``("basic", user, password)`` or ``("token", jwt)``.
@@ -50,13 +52,12 @@ class Client:
     """
 
     def __init__(self, url, auth=None, timeout=None):
-        url = url.strip().rstrip("/")
-        for suffix in ("/@upgrade", "/@upgrade/"):
-            url = url.removesuffix(suffix)
+        url = url.strip().rstrip("/").removesuffix("/@upgrade")
         if "://" not in url:
             url = f"http://{url}"
         url, in_url = _without_credentials(url)
-        self.url = url
+        #: The URL; :attr:`name`: the site as messages name it.
+        self.url = self.name = url
         # Credentials written in the URL are used (unless others were given)
         # but never shown: messages name the URL without them.
         self.auth = auth if auth is not None else in_url
@@ -64,11 +65,6 @@ class Client:
         #: ``(user, password)`` to trade for a token before the first request.
         self.login_with = None
         self.session = self.new_session()
-
-    @property
-    def name(self):
-        """The site, as messages name it: its URL."""
-        return self.url
 
     @property
     def who(self):
@@ -81,9 +77,7 @@ class Client:
     def new_session(self):
         """A ``requests`` session with this client's headers and credentials."""
         session = requests.Session()
-        session.headers.update(
-            {"Accept": "application/json", "User-Agent": _user_agent()}
-        )
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         if self.auth is not None:
             if self.auth[0] == "basic":
                 session.auth = (self.auth[1], self.auth[2])
@@ -93,8 +87,6 @@ class Client:
 
     def close(self):
         self.session.close()
-
-    # -- plumbing ----------------------------------------------------------
 
     def send(self, method, path, session=None, timeout=None, **kwargs):
         """Send one request; return the response or raise :class:`Failure`.
@@ -126,17 +118,10 @@ class Client:
         except requests.RequestException as exc:
             raise Failure(f"Request to {url} failed: {exc}.", error_type="RequestError")
 
-    def failure(self, response, not_found=None):
-        """The :class:`.failure.Failure` for an HTTP error ``response``.
-
-        :param not_found: the message for a 404, if the caller knows better.
-        """
-        return answers.failure(response, self.url, self.who, not_found)
-
     def json(self, response, not_found=None):
         """The JSON body of a 200 answer; raise :class:`Failure` otherwise."""
         if response.status_code != 200:
-            raise self.failure(response, not_found=not_found)
+            raise answers.failure(response, self.url, self.who, not_found)
         try:
             body = response.json()
         except ValueError:
@@ -152,8 +137,6 @@ class Client:
                 f"{response.url} answered unexpected JSON.", error_type="NotJSON"
             )
         return body
-
-    # -- the services --------------------------------------------------------
 
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``).
@@ -185,6 +168,17 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token}"
         return token
 
+    def _service(self, response, key):
+        """The JSON body of a 200 answer with ``key``, from this add-on."""
+        body = self.json(response)
+        if key not in body:
+            what = {"steps": "without per-step results", "profiles": "without profiles"}
+            raise Failure(
+                f"{response.url} answered {what[key]}: {answers.NOT_LOADED}.",
+                error_type="AddonNotLoaded",
+            )
+        return body
+
     def upgrade_info(self, profile=None, timeout=None):
         """``GET @upgrade``: what the site needs; checks the add-on answers it."""
         params = {"profile": profile} if profile else None
@@ -198,9 +192,17 @@ class Client:
             )
         return body
 
-    def post_upgrade(self, body):
-        """``POST @upgrade`` with ``body``; a redirect raises :class:`Failure`
-        (a POST must not be sent again elsewhere)."""
+    def prepare_run(self):
+        """Make sure that ``POST @upgrade`` reaches this add-on's service.
+
+        plone.restapi's built-in service would ignore ``profiles`` and
+        ``steps`` and run the core upgrade instead.
+        """
+        self.upgrade_info(timeout=self.timeout or 60.0)
+
+    def _post(self, body):
+        """``POST @upgrade``; a redirect raises :class:`Failure` (a POST must
+        not be sent again elsewhere)."""
         response = self.send("POST", "@upgrade", json=body, allow_redirects=False)
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location") or "another address"
@@ -211,65 +213,29 @@ class Client:
             )
         return response
 
-    def run_upgrade(self, body):
-        """``POST @upgrade``: return ``(status, document)``.
-
-        200 and 500 ``UpgradeFailed`` answers are returned; every other
-        status raises :class:`Failure`.
-        """
-        response = self.post_upgrade(body)
+    def _run(self, body):
+        response = self._post(body)
         if response.status_code == 500:
-            try:
+            with contextlib.suppress(ValueError):
                 document = response.json()
-            except ValueError:
-                document = None
-            if isinstance(document, dict) and document.get("type") == "UpgradeFailed":
-                return 500, document
-        document = self.json(response)
-        if "steps" not in document:
-            raise Failure(
-                f"{response.url} answered without per-step results: "
-                f"{answers.NOT_LOADED}.",
-                error_type="AddonNotLoaded",
-            )
-        return 200, document
-
-    def stamp(self, profile_ids):
-        """``POST @upgrade`` with ``{"stamp": [...]}``: the answer of a success.
-
-        Every error status (400: not downgraded or unknown; 403: no
-        permission; 409: locked) raises :class:`Failure`.
-        """
-        response = self.post_upgrade({"stamp": list(profile_ids)})
-        document = self.json(response)
-        if "profiles" not in document:
-            raise Failure(
-                f"{response.url} answered without profiles: {answers.NOT_LOADED}.",
-                error_type="AddonNotLoaded",
-            )
-        return document
-
-    def prepare_run(self):
-        """Make sure that ``POST @upgrade`` reaches this add-on's service.
-
-        plone.restapi's built-in service would ignore ``profiles`` and
-        ``steps`` and run the core upgrade instead.
-        """
-        self.upgrade_info(timeout=self.timeout or 60.0)
+                if isinstance(document, dict) and document.get("type") == (
+                    "UpgradeFailed"
+                ):
+                    return 500, document
+        return 200, self._service(response, "steps")
 
     def upgrade(self, body, on_progress=None, interval=1.0):
         """``POST @upgrade`` while a :class:`.watch.StatusWatcher` reports progress.
 
-        :param on_progress: called with each new status document, or ``None``.
-        :param interval: seconds between two polls of ``GET @upgrade/status``.
-        :returns: ``(status, document)``, as :meth:`run_upgrade`.
+        :returns: ``(200, answer)`` or ``(500, UpgradeFailed body)``; every
+            other answer raises :class:`Failure`.
         """
         watcher = None
         if on_progress is not None:
             watcher = StatusWatcher(self, on_progress, interval=interval)
             watcher.start()
         try:
-            return self.run_upgrade(body)
+            return self._run(body)
         except Failure as failure:
             if failure.document.get("type") == "Timeout":
                 failure.message += (
@@ -281,19 +247,46 @@ class Client:
             if watcher is not None:
                 watcher.stop()
 
+    def stamp(self, profile_ids):
+        """``POST @upgrade`` with ``{"stamp": [...]}``: the answer of a success."""
+        return self._service(self._post({"stamp": list(profile_ids)}), "profiles")
+
     def history(self, run_id=None, limit=None):
         """``GET @upgrade/history[/<run_id>]``: the runs the site remembers."""
         path = "@upgrade/history" + (f"/{run_id}" if run_id is not None else "")
         params = {"b_size": limit} if limit else None
         response = self.send("GET", path, params=params)
-        not_found = (
-            f"This server has no upgrade history (HTTP 404 from {response.url}): "
-            "the collective.upgradeapi installed there is older, or the URL is "
-            "not a Plone site."
-        )
+        not_found = NO_SERVICE.format(what="history", url=response.url)
         if response.status_code == 404 and run_id is not None:
             with contextlib.suppress(ValueError):
                 if "run_id" in response.json():
                     message = answers.server_message(response)
                     not_found = f"Not found (HTTP 404): {message}"
         return self.json(response, not_found=not_found)
+
+    def lock(self):
+        """``GET @upgrade/lock``: the lock, or ``None``."""
+        response = self.send("GET", "@upgrade/lock")
+        body = self.json(
+            response, not_found=NO_SERVICE.format(what="lock service", url=response.url)
+        )
+        return body.get("lock")
+
+    def _delete(self, path, **params):
+        """``DELETE @upgrade/<path>`` if there is a lock: the answer, or ``None``."""
+        if self.lock() is None:
+            return None
+        response = self.send("DELETE", f"@upgrade/{path}", params=params or None)
+        if response.status_code == 404:
+            return None
+        if response.status_code not in (200, 202):
+            raise answers.failure(response, self.url, self.who)
+        return response.json()
+
+    def unlock(self, force):
+        """``DELETE @upgrade/lock[?force=true]``, or ``None`` without a lock."""
+        return self._delete("lock", **({"force": "true"} if force else {}))
+
+    def cancel(self):
+        """``DELETE @upgrade/run``, or ``None`` without a run."""
+        return self._delete("run")

@@ -1,0 +1,7 @@
+"""``python -m plone_upgrade``: the same as ``plone-upgrade``."""
+
+from plone_upgrade import main
+
+
+if __name__ == "__main__":
+    main()
