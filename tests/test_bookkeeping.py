@@ -9,7 +9,7 @@ from collective.upgradeapi import api
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import packing
-from collective.upgradeapi.tracking import run as runs
+from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.state import RunState
 from pathlib import Path
@@ -244,7 +244,7 @@ def writes(monkeypatch):
 
 def test_a_quick_run_writes_twice(site, rewind, writes, sync, monkeypatch):
     """The lock taken with the run recorded; the lock released with its end."""
-    monkeypatch.setattr(runs, "STATUS_INTERVAL", 60)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 60)
     rewind({BASE: "1000"})
 
     result = api.upgrade(site, Selection(profiles=[BASE]), dry_run=True, user="me")
@@ -265,7 +265,7 @@ def test_a_quick_run_writes_twice(site, rewind, writes, sync, monkeypatch):
 
 
 def test_a_real_run_also_writes_when_it_commits(site, rewind, writes, monkeypatch):
-    monkeypatch.setattr(runs, "STATUS_INTERVAL", 60)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 60)
     rewind({BASE: "1000"})
     result = api.upgrade(site, Selection(profiles=[BASE]), user="me")
     assert result.committed
@@ -273,7 +273,7 @@ def test_a_real_run_also_writes_when_it_commits(site, rewind, writes, monkeypatc
 
 
 def test_many_quick_steps_are_not_published_one_by_one(site, writes, sync, monkeypatch):
-    monkeypatch.setattr(runs, "STATUS_INTERVAL", 60)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 60)
     profile = _profile(site, "paced", [_sleeping(0)] * 20)
     try:
         result = api.upgrade(site, Selection(profiles=[profile]), user="me")
@@ -288,7 +288,7 @@ def test_many_quick_steps_are_not_published_one_by_one(site, writes, sync, monke
 def test_a_long_step_is_published_while_it_runs(site, sync, monkeypatch):
     """The steps that ended and the step that runs are published while a
     step lasts: the long step waits until a reader sees it published."""
-    monkeypatch.setattr(runs, "STATUS_INTERVAL", 0)
+    monkeypatch.setattr(publishing, "STATUS_INTERVAL", 0)
     db = site._p_jar.db()
     seen = threading.Event()
 

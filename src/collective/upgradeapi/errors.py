@@ -73,11 +73,69 @@ class UnknownResource(UpgradeError):
     error_type = "NotFound"
 
 
+#: How a lock is broken or its run cancelled, as the lock's ``how_to_break``.
+BREAK_HOW = (
+    "Break it with DELETE @upgrade/lock (plone-upgrade unlock); its run is "
+    "recorded as abandoned."
+)
+CANCEL_HOW = (
+    "It is alive and is not broken: cancel its run with DELETE @upgrade/run "
+    "(plone-upgrade cancel; DELETE @upgrade/lock?force=true does the same). "
+    "The run stops at its next step boundary, commits nothing more and "
+    "releases the lock. A run stuck inside one step stops when its Zope "
+    "process is stopped or restarted."
+)
+
+
 class Locked(UpgradeError):
-    """Another run holds the site's upgrade lock: 409."""
+    """Another run holds the site's upgrade lock: 409.
+
+    Built from the lock as :meth:`.tracking.state.RunState.lock` shows it.
+    """
 
     status = 409
     error_type = "UpgradeLocked"
+
+    @classmethod
+    def held(cls, lock):
+        """For a run that finds the lock held: who holds it, since when,
+        whether it looks alive and what to do."""
+        who = "A dry run" if lock["dry_run"] else "An upgrade"
+        started = f"{who} started by {lock['user']}"
+        unlock = "A Manager can break the lock with DELETE @upgrade/lock "
+        if not lock["stale"]:
+            message = (
+                f"{started} is running on this site (see 'lock': its process, "
+                "since when, its last heartbeat); one upgrade runs at a time. "
+                "Follow it with GET @upgrade/status and try again when it has "
+                "ended, or cancel it with DELETE @upgrade/run (plone-upgrade "
+                "cancel)."
+            )
+        elif lock["stale_reason"] == "process_gone":
+            message = (
+                f"{started} holds the upgrade lock, but its process is gone "
+                f"(see 'lock'). {unlock}(plone-upgrade unlock)."
+            )
+        else:
+            message = (
+                f"{started} holds the upgrade lock but gave no sign of life for "
+                f"more than {lock['stale_after']} seconds (see 'lock'): its "
+                f"process probably died. {unlock}(plone-upgrade unlock)."
+            )
+        return cls(message, lock=lock)
+
+    @classmethod
+    def alive(cls, lock):
+        """For a request to break a lock that is alive."""
+        return cls(
+            f"The upgrade lock held by {lock['user']} is alive (see 'lock') and "
+            "is not broken: a second run would overlap its run. Wait for the "
+            "run to end, or cancel it with DELETE @upgrade/run (or DELETE "
+            "@upgrade/lock?force=true): it stops at its next step and releases "
+            f"the lock. It becomes stale after {lock['stale_after']} seconds "
+            "without a heartbeat.",
+            lock=lock,
+        )
 
 
 class UpgradeFailed(UpgradeError):

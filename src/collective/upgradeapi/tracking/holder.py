@@ -30,6 +30,10 @@ ALIVE = "alive"
 DEAD = "dead"
 UNKNOWN = "unknown"
 
+#: ``stale_reason`` of a stale lock.
+PROCESS_GONE = "process_gone"
+NO_HEARTBEAT = "no_heartbeat"
+
 #: Two start times of one process, read at different moments, differ by less.
 START_TOLERANCE = 1.0
 
@@ -140,6 +144,26 @@ def judge(holder, token=None):
     ):
         return DEAD  # the id was given to another process since
     return ALIVE
+
+
+def verdict(lock, last_seen):
+    """``(stale, reason)`` of a ``lock`` whose holder was last seen alive at
+    ``last_seen`` (epoch seconds).
+
+    A holder of this host whose process is gone is stale at once; a run of
+    this very process is alive while it runs; any other holder is stale after
+    :func:`.config.stale_after` seconds without a sign of life (its taking, a
+    heartbeat, a progress write).
+    """
+    judged = judge(lock.get("holder"), lock["token"])
+    if judged == DEAD:
+        return True, PROCESS_GONE
+    own = (lock.get("holder") or {}).get("boot") == identity()["boot"]
+    if own and judged == ALIVE:
+        return False, None
+    if time.time() - last_seen > config.stale_after():
+        return True, NO_HEARTBEAT
+    return False, None
 
 
 # -- the runs of this process ------------------------------------------------

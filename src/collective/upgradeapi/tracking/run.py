@@ -8,12 +8,9 @@ whatever the outcome. It writes through connections of its own
 (:mod:`.store`), so what it records is durable whatever happens to the run's
 own transaction; every rule about what it writes is in :mod:`.state`.
 
-While the run goes on, one thread of its own (:class:`Ticker`) writes the
-heartbeat, and the progress that a long step would otherwise hold back: at
-most one progress write every :data:`STATUS_INTERVAL` seconds, with the
-steps that ended. A run shorter than that writes nothing in between. The
-thread ends with the run: nothing of this package runs in a process where no
-run goes on.
+While the run goes on, a thread of its own publishes its progress and
+heartbeat (:mod:`.publishing`); the thread ends with the run: nothing of this
+package runs in a process where no run goes on.
 
 At each step boundary (the start of a step, before a commit) the run reads
 the lock: it stops, raising :class:`.engine.results.RunCancelled`, when a
@@ -21,12 +18,13 @@ Manager asked it to cancel, when it lost the lock (:class:`LockLost`) or when
 its Zope process is stopping (:class:`Stopped`).
 """
 
-from collective.upgradeapi import config
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
 from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking.publishing import Progress
+from collective.upgradeapi.tracking.publishing import Ticker
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
@@ -34,16 +32,11 @@ from contextlib import contextmanager
 from ZODB.POSException import ConflictError
 
 import logging
-import math
 import threading
-import time
 import uuid
 
 
 logger = logging.getLogger("collective.upgradeapi")
-
-#: Seconds between two progress writes while a run goes on.
-STATUS_INTERVAL = 0.5
 
 
 class LockLost(RunCancelled):
@@ -65,110 +58,6 @@ class Stopped(RunCancelled):
         Exception.__init__(self, f"The Zope process was stopped ({reason}).")
         self.user = None
         self.reason = reason
-
-
-class Progress:
-    """The live status of one run and the steps that ended, not yet written.
-
-    Written by the run's thread or its :class:`Ticker`, one at a time.
-    """
-
-    def __init__(self, run_id, commit, total):
-        self.run_id = run_id
-        self.values = {
-            "run_id": run_id,
-            "started": now(),
-            "phase": states.PREPARING,
-            "commit": commit,
-            "current_step": None,
-            "steps_started": 0,
-            "steps_done": 0,
-            "steps_total": total,
-        }
-        self.ended = []
-        self.dirty = False
-        self.written = time.monotonic()
-        self._writing = threading.Lock()
-
-    def flush(self, side, token):
-        """Write what changed; ``None`` when nothing did, ``False`` when the
-        run no longer holds the lock or is no longer recorded as running."""
-        with self._writing:
-            if not self.dirty:
-                return None
-            self.dirty = False
-            values, steps = dict(self.values), list(self.ended)
-            try:
-                written = side.transact(
-                    lambda state: state.publish(token, self.run_id, values, steps)
-                )
-            except BaseException:
-                self.dirty = True
-                raise
-            del self.ended[: len(steps)]
-            self.written = time.monotonic()
-            return written
-
-
-class Ticker(threading.Thread):
-    """The thread of one run: its heartbeat, and progress when it is due."""
-
-    def __init__(self, tracked):
-        super().__init__(name="collective.upgradeapi run", daemon=True)
-        self.tracked = tracked
-        self.interval = config.heartbeat_interval()
-        self.wake = threading.Condition()
-        self.due = None
-        self.stopping = False
-
-    def publish_at(self, moment):
-        with self.wake:
-            if self.due is None or moment < self.due:
-                self.due = moment
-                self.wake.notify()
-
-    def stop(self):
-        with self.wake:
-            self.stopping = True
-            self.wake.notify()
-        if self.is_alive():
-            self.join(timeout=10)
-
-    def _next(self, beat_at):
-        """Wait until a write is due: ``True`` for progress, ``False`` for a
-        beat, ``None`` when stopping."""
-        with self.wake:
-            while not self.stopping:
-                moment = min(beat_at, self.due if self.due is not None else math.inf)
-                left = moment - time.monotonic()
-                if left <= 0:
-                    publish = self.due is not None and self.due <= time.monotonic()
-                    if publish:
-                        self.due = None
-                    return publish
-                self.wake.wait(left)
-            return None
-
-    def run(self):
-        tracked = self.tracked
-        side = SideConnection(db=tracked.db, oid=tracked.oid)
-        beat_at = time.monotonic() + self.interval
-        try:
-            while (publish := self._next(beat_at)) is not None:
-                try:
-                    alive = (
-                        tracked.progress.flush(side, tracked.token) if publish else None
-                    )
-                    if alive is None:
-                        alive = side.transact(lambda state: state.beat(tracked.token))
-                except Exception:
-                    logger.warning("Could not write the upgrade status.", exc_info=True)
-                    alive = True
-                beat_at = time.monotonic() + self.interval
-                if not alive:
-                    return
-        finally:
-            side.close()
 
 
 class TrackedRun:
@@ -216,19 +105,19 @@ class TrackedRun:
         # Registered first: a lock of this process whose run is not
         # registered is taken for one whose run is gone.
         holders.register(self.token, self)
+        commit = "run" if self.dry_run else self.selection.get("commit", "run")
+        self.progress = Progress(commit, steps_total)
         try:
-            self.run_id = self.side.transact(
+            self.run_id = self.progress.run_id = self.side.transact(
                 lambda state: state.take(
                     self.token,
                     self.user,
                     self.dry_run,
                     self.selection,
-                    steps_total,
+                    self.progress.values,
                     profiles,
                 )
             )
-            commit = "run" if self.dry_run else self.selection.get("commit", "run")
-            self.progress = Progress(self.run_id, commit, steps_total)
             self.ticker = Ticker(self)
             self.ticker.start()
         except BaseException as exc:
@@ -260,7 +149,7 @@ class TrackedRun:
             if self.ticker is not None:
                 self.ticker.stop()
             data = {**_outcome(result, error), **recorded}
-            ended = self.progress.ended if result is None and self.progress else ()
+            ended = self.progress.ended if result is None else ()
 
             def record(state):
                 state.finish(self.token, self.run_id, outcome, ended=ended, **data)
@@ -307,39 +196,26 @@ class TrackedRun:
         stop an upgrade."""
         if event in ("start", "commit"):
             self._stop_if_asked(payload if event == "start" else None)
-        values = self.progress.values
+        progress = self.progress
         if event == "plan":
             self.plans = payload
-            values["steps_total"] = sum(
-                1
-                for plan in payload
-                for step in plan.pending
-                if self.only is None or step.id in self.only
-            )
+            only = self.only
+            pending = [s for plan in payload for s in plan.pending]
+            progress.planned(sum(1 for s in pending if only is None or s.id in only))
         elif event == "start":
             self.step = payload.task.ref()
-            values["steps_started"] += 1
-            # Plone's core upgrade adds tasks while it runs (recatalog, roles).
-            values["steps_total"] = max(values["steps_total"], values["steps_started"])
-            values.update(current_step=self.step, phase=states.RUNNING)
+            progress.started(self.step)
         elif event == "end":
             self.step = None
-            values["steps_done"] += payload.status == "done"
-            values["current_step"] = None
-            self.progress.ended.append(payload.as_dict())
-        elif event == "commit":
-            values.update(phase=states.COMMITTING, current_step=None)
-        self.progress.dirty = True
-        if event == "commit":
-            # Written now: while the run commits, the storage may not take
-            # another commit before it is done.
-            self._flush()
-        else:
-            self.ticker.publish_at(self.progress.written + STATUS_INTERVAL)
-
-    def _flush(self):
+            progress.step_ended(payload)
+        if event != "commit":
+            self.ticker.publish_at(progress.due)
+            return
+        # Written now: while the run commits, the storage may not take
+        # another commit before it is done.
+        progress.committing()
         try:
-            self.progress.flush(self.side, self.token)
+            progress.flush(self.side, self.token)
         except Exception:
             logger.warning("Could not write the upgrade status.", exc_info=True)
 

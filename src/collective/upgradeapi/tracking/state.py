@@ -14,12 +14,12 @@ stored. Each rule is written once, here:
   its run recorded as abandoned, in the same transaction;
 - only a run recorded as running may change in the history.
 
-A lock is *stale* when its holder is a process of this host that is gone (at
-once), or when it gave no sign of life (its taking, a heartbeat, a progress
-write) for :func:`.config.stale_after` seconds.
+When a lock is *stale* is :func:`.holder.verdict`'s to say.
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.errors import BREAK_HOW
+from collective.upgradeapi.errors import CANCEL_HOW
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import history
@@ -28,11 +28,10 @@ from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 
 
-#: ``state`` of a lock, and ``stale_reason`` of a stale one.
+#: ``state`` of a lock (its ``stale_reason``: :mod:`.holder`).
 ALIVE = "alive"
 STALE = "stale"
-PROCESS_GONE = "process_gone"
-NO_HEARTBEAT = "no_heartbeat"
+PROCESS_GONE = holders.PROCESS_GONE
 
 #: ``error.type`` of an abandoned run.
 LOCK_BROKEN = "LockBroken"
@@ -57,6 +56,7 @@ OUTCOMES = {
     history.ABANDONED: "abandoned",
     history.CANCELLED: "cancelled",
 }
+#: The keys of :meth:`RunState.status`, the same in every state.
 STATUS_KEYS = (
     "state",
     "dry_run",
@@ -73,18 +73,9 @@ STATUS_KEYS = (
     "error_info",
     "last_run",
 )
+#: What belongs to the run that holds the lock, and goes with it.
+HOLDER_SLOTS = ("lock", "progress", "beat")
 
-BREAK_HOW = (
-    "Break it with DELETE @upgrade/lock (plone-upgrade unlock); its run is "
-    "recorded as abandoned."
-)
-CANCEL_HOW = (
-    "It is alive and is not broken: cancel its run with DELETE @upgrade/run "
-    "(plone-upgrade cancel; DELETE @upgrade/lock?force=true does the same). "
-    "The run stops at its next step boundary, commits nothing more and "
-    "releases the lock. A run stuck inside one step stops when its Zope "
-    "process is stopped or restarted."
-)
 GONE = (
     "Its process is gone (killed, crashed or restarted) since its last sign "
     "of life (see 'heartbeat'): the run was abandoned, and what it had not "
@@ -147,25 +138,12 @@ class RunState:
         values = (self._of_holder("beat"), self._of_holder("progress"))
         return max([held["since"], *(v["updated"] for v in values if v)])
 
-    def _verdict(self):
-        """``(stale, reason)`` of the lock (see the module's documentation)."""
-        held = self.get("lock")
-        judged = holders.judge(held.get("holder"), held["token"])
-        if judged == holders.DEAD:
-            return True, PROCESS_GONE
-        own = (held.get("holder") or {}).get("boot") == holders.identity()["boot"]
-        if own and judged == holders.ALIVE:
-            return False, None
-        if now() - self.last_sign_of_life() > config.stale_after():
-            return True, NO_HEARTBEAT
-        return False, None
-
     def lock(self):
         """The lock as a plain dict, or ``None`` when there is none."""
         held = self.get("lock")
         if not held:
             return None
-        stale, reason = self._verdict()
+        stale, reason = holders.verdict(held, self.last_sign_of_life())
         recorded = held.get("holder")
         request = held.get("cancel")
         return {
@@ -188,8 +166,9 @@ class RunState:
             "how_to_break": BREAK_HOW if stale else CANCEL_HOW,
         }
 
-    def take(self, token, user, dry_run, selection, steps_total, profiles=()):
-        """Take the lock for the run ``token`` and record the run as running.
+    def take(self, token, user, dry_run, selection, progress, profiles=()):
+        """Take the lock for the run ``token``, record the run as running and
+        its first ``progress`` (a dict, its ``run_id`` set here).
 
         A lock whose holder is a process of this host that is gone is taken
         over (its run recorded as abandoned).
@@ -201,10 +180,9 @@ class RunState:
         if held and held["token"] != token:
             shown = self.lock()
             if shown["stale_reason"] != PROCESS_GONE:
-                raise locked_error(shown)
+                raise Locked.held(shown)
             self.abandon(PROCESS_GONE_ERROR, GONE)
         at = now()
-        holder = holders.identity()
         self.set(
             "lock",
             {
@@ -212,25 +190,13 @@ class RunState:
                 "user": user,
                 "since": at,
                 "dry_run": dry_run,
-                "holder": holder,
+                "holder": holders.identity(),
             },
         )
-        run_id = history.start(self, user, dry_run, selection, steps_total, profiles)
-        self.set(
-            "progress",
-            {
-                "token": token,
-                "run_id": run_id,
-                "started": at,
-                "updated": at,
-                "phase": PREPARING,
-                "commit": "run" if dry_run else selection.get("commit", "run"),
-                "current_step": None,
-                "steps_started": 0,
-                "steps_done": 0,
-                "steps_total": steps_total,
-            },
-        )
+        total = progress["steps_total"]
+        run_id = history.start(self, user, dry_run, selection, total, profiles)
+        progress["run_id"] = run_id
+        self.set("progress", {**progress, "token": token, "updated": at})
         return run_id
 
     def beat(self, token):
@@ -266,8 +232,7 @@ class RunState:
             history.steps_ended(self, run_id, list(ended))
             history.finish(self, run_id, outcome, **data)
         if self.holds(token):
-            for slot in ("lock", "progress", "beat"):
-                self.set(slot, None)
+            self._clear()
 
     def ask_cancel(self, user):
         """Ask the run that holds the lock to stop at its next step boundary
@@ -298,16 +263,7 @@ class RunState:
             raise UnknownResource("There is no upgrade lock: no upgrade is running.")
         if not shown["stale"]:
             if not force:
-                raise Locked(
-                    f"The upgrade lock held by {shown['user']} is alive (see "
-                    "'lock') and is not broken: a second run would overlap "
-                    "its run. Wait for the run to end, or cancel it with "
-                    "DELETE @upgrade/run (or DELETE @upgrade/lock?force=true): "
-                    "it stops at its next step and releases the lock. It "
-                    f"becomes stale after {shown['stale_after']} seconds "
-                    "without a heartbeat.",
-                    lock=shown,
-                )
+                raise Locked.alive(shown)
             return False, self.ask_cancel(user)
         if shown["stale_reason"] == PROCESS_GONE:
             why = "its process is gone"
@@ -338,7 +294,10 @@ class RunState:
             last_seen=seen,
             versions=self.versions,
         )
-        for slot in ("lock", "progress", "beat"):
+        self._clear()
+
+    def _clear(self):
+        for slot in HOLDER_SLOTS:
             self.set(slot, None)
 
     # -- the status --------------------------------------------------------
@@ -398,32 +357,3 @@ def _outcome(last):
         error_info=last["error"],
     )
     return answer
-
-
-def locked_error(lock):
-    """The error for a run that finds the lock held: who holds it, since
-    when, whether it looks alive and what to do."""
-    who = "a dry run" if lock["dry_run"] else "an upgrade"
-    started = f"{who.capitalize()} started by {lock['user']}"
-    if not lock["stale"]:
-        message = (
-            f"{started} is running on this site (see 'lock': its process, "
-            "since when, its last heartbeat); one upgrade runs at a time. "
-            "Follow it with GET @upgrade/status and try again when it has "
-            "ended, or cancel it with DELETE @upgrade/run (plone-upgrade "
-            "cancel)."
-        )
-    elif lock["stale_reason"] == PROCESS_GONE:
-        message = (
-            f"{started} holds the upgrade lock, but its process is gone (see "
-            "'lock'). A Manager can break the lock with DELETE @upgrade/lock "
-            "(plone-upgrade unlock)."
-        )
-    else:
-        message = (
-            f"{started} holds the upgrade lock but gave no sign of life for "
-            f"more than {lock['stale_after']} seconds (see 'lock'): its "
-            "process probably died. A Manager can break the lock with DELETE "
-            "@upgrade/lock (plone-upgrade unlock)."
-        )
-    return Locked(message, lock=lock)
