@@ -53,7 +53,7 @@ def os_user():
 def start_zope(zope_conf):
     """Start Zope with ``zope_conf``; return the root, with a request.
 
-    :raises .failure.Failure: Zope cannot start (the message says why).
+    :raises plone_upgrade.door.Failure: Zope cannot start (the message says why).
     """
     import Zope2
 
@@ -100,7 +100,7 @@ def plone_sites(app):
 def choose_sites(app, where):
     """The sites the command works on; see ``plone_upgrade.doors.Where``.
 
-    :raises .failure.Failure: no site, several without ``--site``, or no
+    :raises plone_upgrade.door.Failure: no site, several without ``--site``, or no
         site ``--site ID``.
     """
     sites = plone_sites(app)
