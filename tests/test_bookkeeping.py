@@ -95,7 +95,7 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
     (marker,) = [line for line in log if line.startswith("[...")]
     dropped = len(noisy) - len(log) + 1
     assert f"{dropped} log lines" in marker
-    assert "the full log is in the run's answer and the server log" in marker
+    assert "the server's event log has every line" in marker
     assert kept_steps[1]["log"] == quiet  # a small log is kept whole
     assert kept_report.startswith("INFO x: Upgrading.\n")
     assert kept_report.endswith("INFO quiet: the only line\nINFO x: Done.\n")

@@ -25,8 +25,8 @@ of it committed, unless it committed per profile or step).
 What one entry costs is bounded (see :func:`finish`): the log lines of a run
 are stored once (each step's lines, and the run's report as those lines and
 the lines between steps), at most :data:`.packing.LOG_BUDGET` characters of them, cut
-in the middle with a line that says how much was dropped (the full log is in
-the run's answer and the server log); tracebacks and messages are bounded
+in the middle with a line that says how much was dropped (the server's event
+log has every line); tracebacks and messages are bounded
 too; steps and logs are stored compressed. :func:`runs` and :func:`get`
 give every entry back in the same shape, whatever its storage.
 """

@@ -4,7 +4,7 @@ A run's report and its steps' logs hold the same lines; they are stored once
 (the report as an outline of text and step references), as compressed JSON,
 at most :data:`LOG_BUDGET` characters of them: a longer log keeps its first
 and last lines, with a line in the middle saying how much was dropped. The
-full log is in the HTTP answer and the server's log.
+server's event log has every line.
 """
 
 import json
@@ -219,8 +219,7 @@ def _marker(dropped, steps=None):
     where = f" of {steps} steps" if steps else ""
     return (
         f"[... {len(dropped)} log lines ({characters} characters){where} dropped "
-        "from the history; the full log is in the run's answer and the server "
-        "log]"
+        "from the history; the server's event log has every line]"
     )
 
 
