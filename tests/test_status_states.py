@@ -2,7 +2,7 @@
 a state for each phase and outcome, a progress a client can draw."""
 
 from collective.upgradeapi.testing import slow
-from collective.upgradeapi.tracking.state import STATUS_KEYS as KEYS
+from collective.upgradeapi.tracking.publishing import STATUS_KEYS as KEYS
 from test_status_history import background  # noqa: F401 (fixture)
 from test_status_history import gates  # noqa: F401 (fixture)
 from test_status_history import wait_for_status

@@ -211,9 +211,9 @@ def status(site):
 
 
 def _idle():
-    from collective.upgradeapi.tracking.state import _outcome
+    from collective.upgradeapi.tracking.publishing import outcome_status
 
-    return _outcome(None)
+    return outcome_status(None)
 
 
 def runs(site):

@@ -1,14 +1,20 @@
-"""Publishing a run's progress while it goes on: throttled, from its thread.
+"""A run's live status: published while it goes on, read by anyone.
 
 :class:`Progress` holds the live status of one run and the steps that ended
 and are not written yet; :class:`Ticker`, one thread per run, writes the
 heartbeat, and the progress that a long step would otherwise hold back: at
 most one progress write every :data:`STATUS_INTERVAL` seconds. A run shorter
 than that writes nothing in between. The thread ends with its run.
+
+:func:`status` reads it back, the same keys in every state: the phase of the
+run that holds the lock (``preparing``, ``running``, ``committing``), or the
+outcome of the last run (``committed``, ``rolled_back``, ``failed``,
+``error``, ``cancelled``, ``abandoned``; ``idle`` when none was recorded).
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
 
@@ -23,6 +29,38 @@ logger = logging.getLogger("collective.upgradeapi")
 #: Seconds between two progress writes while a run goes on.
 STATUS_INTERVAL = 0.5
 
+#: ``state`` of the status while a run holds the lock, and after it.
+IDLE = "idle"
+PREPARING = "preparing"
+RUNNING = "running"
+COMMITTING = "committing"
+COMMITTED = "committed"
+ROLLED_BACK = "rolled_back"
+OUTCOMES = {
+    history.SUCCESS: COMMITTED,
+    history.FAILED: "failed",
+    history.ERROR: "error",
+    history.ABANDONED: "abandoned",
+    history.CANCELLED: "cancelled",
+}
+#: The keys of :meth:`RunState.status`, the same in every state.
+STATUS_KEYS = (
+    "state",
+    "dry_run",
+    "user",
+    "started",
+    "current_step",
+    "steps_done",
+    "steps_total",
+    "progress",
+    "commit",
+    "run_id",
+    "heartbeat",
+    "stale",
+    "error_info",
+    "last_run",
+)
+
 
 class Progress:
     """The live status of one run and the steps that ended, not yet written.
@@ -35,7 +73,7 @@ class Progress:
         self.values = {
             "run_id": None,
             "started": now(),
-            "phase": states.PREPARING,
+            "phase": PREPARING,
             "commit": commit,
             "current_step": None,
             "steps_started": 0,
@@ -56,7 +94,7 @@ class Progress:
         values["steps_started"] += 1
         # Plone's core upgrade adds tasks while it runs (recatalog, roles).
         values["steps_total"] = max(values["steps_total"], values["steps_started"])
-        values.update(current_step=step, phase=states.RUNNING)
+        values.update(current_step=step, phase=RUNNING)
         self.dirty = True
 
     def step_ended(self, step_result):
@@ -66,7 +104,7 @@ class Progress:
         self.dirty = True
 
     def committing(self):
-        self.values.update(phase=states.COMMITTING, current_step=None)
+        self.values.update(phase=COMMITTING, current_step=None)
         self.dirty = True
 
     @property
@@ -153,3 +191,63 @@ class Ticker(threading.Thread):
                     return
         finally:
             side.close()
+
+
+def status(state):
+    """The state of the site's runs: a dict with :data:`STATUS_KEYS`.
+
+    :param state: the site's :class:`.state.RunState`.
+    """
+    held = state.lock()
+    last = history.last_finished(state)
+    if held is None:
+        return outcome_status(last)
+    progress = state.holder_progress() or {}
+    done, total = progress.get("steps_done", 0), progress.get("steps_total")
+    answer = dict.fromkeys(STATUS_KEYS)
+    answer.update(
+        state=progress.get("phase", RUNNING) if progress else PREPARING,
+        dry_run=held["dry_run"],
+        user=held["user"],
+        started=iso(progress.get("started")) or held["since"],
+        current_step=progress.get("current_step"),
+        steps_done=done,
+        steps_total=total,
+        progress=_percent(done, total),
+        commit=progress.get("commit"),
+        run_id=progress.get("run_id"),
+        heartbeat=held["heartbeat"],
+        stale=held["stale"],
+        last_run=last,
+    )
+    return answer
+
+
+def _percent(done, total):
+    return min(100, int(100 * done / total)) if total else 0
+
+
+def outcome_status(last):
+    """The status of a site whose lock no run holds."""
+    answer = dict.fromkeys(STATUS_KEYS)
+    answer.update(state=IDLE, progress=0, last_run=last)
+    if last is None:
+        return answer
+    state = OUTCOMES.get(last["result"], last["result"])
+    if last["result"] == history.SUCCESS and last["dry_run"]:
+        state = ROLLED_BACK
+    done = sum(1 for step in last["steps"] if step["status"] in ("done", "marked_done"))
+    total = last.get("steps_total") or len(last["steps"])
+    answer.update(
+        state=state,
+        dry_run=last["dry_run"],
+        user=last["user"],
+        started=iso(last["started"]),
+        steps_done=done,
+        steps_total=total,
+        progress=100 if state in (COMMITTED, ROLLED_BACK) else _percent(done, total),
+        commit=(last.get("selection") or {}).get("commit", "run"),
+        run_id=last["id"],
+        error_info=last["error"],
+    )
+    return answer

@@ -24,6 +24,7 @@ from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
+from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 
@@ -42,37 +43,6 @@ STOPPED = "Stopped"
 CANCELLED = "cancelled"
 LOST = "lost"
 
-#: ``state`` of the status while a run holds the lock, and after it.
-IDLE = "idle"
-PREPARING = "preparing"
-RUNNING = "running"
-COMMITTING = "committing"
-COMMITTED = "committed"
-ROLLED_BACK = "rolled_back"
-OUTCOMES = {
-    history.SUCCESS: COMMITTED,
-    history.FAILED: "failed",
-    history.ERROR: "error",
-    history.ABANDONED: "abandoned",
-    history.CANCELLED: "cancelled",
-}
-#: The keys of :meth:`RunState.status`, the same in every state.
-STATUS_KEYS = (
-    "state",
-    "dry_run",
-    "user",
-    "started",
-    "current_step",
-    "steps_done",
-    "steps_total",
-    "progress",
-    "commit",
-    "run_id",
-    "heartbeat",
-    "stale",
-    "error_info",
-    "last_run",
-)
 #: What belongs to the run that holds the lock, and goes with it.
 HOLDER_SLOTS = ("lock", "progress", "beat")
 
@@ -122,6 +92,10 @@ class RunState:
         """Whether the run ``token`` holds the lock."""
         held = self.get("lock")
         return bool(held) and held["token"] == token
+
+    def holder_progress(self):
+        """The progress of the run that holds the lock, or ``None``."""
+        return self._of_holder("progress")
 
     def _of_holder(self, slot):
         held = self.get("lock")
@@ -303,57 +277,5 @@ class RunState:
     # -- the status --------------------------------------------------------
 
     def status(self):
-        """The state of the site's runs: a dict with :data:`STATUS_KEYS`."""
-        held = self.lock()
-        last = history.last_finished(self)
-        if held is None:
-            return _outcome(last)
-        progress = self._of_holder("progress") or {}
-        done, total = progress.get("steps_done", 0), progress.get("steps_total")
-        answer = dict.fromkeys(STATUS_KEYS)
-        answer.update(
-            state=progress.get("phase", RUNNING) if progress else PREPARING,
-            dry_run=held["dry_run"],
-            user=held["user"],
-            started=iso(progress.get("started")) or held["since"],
-            current_step=progress.get("current_step"),
-            steps_done=done,
-            steps_total=total,
-            progress=_percent(done, total),
-            commit=progress.get("commit"),
-            run_id=progress.get("run_id"),
-            heartbeat=held["heartbeat"],
-            stale=held["stale"],
-            last_run=last,
-        )
-        return answer
-
-
-def _percent(done, total):
-    return min(100, int(100 * done / total)) if total else 0
-
-
-def _outcome(last):
-    """The status of a site whose lock no run holds."""
-    answer = dict.fromkeys(STATUS_KEYS)
-    answer.update(state=IDLE, progress=0, last_run=last)
-    if last is None:
-        return answer
-    state = OUTCOMES.get(last["result"], last["result"])
-    if last["result"] == history.SUCCESS and last["dry_run"]:
-        state = ROLLED_BACK
-    done = sum(1 for step in last["steps"] if step["status"] in ("done", "marked_done"))
-    total = last.get("steps_total") or len(last["steps"])
-    answer.update(
-        state=state,
-        dry_run=last["dry_run"],
-        user=last["user"],
-        started=iso(last["started"]),
-        steps_done=done,
-        steps_total=total,
-        progress=100 if state in (COMMITTED, ROLLED_BACK) else _percent(done, total),
-        commit=(last.get("selection") or {}).get("commit", "run"),
-        run_id=last["id"],
-        error_info=last["error"],
-    )
-    return answer
+        """The state of the site's runs (see :func:`.publishing.status`)."""
+        return publishing.status(self)

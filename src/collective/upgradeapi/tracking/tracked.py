@@ -1,0 +1,258 @@
+"""One tracked run: what makes a run visible to others and stoppable.
+
+:class:`TrackedRun` holds the run's lock from :meth:`TrackedRun.acquire`
+(the lock taken and the run recorded as running, in one transaction) to
+:meth:`TrackedRun.finish` (the end recorded and the lock released, in one
+transaction); in between it is a listener of the engine's runner: it
+publishes progress (:mod:`.publishing`) and, at each step boundary (the start
+of a step, before a commit), reads the lock and stops the run, raising
+:class:`.engine.results.RunCancelled`, when a Manager asked it to cancel,
+when it lost the lock (:class:`LockLost`) or when its Zope process is
+stopping (:class:`Stopped`). Use it through :func:`.run.tracked_run`.
+"""
+
+from collective.upgradeapi.engine.results import RunCancelled
+from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import holder as holders
+from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking.publishing import Progress
+from collective.upgradeapi.tracking.publishing import Ticker
+from collective.upgradeapi.tracking.store import iso
+from collective.upgradeapi.tracking.store import now
+from collective.upgradeapi.tracking.store import SideConnection
+
+import logging
+import threading
+import uuid
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+
+class LockLost(RunCancelled):
+    """The run's lock was broken (it looked stale): the run stops."""
+
+    def __init__(self):
+        Exception.__init__(
+            self,
+            "The run's upgrade lock was broken while it ran (it looked stale); "
+            "the run stopped so that it does not overlap another one.",
+        )
+        self.user = None
+
+
+class Stopped(RunCancelled):
+    """The Zope process is stopping (``reason``: the signal): the run stops."""
+
+    def __init__(self, reason):
+        Exception.__init__(self, f"The Zope process was stopped ({reason}).")
+        self.user = None
+        self.reason = reason
+
+
+class TrackedRun:
+    """The lifecycle of one run (see :func:`tracked_run`).
+
+    :param site: the Plone site.
+    :param user: who runs it.
+    :param dry_run: whether the run is a dry run.
+    :param selection: what was asked, for the history (a JSON-able dict).
+    """
+
+    def __init__(self, site, user, dry_run, selection):
+        self.site = site
+        self.db = site._p_jar.db()
+        self.oid = site._p_oid
+        self.token = uuid.uuid4().hex
+        self.user = user
+        self.dry_run = dry_run
+        self.selection = selection
+        self.only = set(selection.get("steps") or ()) or None
+        self.thread = threading.current_thread()
+        self.run_id = None
+        self.side = None
+        self.ticker = None
+        self.progress = None
+        #: ``{"id", "profile", "title"}`` of the step running now, or ``None``.
+        self.step = None
+        #: the run's :class:`.engine.plan.ProfilePlan` list, once planned.
+        self.plans = ()
+        #: the engine's result, set by the run when it has one.
+        self.result = None
+        #: why this process stops the run (a signal's name), set by
+        #: :mod:`collective.upgradeapi.lifecycle`; the run stops at its next
+        #: step boundary.
+        self.stop_reason = None
+
+    def acquire(self, steps_total, profiles=()):
+        """Take the lock and record the run as running, in one transaction;
+        start the run's thread. If the thread cannot start, the lock is
+        released again.
+
+        :raises .errors.Locked: another run holds the lock.
+        """
+        self.side = SideConnection(self.site)
+        # Registered first: a lock of this process whose run is not
+        # registered is taken for one whose run is gone.
+        holders.register(self.token, self)
+        commit = "run" if self.dry_run else self.selection.get("commit", "run")
+        self.progress = Progress(commit, steps_total)
+        try:
+            self.run_id = self.progress.run_id = self.side.transact(
+                lambda state: state.take(
+                    self.token,
+                    self.user,
+                    self.dry_run,
+                    self.selection,
+                    self.progress.values,
+                    profiles,
+                )
+            )
+            self.ticker = Ticker(self)
+            self.ticker.start()
+        except BaseException as exc:
+            if self.run_id is not None:
+                self.finish(None, history.ERROR, error=summary(exc))
+            else:
+                holders.unregister(self.token)
+                self._close()
+            raise
+
+    def finish(self, result, outcome=None, error=None, **recorded):
+        """Record the end of the run and release the lock, in one
+        transaction. Never raises: what cannot be written is logged.
+
+        :param result: the engine's :class:`.engine.results.RunResult`, or
+            ``None`` when the run did not produce one.
+        :param outcome: a :mod:`.history` result; from ``result`` if omitted.
+        :param error: ``{"type", "message"}`` when the run stopped on an error.
+        :param recorded: more keys of the history entry (``profiles``,
+            ``committed``).
+        """
+        if outcome is None:
+            outcome = history.SUCCESS if result.ok else history.FAILED
+        reason = self.stop_reason
+        if reason and outcome == history.ERROR:
+            # Unwound by the signal that stops this process.
+            outcome, error = history.ABANDONED, self._stopped_error(reason)
+        try:
+            if self.ticker is not None:
+                self.ticker.stop()
+            data = {**_outcome(result, error), **recorded}
+            ended = self.progress.ended if result is None else ()
+
+            def record(state):
+                state.finish(self.token, self.run_id, outcome, ended=ended, **data)
+
+            try:
+                self.side.transact(record)
+            except Exception:
+                logger.error("Could not record the upgrade run.", exc_info=True)
+                self._release()
+        finally:
+            holders.unregister(self.token)
+            self._close()
+
+    def _release(self):
+        try:
+            self.side.transact(lambda state: state.finish(self.token, None, None))
+        except Exception:
+            logger.error(
+                "Could not release the upgrade lock; it becomes stale and can "
+                "be broken.",
+                exc_info=True,
+            )
+
+    def _close(self):
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+
+    def _stopped_error(self, reason):
+        return {
+            "type": states.STOPPED,
+            "message": f"The Zope process was stopped ({reason}) while the run "
+            "went on; what it had not committed was rolled back.",
+            "step": self.step,
+            "heartbeat": iso(now()),
+        }
+
+    # -- listener ----------------------------------------------------------
+
+    def __call__(self, event, payload):
+        """A :attr:`.engine.runner.Runner.listeners` entry: progress, and a
+        stop at a step boundary (``start``, ``commit``) when the run must not
+        go on. Raises nothing else: a status that cannot be written must not
+        stop an upgrade."""
+        if event in ("start", "commit"):
+            self._stop_if_asked(payload if event == "start" else None)
+        progress = self.progress
+        if event == "plan":
+            self.plans = payload
+            only = self.only
+            pending = [s for plan in payload for s in plan.pending]
+            progress.planned(sum(1 for s in pending if only is None or s.id in only))
+        elif event == "start":
+            self.step = payload.task.ref()
+            progress.started(self.step)
+        elif event == "end":
+            self.step = None
+            progress.step_ended(payload)
+        if event != "commit":
+            self.ticker.publish_at(progress.due)
+            return
+        # Written now: while the run commits, the storage may not take
+        # another commit before it is done.
+        progress.committing()
+        try:
+            progress.flush(self.side, self.token)
+        except Exception:
+            logger.warning("Could not write the upgrade status.", exc_info=True)
+
+    def _stop_if_asked(self, step_result):
+        """Raise what stops the run when it must not go on."""
+        self.step = step_result.task.ref() if step_result is not None else None
+        if self.stop_reason:
+            raise Stopped(self.stop_reason)
+        try:
+            verdict = self.side.read(lambda state: state.directive(self.token))
+        except Exception:
+            logger.warning("Could not read the upgrade lock.", exc_info=True)
+            return
+        if verdict is None:
+            return
+        kind, user = verdict
+        if kind == states.LOST:
+            raise LockLost()
+        if step_result is not None:
+            self.progress.ended.append(step_result.as_dict())  # listed as not run
+        raise RunCancelled(user)
+
+
+def summary(exc):
+    """``{"type", "message"}`` of an exception, for the history."""
+    return {
+        "type": getattr(exc, "error_type", None) or exc.__class__.__name__,
+        "message": getattr(exc, "message", None) or str(exc) or repr(exc),
+    }
+
+
+def _outcome(result, error):
+    data = {"error": error}
+    if result is None:
+        return data
+    data.update(
+        profiles=[profile.as_dict() for profile in result.profiles],
+        steps=[step.as_dict() for step in result.steps],
+        report=result.report,
+        committed=result.committed,
+        transaction=result.transaction_id,
+    )
+    failed = result.failed_step
+    if error is None and failed is not None:
+        data["error"] = {
+            "type": failed.error["type"],
+            "message": failed.error["message"],
+            "step": failed.task.ref(),
+        }
+    return data
