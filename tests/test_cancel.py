@@ -21,6 +21,7 @@ import transaction
 
 
 SLOW = "collective.upgradeapi.testing:slow"
+SLOWCOMMIT = "collective.upgradeapi.testing:slowcommit"
 CHIEF = ("chief", "chief-secret")
 
 
@@ -135,6 +136,35 @@ def test_cancel_before_the_commit(api, background, gates, rewind, snapshot):  # 
     run = api.get("/@upgrade/history").json()["items"][0]
     assert run["result"] == "cancelled"
     assert [s["status"] for s in run["steps"]] == ["done"] * 3
+
+
+def test_a_cancel_while_the_run_commits_is_too_late(
+    api,
+    background,  # noqa: F811
+    gates,  # noqa: F811
+    rewind,
+    snapshot,
+):
+    """A run that commits its whole work cannot be cancelled any more: the
+    cancel is refused, never promised and then ignored."""
+    rewind({SLOWCOMMIT: "9000"})
+    future = background({"profiles": [SLOWCOMMIT]})
+    wait_for_status(api, lambda data: data["state"] == "committing")
+
+    refused = api.delete("/@upgrade/run")
+    forced = api.delete("/@upgrade/lock", params={"force": "true"})
+
+    for response in (refused, forced):
+        assert response.status_code == 409, response.text
+        assert response.json()["type"] == "TooLate"
+        assert response.json()["lock"]["committing"] is True
+    slow.open_gate(gates, "commit")
+    assert future.result(timeout=60).status_code == 200
+    assert snapshot()["versions"][SLOWCOMMIT] == ("9001",)
+    run = api.get("/@upgrade/history").json()["items"][0]
+    assert (run["result"], run["committed"]) == ("success", True)
+    detail = api.get(f"/@upgrade/history/{run['id']}").json()
+    assert detail["cancel_requested"] is None
 
 
 def test_cancel_a_dry_run(api, background, gates, rewind, snapshot):  # noqa: F811

@@ -295,6 +295,11 @@ def _cancel_message(shown, user):
         "step boundary, commits nothing more and releases the lock; follow it "
         "with GET @upgrade/status."
     )
+    if shown["committing"]:
+        message += (
+            " It is committing a unit now: that unit stays committed, and the "
+            "run stops before its next step (if it has one)."
+        )
     if shown["stale"]:
         message += (
             " Its holder looks dead (see 'lock'): break the lock with "

@@ -138,6 +138,13 @@ class Locked(UpgradeError):
         )
 
 
+class TooLate(UpgradeError):
+    """A run cannot be cancelled any more: it is committing its work (409)."""
+
+    status = 409
+    error_type = "TooLate"
+
+
 class UpgradeFailed(UpgradeError):
     """A step failed; the answer carries the run: 500."""
 

@@ -82,6 +82,7 @@ class Units:
             marker = self.before_commit(txn, self.result)
         txn.note(f"unit: {label}")
         txn.finish(True)
+        self.notify("committed", label)
         self.result.commits.append(
             {
                 "unit": label,

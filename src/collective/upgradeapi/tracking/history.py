@@ -295,4 +295,5 @@ def full(data, url):
         "steps_total": data["steps_total"],
         "report": data["report"],
         "transaction": data.get("transaction"),
+        "cancel_requested": data.get("cancel_requested"),
     }

@@ -103,9 +103,21 @@ class Progress:
         self.ended.append(step_result.as_dict())
         self.dirty = True
 
-    def committing(self):
+    def commit_point(self, side, token):
+        """Before a commit: write the ``committing`` phase and read, in the
+        same transaction, whether the run may commit (see
+        :meth:`.state.RunState.enter_commit`); return its directive."""
         self.values.update(phase=COMMITTING, current_step=None)
-        self.dirty = True
+        with self._writing:
+            values, steps = dict(self.values), list(self.ended)
+            verdict = side.transact(
+                lambda state: state.enter_commit(token, self.run_id, values, steps)
+            )
+            if verdict is None:
+                del self.ended[: len(steps)]
+                self.dirty = False
+                self.written = time.monotonic()
+            return verdict
 
     @property
     def due(self):

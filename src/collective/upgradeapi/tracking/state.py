@@ -21,6 +21,7 @@ from collective.upgradeapi import config
 from collective.upgradeapi.errors import BREAK_HOW
 from collective.upgradeapi.errors import CANCEL_HOW
 from collective.upgradeapi.errors import Locked
+from collective.upgradeapi.errors import TooLate
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
@@ -138,6 +139,7 @@ class RunState:
             if request
             else None,
             "how_to_break": BREAK_HOW if stale else CANCEL_HOW,
+            "committing": bool(held.get("committing")),
         }
 
     def take(self, token, user, dry_run, selection, progress, profiles=()):
@@ -197,11 +199,35 @@ class RunState:
         request = self.get("lock").get("cancel")
         return (CANCELLED, request["user"]) if request else None
 
+    def enter_commit(self, token, run_id, progress, steps):
+        """The run ``token`` is about to commit: what it must do (see
+        :meth:`directive`); when it goes on, the lock says that it commits,
+        and its progress is written, in the same transaction. A cancel and a
+        commit that meet write the same record: one of them waits for the
+        other, so a cancel never gets an answer the run then ignores."""
+        verdict = self.directive(token)
+        if verdict is None:
+            self.set("lock", {**self.get("lock"), "committing": True})
+            self.publish(token, run_id, progress, steps)
+        return verdict
+
+    def left_commit(self, token):
+        """The run ``token`` committed a unit and goes on."""
+        held = self.get("lock")
+        if self.holds(token) and held.get("committing"):
+            self.set("lock", {k: v for k, v in held.items() if k != "committing"})
+
     def finish(self, token, run_id, outcome, ended=(), **data):
         """Record the end of the run ``token`` and release its lock, at once.
 
         :param ended: steps that ended and were not published yet.
         """
+        request = self.get("lock").get("cancel") if self.holds(token) else None
+        if request:
+            data["cancel_requested"] = {
+                "user": request["user"],
+                "since": iso(request["at"]),
+            }
         if run_id is not None:
             history.steps_ended(self, run_id, list(ended))
             history.finish(self, run_id, outcome, **data)
@@ -213,15 +239,26 @@ class RunState:
         (the first request is kept); return the lock as :meth:`lock` shows it.
 
         :raises .errors.UnknownResource: no run holds the lock.
+        :raises .errors.TooLate: the run commits its whole work now.
         """
         held = self.get("lock")
         if not held:
             raise UnknownResource(
                 "No upgrade is running on this site: there is nothing to cancel."
             )
+        if held.get("committing") and self._commits_once():
+            raise TooLate(
+                f"The run of {held['user']} is committing its work: it is too "
+                "late to cancel it, and it ends in a moment (see its status).",
+                lock=self.lock(),
+            )
         if not held.get("cancel"):
             self.set("lock", {**held, "cancel": {"user": user, "at": now()}})
         return self.lock()
+
+    def _commits_once(self):
+        progress = self.holder_progress() or {}
+        return progress.get("commit", "run") == "run"
 
     def break_lock(self, user, force=False):
         """Break a stale lock, or ask a live one's run to cancel (``force``).

@@ -184,8 +184,15 @@ class TrackedRun:
         stop at a step boundary (``start``, ``commit``) when the run must not
         go on. Raises nothing else: a status that cannot be written must not
         stop an upgrade."""
-        if event in ("start", "commit"):
-            self._stop_if_asked(payload if event == "start" else None)
+        if event == "commit":
+            self._commit_point()
+            return
+        if event == "committed":
+            if self.progress.values["commit"] != "run":
+                self._write(lambda state: state.left_commit(self.token))
+            return
+        if event == "start":
+            self._stop_if_asked(payload)
         progress = self.progress
         if event == "plan":
             self.plans = payload
@@ -198,16 +205,26 @@ class TrackedRun:
         elif event == "end":
             self.step = None
             progress.step_ended(payload)
-        if event != "commit":
-            self.ticker.publish_at(progress.due)
-            return
-        # Written now: while the run commits, the storage may not take
-        # another commit before it is done.
-        progress.committing()
+        self.ticker.publish_at(progress.due)
+
+    def _write(self, change):
         try:
-            progress.flush(self.side, self.token)
+            self.side.transact(change)
         except Exception:
             logger.warning("Could not write the upgrade status.", exc_info=True)
+
+    def _commit_point(self):
+        """Before each commit: stop if the run must not go on; else commit,
+        the lock saying so (a cancel then is too late in run mode)."""
+        self.step = None
+        if self.stop_reason:
+            raise Stopped(self.stop_reason)
+        try:
+            verdict = self.progress.commit_point(self.side, self.token)
+        except Exception:
+            logger.warning("Could not write the upgrade status.", exc_info=True)
+            return
+        self._obey(verdict, None)
 
     def _stop_if_asked(self, step_result):
         """Raise what stops the run when it must not go on."""
@@ -219,6 +236,11 @@ class TrackedRun:
         except Exception:
             logger.warning("Could not read the upgrade lock.", exc_info=True)
             return
+        self._obey(verdict, step_result)
+
+    def _obey(self, verdict, step_result):
+        """Stop the run as ``verdict`` (a :meth:`.state.RunState.directive`)
+        says; go on when it is ``None``."""
         if verdict is None:
             return
         kind, user = verdict
