@@ -9,12 +9,10 @@ says who cancelled it and the lock is free again.
 from collective.upgradeapi import api as engine
 from collective.upgradeapi.engine import txn
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import at_step
+from collective.upgradeapi.testing.status import wait_for_status
 from plone.app.testing import SITE_OWNER_NAME
-from test_status_history import background  # noqa: F401 (fixture)
-from test_status_history import gates  # noqa: F401 (fixture)
-from test_status_history import wait_for_status
 
-import examples
 import inspect
 import pytest
 import transaction
@@ -25,11 +23,7 @@ SLOWCOMMIT = "collective.upgradeapi.testing:slowcommit"
 CHIEF = ("chief", "chief-secret")
 
 
-@pytest.fixture(autouse=True)
-def stand_ins(monkeypatch):
-    """A lock's holder changes from process to process: fixed in examples."""
-    monkeypatch.setitem(examples.STAND_INS, "host", "zope-1.example.org")
-    monkeypatch.setitem(examples.STAND_INS, "pid", 4242)
+pytestmark = pytest.mark.usefixtures("stand_ins")
 
 
 @pytest.fixture
@@ -40,14 +34,6 @@ def chief(site, session_for):
     return session_for(*CHIEF)
 
 
-def at_step(title):
-    def predicate(data):
-        current = data.get("current_step") or {}
-        return data["state"] == "running" and current.get("title") == title
-
-    return predicate
-
-
 def state_is(state):
     return lambda data: data["state"] == state
 
@@ -55,8 +41,8 @@ def state_is(state):
 def test_manager_cancels_a_run_at_the_next_step(
     api,
     chief,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
     example,
@@ -116,7 +102,7 @@ def test_manager_cancels_a_run_at_the_next_step(
     assert snapshot()["markers"] == ["slow-1", "slow-2", "slow-3"]
 
 
-def test_cancel_before_the_commit(api, background, gates, rewind, snapshot):  # noqa: F811
+def test_cancel_before_the_commit(api, background, gates, rewind, snapshot):
     rewind({SLOW: "5000"})
     before = snapshot()
     future = background({"profiles": [SLOW]})
@@ -140,8 +126,8 @@ def test_cancel_before_the_commit(api, background, gates, rewind, snapshot):  # 
 
 def test_a_cancel_while_the_run_commits_is_too_late(
     api,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
 ):
@@ -167,7 +153,7 @@ def test_a_cancel_while_the_run_commits_is_too_late(
     assert detail["cancel_requested"] is None
 
 
-def test_cancel_a_dry_run(api, background, gates, rewind, snapshot):  # noqa: F811
+def test_cancel_a_dry_run(api, background, gates, rewind, snapshot):
     rewind({SLOW: "5000"})
     before = snapshot()
     future = background({"profiles": [SLOW], "dry_run": True})
@@ -193,8 +179,8 @@ UNITS_ABORTED = "manager._txn.finish" in inspect.getsource(txn.run_transaction)
 )
 def test_cancel_with_commit_per_step_keeps_the_steps_before(
     api,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
 ):
@@ -225,8 +211,8 @@ def test_cancel_with_commit_per_step_keeps_the_steps_before(
 def test_forced_break_of_a_live_lock_cancels_its_run(
     api,
     chief,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
     example,
@@ -279,7 +265,7 @@ def test_anonymous_cannot_cancel(anon_api):
     assert response.status_code == 401
 
 
-def test_engine_api_cancel(site, api, background, gates, rewind, snapshot):  # noqa: F811
+def test_engine_api_cancel(site, api, background, gates, rewind, snapshot):
     rewind({SLOW: "5000"})
     before = snapshot()
     future = background({"profiles": [SLOW]})
@@ -293,7 +279,7 @@ def test_engine_api_cancel(site, api, background, gates, rewind, snapshot):  # n
     assert snapshot() == before
 
 
-def test_unlock_and_cancel_in_process(site, api, background, gates, rewind, snapshot):  # noqa: F811
+def test_unlock_and_cancel_in_process(site, api, background, gates, rewind, snapshot):
     """``plone-upgrade --zope-conf ... unlock|cancel``: the in-process door."""
     from collective.upgradeapi.cli.site import SiteDoor
     from plone_upgrade.door import Failure

@@ -113,13 +113,6 @@ def editor(site):
     return TEST_USER_NAME, TEST_USER_PASSWORD
 
 
-@pytest.fixture
-def gates(tmp_path, monkeypatch):
-    """A directory of gates: the slow test steps wait until theirs is opened."""
-    monkeypatch.setenv(slow.VARIABLE, str(tmp_path))
-    return tmp_path
-
-
 def pending_ids(document, profile_id):
     profile = next(p for p in document["profiles"] if p["id"] == profile_id)
     return [step["id"] for step in profile["steps"] if not step["done"]]

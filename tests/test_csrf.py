@@ -11,16 +11,14 @@ The cookie is Plone's own ``__ac``, from a real login through the login form.
 
 from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
-from test_doors import addons
-from test_doors import gates
-from test_doors import GOOD
-from test_doors import GOOD_PROFILE
-from test_doors import held
-from test_doors import token
 
 import json
 import pytest
 import requests
+
+
+GOOD = "collective.upgradeapi.doortest"
+GOOD_PROFILE = f"{GOOD}:default"
 
 
 BASE = "collective.upgradeapi.testing:base"

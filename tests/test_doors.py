@@ -5,142 +5,18 @@ The lock is held by a real run waiting at a test gate (the slow test profile):
 every door must refuse and write nothing while it waits.
 """
 
-from collective.upgradeapi.testing import slow
-from collective.upgradeapi.testing import steps
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from plone.app.testing import SITE_OWNER_NAME
-from plone.app.testing import SITE_OWNER_PASSWORD
-from Products.GenericSetup import EXTENSION
-from Products.GenericSetup.registry import _profile_registry
-from Products.GenericSetup.upgrade import _registerUpgradeStep
-from Products.GenericSetup.upgrade import _upgrade_registry
-from Products.GenericSetup.upgrade import UpgradeStep
 
-import collective.upgradeapi.testing
-import examples
 import pytest
-import time
 
 
 SLOW = "collective.upgradeapi.testing:slow"
-#: Two add-ons plone.restapi's @addons knows (one profile each, registered by
-#: the ``addons`` fixture): one whose steps work, one whose second step fails.
+#: The two add-ons of the ``addons`` fixture (conftest.py).
 GOOD = "collective.upgradeapi.doortest"
 BAD = "collective.upgradeapi.doorbroken"
 GOOD_PROFILE = f"{GOOD}:default"
 BAD_PROFILE = f"{BAD}:default"
-#: A profile directory whose metadata.xml says 3002.
-PROFILE_PATH = str(
-    Path(collective.upgradeapi.testing.__file__).parent / "profiles/broken"
-)
-
-
-@pytest.fixture(autouse=True)
-def stand_ins(monkeypatch):
-    """A lock's holder changes from process to process: fixed in examples."""
-    monkeypatch.setitem(examples.STAND_INS, "host", "zope-1.example.org")
-    monkeypatch.setitem(examples.STAND_INS, "pid", 4242)
-
-
-def register_addon(product, handlers):
-    """Register ``product:default`` (3000 -> 3001 -> 3002) with ``handlers``."""
-    profile_id = f"{product}:default"
-    _profile_registry.registerProfile(
-        "default",
-        f"Door test add-on {product}",
-        "",
-        PROFILE_PATH,
-        product=product,
-        profile_type=EXTENSION,
-    )
-    for source, handler in zip(("3000", "3001"), handlers, strict=True):
-        dest = str(int(source) + 1)
-        step = UpgradeStep(
-            f"{product}: {source} to {dest}", profile_id, source, dest, "", handler
-        )
-        _registerUpgradeStep(step)
-    return profile_id
-
-
-@pytest.fixture
-def addons(site, rewind):
-    """The two door test add-ons, registered and installed at version 3000."""
-    register_addon(GOOD, (steps.marker("good-3001"), steps.marker("good-3002")))
-    register_addon(BAD, (steps.marker("bad-3001"), steps.broken_3002))
-    rewind({GOOD_PROFILE: "3000", BAD_PROFILE: "3000"})
-    yield
-    for product in (GOOD, BAD):
-        _profile_registry.unregisterProfile("default", product)
-        del _upgrade_registry._registry[f"{product}:default"]
-
-
-@pytest.fixture
-def gates(tmp_path, monkeypatch):
-    """A directory of gates: the slow test steps wait until theirs is opened."""
-    monkeypatch.setenv(slow.VARIABLE, str(tmp_path))
-    return tmp_path
-
-
-def wait_for_status(api, predicate, timeout=120):
-    """Poll GET @upgrade/status until ``predicate(data)`` (``timeout`` bounds
-    a failure; it is no wait)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        data = api.get("/@upgrade/status").json()
-        if predicate(data):
-            return data
-        assert time.monotonic() < deadline, f"status never matched: {data}"
-        time.sleep(0.05)
-
-
-def waiting_at_first_step(data):
-    current = data.get("current_step") or {}
-    return data["state"] == "running" and current.get("title") == "Slow: first step"
-
-
-@pytest.fixture
-def held(api, session_for, rewind, gates):
-    """Return ``hold(dry_run=False)``: a run of the slow profile that holds
-    the lock, waiting at its first step until the test ends.
-
-    Afterwards the gates are opened and the run must have succeeded.
-    """
-    pool = ThreadPoolExecutor(max_workers=1)
-    futures = []
-
-    def hold(dry_run=False):
-        rewind({SLOW: "5000"})
-        session = session_for(SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
-        body = {"profiles": [SLOW], "dry_run": dry_run}
-        futures.append(pool.submit(session.post, "/@upgrade", json=body, timeout=120))
-        wait_for_status(api, waiting_at_first_step)
-
-    yield hold
-    for name in ("1", "2", "3"):
-        slow.open_gate(gates, name)
-    for future in futures:
-        response = future.result(timeout=60)
-        assert response.status_code == 200, response.text
-    pool.shutdown(wait=True)
-
-
-@pytest.fixture
-def token(site):
-    """A valid plone.protect token of the site owner (Plone's forms send one)."""
-    from plone.protect.authenticator import createToken
-    from plone.testing import zope
-    from zope.component.hooks import getSite
-    from zope.component.hooks import setSite
-
-    before = getSite()
-    setSite(site)
-    zope.login(site.aq_parent["acl_users"], SITE_OWNER_NAME)
-    try:
-        return createToken()
-    finally:
-        zope.logout()
-        setSite(before)
+pytestmark = pytest.mark.usefixtures("stand_ins")
 
 
 def history(api):

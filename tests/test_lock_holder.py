@@ -8,16 +8,14 @@ Zope processes.
 from collective.upgradeapi import config
 from collective.upgradeapi import lifecycle
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import at_step
+from collective.upgradeapi.testing.status import wait_for_status
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import side_connection
-from test_status_history import background  # noqa: F401 (fixture)
-from test_status_history import gates  # noqa: F401 (fixture)
-from test_status_history import wait_for_status
 
-import examples
 import os
 import pytest
 import subprocess
@@ -29,19 +27,7 @@ SLOW = "collective.upgradeapi.testing:slow"
 STEP = {"id": "s2", "profile": SLOW, "title": "Slow: second step"}
 
 
-@pytest.fixture(autouse=True)
-def stand_ins(monkeypatch):
-    """A lock's holder changes from process to process: fixed in examples."""
-    monkeypatch.setitem(examples.STAND_INS, "host", "zope-1.example.org")
-    monkeypatch.setitem(examples.STAND_INS, "pid", 4242)
-
-
-def at_step(title):
-    def predicate(data):
-        current = data.get("current_step") or {}
-        return data["state"] == "running" and current.get("title") == title
-
-    return predicate
+pytestmark = pytest.mark.usefixtures("stand_ins")
 
 
 def predecessor():
@@ -164,7 +150,7 @@ def test_other_hosts_and_old_locks_are_judged_by_their_heartbeat(monkeypatch):
 # -- the lock as the services show it ----------------------------------------
 
 
-def test_live_lock_shows_its_holder(api, background, gates, rewind, example):  # noqa: F811
+def test_live_lock_shows_its_holder(api, background, gates, rewind, example):
     rewind({SLOW: "5000"})
     future = background({"profiles": [SLOW]})
     wait_for_status(api, at_step("Slow: first step"))
@@ -193,8 +179,8 @@ def test_live_lock_shows_its_holder(api, background, gates, rewind, example):  #
 def test_a_dead_holder_of_this_host_is_stale_at_once(
     site,
     api,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
     example,
@@ -307,8 +293,8 @@ def test_starting_zope_clears_its_dead_predecessors_locks(site, api, plant):
 
 def test_a_stopping_process_records_its_run(
     api,
-    background,  # noqa: F811
-    gates,  # noqa: F811
+    background,
+    gates,
     rewind,
     snapshot,
 ):

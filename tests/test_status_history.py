@@ -3,12 +3,12 @@
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import at_step
+from collective.upgradeapi.testing.status import wait_for_status
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import side_connection
-from concurrent.futures import ThreadPoolExecutor
 from plone.app.testing import SITE_OWNER_NAME
-from plone.app.testing import SITE_OWNER_PASSWORD
 
 import pytest
 import time
@@ -17,45 +17,6 @@ import time
 SLOW = "collective.upgradeapi.testing:slow"
 BROKEN = "collective.upgradeapi.testing:broken"
 FLAKY = "collective.upgradeapi.testing:flaky"
-
-
-@pytest.fixture
-def gates(tmp_path, monkeypatch):
-    """A directory of gates: the slow test steps wait until theirs is opened."""
-    monkeypatch.setenv(slow.VARIABLE, str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def background(session_for):
-    """Return ``post(json)``: POST @upgrade in a thread; returns a future."""
-    pool = ThreadPoolExecutor(max_workers=2)
-
-    def post(json):
-        session = session_for(SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
-        return pool.submit(session.post, "/@upgrade", json=json, timeout=120)
-
-    yield post
-    pool.shutdown(wait=True)
-
-
-def wait_for_status(api, predicate, timeout=30):
-    """Poll GET @upgrade/status until ``predicate(data)``; return the response."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get("/@upgrade/status")
-        if predicate(response.json()):
-            return response
-        assert time.monotonic() < deadline, f"status never matched: {response.text}"
-        time.sleep(0.05)
-
-
-def at_step(title):
-    def predicate(data):
-        current = data.get("current_step") or {}
-        return data["state"] == "running" and current.get("title") == title
-
-    return predicate
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 a state for each phase and outcome, a progress a client can draw."""
 
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import wait_for_status
 from collective.upgradeapi.tracking.publishing import STATUS_KEYS as KEYS
-from test_status_history import background  # noqa: F401 (fixture)
-from test_status_history import gates  # noqa: F401 (fixture)
-from test_status_history import wait_for_status
 
 
 SLOW = "collective.upgradeapi.testing:slow"
@@ -21,7 +19,7 @@ def keys(data):
     return set(data) - {"@id"}
 
 
-def test_running_then_committing_then_committed(api, background, gates, rewind):  # noqa: F811
+def test_running_then_committing_then_committed(api, background, gates, rewind):
     rewind({SLOW: "5000", SLOWCOMMIT: "9000"})
     future = background({"profiles": [SLOW, SLOWCOMMIT]})
 

@@ -9,21 +9,20 @@ The lock is held by a real run waiting at a test gate (see ``test_doors``).
 
 from collective.upgradeapi import config
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import wait_for_status
 from plone.app.testing import login
 from plone.app.testing import setRoles
 from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
 from plone.app.testing import TEST_USER_ID
 from plone.app.testing import TEST_USER_NAME
-from test_doors import gates
-from test_doors import held
-from test_doors import stand_ins
-from test_doors import token
-from test_doors import wait_for_status
 
 import pytest
 import requests
 import transaction
+
+
+pytestmark = pytest.mark.usefixtures("stand_ins")
 
 
 SLOW = "collective.upgradeapi.testing:slow"
