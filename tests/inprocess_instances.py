@@ -14,6 +14,7 @@ and reads back what the tests compare.
 from collective.upgradeapi.testing import slow
 from contextlib import contextmanager
 from zope_processes import BIN
+from zope_processes import FILESTORAGE_CONF
 from zope_processes import free_port
 from zope_processes import instance_dir
 from zope_processes import listening
@@ -35,19 +36,6 @@ BASE = "collective.upgradeapi.testing:base"
 BROKEN = "collective.upgradeapi.testing:broken"
 SITE = "cms"
 
-FILESTORAGE_CONF = """\
-%define INSTANCE {instance}
-instancehome $INSTANCE
-<zodb_db main>
-  <filestorage>
-    path $INSTANCE/var/Data.fs
-  </filestorage>
-  mount-point /
-</zodb_db>
-<environment>
-  CHAMELEON_CACHE $INSTANCE/var/cache
-</environment>
-"""
 
 ZEO_CONF = ZEO_ZOPE_CONF
 

@@ -12,6 +12,7 @@ from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.testing import loud
 from pathlib import Path
 from zope_processes import BIN
+from zope_processes import FILESTORAGE_CONF
 from zope_processes import instance_dir
 from zope_processes import make_instance
 from zope_processes import post
@@ -30,19 +31,6 @@ LOUD = "collective.upgradeapi.testing:loud"
 RUNS = 20
 MB = 1024 * 1024
 
-ZOPE_CONF = """\
-%define INSTANCE {instance}
-instancehome $INSTANCE
-<zodb_db main>
-  <filestorage>
-    path $INSTANCE/var/Data.fs
-  </filestorage>
-  mount-point /
-</zodb_db>
-<environment>
-  CHAMELEON_CACHE $INSTANCE/var/cache
-</environment>
-"""
 
 INSTALL = f"""\
 from AccessControl.SecurityManagement import newSecurityManager
@@ -82,7 +70,9 @@ def loud_zope(tmp_path_factory):
     env = process_env(gates)
     processes = Processes()
     try:
-        etc = make_instance(base, ZOPE_CONF.format(instance=instance_dir(base)), env)
+        etc = make_instance(
+            base, FILESTORAGE_CONF.format(instance=instance_dir(base)), env
+        )
         site_zcml = etc / "site.zcml"
         site_zcml.write_text(
             site_zcml.read_text().replace(

@@ -27,6 +27,22 @@ AUTH = ("admin", "admin")
 HEADERS = {"Accept": "application/json"}
 
 #: A zope.conf whose database is a ZEO client (format: instance, zeo_port).
+#: A zope.conf of a Zope instance on a FileStorage of its own.
+FILESTORAGE_CONF = """\
+%define INSTANCE {instance}
+instancehome $INSTANCE
+<zodb_db main>
+  <filestorage>
+    path $INSTANCE/var/Data.fs
+  </filestorage>
+  mount-point /
+</zodb_db>
+<environment>
+  CHAMELEON_CACHE $INSTANCE/var/cache
+</environment>
+"""
+
+
 ZEO_ZOPE_CONF = """\
 %define INSTANCE {instance}
 instancehome $INSTANCE
