@@ -61,7 +61,7 @@ transaction.commit()
 #: Record profile versions (committed), then print what the tests compare.
 STATE = """\
 from collective.upgradeapi import api
-from collective.upgradeapi.engine.plan import version_str
+from collective.upgradeapi.engine.profiles import version_str
 from collective.upgradeapi.testing.steps import markers
 from Testing.makerequest import makerequest
 from zope.component.hooks import setSite

@@ -76,7 +76,7 @@ def pending(site, profile=None):
     """The installed profiles that need attention, core first, in run order.
 
     :param profile: only this profile id.
-    :returns: a list of :class:`.engine.plan.ProfilePlan` (pending steps or
+    :returns: a list of :class:`.engine.profiles.ProfilePlan` (pending steps or
         downgraded).
     """
     return Planner(site).pending_profiles(profile)

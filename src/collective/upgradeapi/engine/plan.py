@@ -18,134 +18,19 @@ Plone's core profile, ``portal_migration.listUpgrades()``.
 
 from collective.upgradeapi import compat
 from collective.upgradeapi.engine import done
-from dataclasses import dataclass
-from dataclasses import field
+from collective.upgradeapi.engine.profiles import flat
+from collective.upgradeapi.engine.profiles import highest
+from collective.upgradeapi.engine.profiles import PendingStep
+from collective.upgradeapi.engine.profiles import ProfilePlan
+from collective.upgradeapi.engine.profiles import UNKNOWN
+from collective.upgradeapi.engine.profiles import version_str
 from Products.CMFCore.utils import getToolByName
 from Products.GenericSetup.upgrade import normalize_version
-from Products.GenericSetup.upgrade import UpgradeEntity
 
 import logging
 
 
 logger = logging.getLogger("collective.upgradeapi")
-
-UNKNOWN = "unknown"
-
-
-def version_str(version):
-    """Return a GenericSetup version (tuple, string, ``None``) as a string.
-
-    :param version: a version as GenericSetup stores it.
-    :returns: ``"6100"`` for ``("6100",)``, ``None`` for "any version".
-    """
-    if version is None:
-        return None
-    if isinstance(version, tuple):
-        return ".".join(version)
-    return str(version)
-
-
-@dataclass(frozen=True)
-class PendingStep:
-    """One upgrade step that has not run yet for its profile."""
-
-    id: str
-    profile: str
-    title: str
-    description: str
-    source: str | None
-    dest: str | None
-    proposed: bool
-    done: bool
-    entity: UpgradeEntity = field(compare=False, repr=False)
-
-    @property
-    def group(self):
-        """The built-in ``upgrade_steps`` key: ``"<source>-<dest>"``."""
-        return f"{self.source or 'all'}-{self.dest or 'all'}"
-
-    def as_dict(self):
-        return {
-            "id": self.id,
-            "title": self.title,
-            "description": self.description or "",
-            "source": self.source,
-            "dest": self.dest,
-            "proposed": self.proposed,
-            "done": self.done,
-        }
-
-
-@dataclass
-class ProfilePlan:
-    """An installed profile and its pending steps.
-
-    Three versions describe a profile: ``instance`` (recorded in the
-    database), ``fs`` (its ``metadata.xml``) and ``top`` (the highest
-    destination of its registered steps that a run of the profile can reach;
-    GenericSetup's ``upgradeProfile`` runs every listed step, past
-    ``metadata.xml`` too, while Plone's core profile stops at ``fs``).
-    """
-
-    id: str
-    title: str
-    core: bool
-    fs: str | None
-    instance: str
-    steps: list = field(default_factory=list)
-    top: str | None = None
-
-    @property
-    def code_version(self):
-        """The newest version the code knows: ``metadata.xml`` or ``top``."""
-        known = [v for v in (self.fs, self.top) if v is not None]
-        return max(known, key=normalize_version, default=None)
-
-    @property
-    def metadata_lags(self):
-        """The profile's steps lead past the version its ``metadata.xml`` declares.
-
-        plone.volto 6.0.1 declares 1100 and ships steps to 1101: GenericSetup
-        runs them, and records 1101.
-        """
-        return (
-            self.fs is not None
-            and self.top is not None
-            and normalize_version(self.top) > normalize_version(self.fs)
-        )
-
-    @property
-    def downgraded(self):
-        """The database records a newer version than the code knows."""
-        code = self.code_version
-        if code is None or self.instance == UNKNOWN:
-            return False
-        return normalize_version(self.instance) > normalize_version(code)
-
-    @property
-    def pending(self):
-        return [step for step in self.steps if not step.done]
-
-    def as_dict(self):
-        return {
-            "id": self.id,
-            "title": self.title,
-            "core": self.core,
-            "downgraded": self.downgraded,
-            "metadata_lags": self.metadata_lags,
-            "versions": {"fs": self.fs, "instance": self.instance},
-            "steps": [step.as_dict() for step in self.steps],
-        }
-
-
-def _flat(upgrades):
-    """GenericSetup's ``listUpgrades`` answer (steps and groups) as step infos."""
-    for item in upgrades:
-        yield from item if isinstance(item, list) else [item]
-
-
-def _highest(versions):
-    return max(versions, key=normalize_version, default=None)
 
 
 class Planner:
@@ -214,13 +99,13 @@ class Planner:
         GenericSetup calls ``proposed``; the flags are the ones
         ``portal_setup`` shows (its Upgrades tab), as for every profile.
         """
-        listed = list(_flat(self.setup.listUpgrades(profile_id)))
+        listed = list(flat(self.setup.listUpgrades(profile_id)))
         if profile_id != self.core_profile_id:
             return listed
         proposed = {info["id"]: info["proposed"] for info in listed}
         return [
             {**info, "proposed": proposed.get(info["id"], info["proposed"])}
-            for info in _flat(self.migration.listUpgrades())
+            for info in flat(self.migration.listUpgrades())
         ]
 
     def top_version(self, profile_id, listed):
@@ -233,9 +118,9 @@ class Planner:
         dests = [version_str(info["dest"]) for info in listed if info["dest"]]
         if not dests:
             # Nothing pending: the registry tells how far the steps go.
-            every = _flat(self.setup.listUpgrades(profile_id, show_old=True))
+            every = flat(self.setup.listUpgrades(profile_id, show_old=True))
             dests = [version_str(info["dest"]) for info in every if info["dest"]]
-        return _highest(dests)
+        return highest(dests)
 
     def profile_plan(self, profile_id, core=False):
         """The plan for one installed profile (its steps may be empty).

@@ -15,7 +15,7 @@ def advance_version(site, setup, plan, ran):
     version are remembered (:mod:`.done`) so that a later run of the profile
     does not run them again.
 
-    :param plan: the profile's :class:`.plan.ProfilePlan` (before the run).
+    :param plan: the profile's :class:`.profiles.ProfilePlan` (before the run).
     :param ran: ids of the steps of ``plan`` that ran now.
     """
     done_ids = {s.id for s in plan.steps if s.done} | ran

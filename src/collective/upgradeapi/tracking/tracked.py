@@ -75,7 +75,7 @@ class TrackedRun:
         self.progress = None
         #: ``{"id", "profile", "title"}`` of the step running now, or ``None``.
         self.step = None
-        #: the run's :class:`.engine.plan.ProfilePlan` list, once planned.
+        #: the run's :class:`.engine.profiles.ProfilePlan` list, once planned.
         self.plans = ()
         #: the engine's result, set by the run when it has one.
         self.result = None
