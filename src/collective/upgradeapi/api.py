@@ -239,22 +239,16 @@ def break_lock(site, user, force=False):
 
     :param user: who breaks it, for the history.
     :param force: for a live lock, ask its run to cancel instead of refusing.
-    :returns: ``{"broken", "message", "lock"}``: ``broken`` is ``True`` when
-        the lock was removed (``lock`` as it was), ``False`` when its run was
-        asked to cancel (``lock`` with ``cancel_requested``).
+    :returns: ``{"broken", "lock"}``: ``broken`` is ``True`` when the lock
+        was removed (``lock`` as it was), ``False`` when its run was asked to
+        cancel (``lock`` with ``cancel_requested``).
     :raises .errors.UnknownResource: there is no lock.
     :raises .errors.Locked: the lock is alive and ``force`` is false.
+    :raises .errors.TooLate: its run commits its whole work now.
     """
     with store.side_connection(site) as side:
         broken, shown = side.transact(lambda state: state.break_lock(user, force))
-    if broken:
-        message = (
-            f"The upgrade lock was broken by {user}; its run is recorded as "
-            "abandoned. A new run may start."
-        )
-    else:
-        message = _cancel_message(shown, user)
-    return {"broken": broken, "message": message, "lock": shown}
+    return {"broken": broken, "lock": shown}
 
 
 def remove_records(site):
@@ -275,34 +269,9 @@ def cancel(site, user):
     stuck inside one step stops when its Zope process is stopped.
 
     :param user: who cancels it, for the history.
-    :returns: ``{"message", "lock"}``, the lock with ``cancel_requested``.
+    :returns: ``{"lock"}``, the lock with ``cancel_requested``.
     :raises .errors.UnknownResource: no run holds the lock.
+    :raises .errors.TooLate: the run commits its whole work now.
     """
     with store.side_connection(site) as side:
-        shown = side.transact(lambda state: state.ask_cancel(user))
-    return {"message": _cancel_message(shown, user), "lock": shown}
-
-
-def _cancel_message(shown, user):
-    request = shown["cancel_requested"]
-    asked = (
-        f"{user} asked"
-        if request["user"] == user
-        else f"{request['user']} already asked"
-    )
-    message = (
-        f"{asked} the run of {shown['user']} to cancel. It stops at its next "
-        "step boundary, commits nothing more and releases the lock; follow it "
-        "with GET @upgrade/status."
-    )
-    if shown["committing"]:
-        message += (
-            " It is committing a unit now: that unit stays committed, and the "
-            "run stops before its next step (if it has one)."
-        )
-    if shown["stale"]:
-        message += (
-            " Its holder looks dead (see 'lock'): break the lock with "
-            "DELETE @upgrade/lock."
-        )
-    return message
+        return {"lock": side.transact(lambda state: state.ask_cancel(user))}

@@ -176,3 +176,53 @@ def history_entry(site, service_url, raw_id):
             run_id=raw_id,
         )
     return history.full(data, run_url(service_url, data["id"]))
+
+
+def unlocked(site, service_url, user, force):
+    """What ``DELETE @upgrade/lock[?force=true]`` answers (see
+    :func:`.api.break_lock`), with what happened in words."""
+    done = api.break_lock(site, user, force=force)
+    if done["broken"]:
+        message = (
+            f"The upgrade lock was broken by {user}; its run is recorded as "
+            "abandoned. A new run may start."
+        )
+    else:
+        message = _cancel_message(done["lock"], user)
+    return {"@id": f"{service_url}/lock", **done, "message": message}
+
+
+def cancelled(site, service_url, user):
+    """What ``DELETE @upgrade/run`` answers (see :func:`.api.cancel`)."""
+    done = api.cancel(site, user)
+    return {
+        "@id": f"{service_url}/run",
+        "cancel_requested": done["lock"]["cancel_requested"],
+        "message": _cancel_message(done["lock"], user),
+        **done,
+    }
+
+
+def _cancel_message(shown, user):
+    request = shown["cancel_requested"]
+    asked = (
+        f"{user} asked"
+        if request["user"] == user
+        else f"{request['user']} already asked"
+    )
+    message = (
+        f"{asked} the run of {shown['user']} to cancel. It stops at its next "
+        "step boundary, commits nothing more and releases the lock; follow it "
+        "with GET @upgrade/status."
+    )
+    if shown["committing"]:
+        message += (
+            " It is committing a unit now: that unit stays committed, and the "
+            "run stops before its next step (if it has one)."
+        )
+    if shown["stale"]:
+        message += (
+            " Its holder looks dead (see 'lock'): break the lock with "
+            "DELETE @upgrade/lock."
+        )
+    return message

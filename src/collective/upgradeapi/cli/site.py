@@ -146,18 +146,11 @@ class SiteDoor(Door):
 
     def unlock(self, force):
         with refusals(none_if_unknown=True):
-            done = api.break_lock(self.site, self.user, force=force)
-            return {"@id": f"{self.service_url}/lock", **done}
+            return documents.unlocked(self.site, self.service_url, self.user, force)
 
     def cancel(self):
         with refusals(none_if_unknown=True):
-            done = api.cancel(self.site, self.user)
-            requested = done["lock"]["cancel_requested"]
-            return {
-                "@id": f"{self.service_url}/run",
-                "cancel_requested": requested,
-                **done,
-            }
+            return documents.cancelled(self.site, self.service_url, self.user)
 
     def close(self):
         """Nothing to close: :mod:`.inprocess` closes the database."""

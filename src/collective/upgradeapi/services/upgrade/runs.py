@@ -89,12 +89,15 @@ def reply_break(service):
     raw_force = service.request.form.get("force", "")
     if not isinstance(raw_force, str) or raw_force.lower() not in TRUE + FALSE:
         raise BadInput("'force' must be true or false.")
-    done = api.break_lock(
-        service.context, service.current_user(), force=raw_force.lower() in TRUE
+    done = documents.unlocked(
+        service.context,
+        service.service_url,
+        service.current_user(),
+        raw_force.lower() in TRUE,
     )
     if not done["broken"]:
         service.request.response.setStatus(202)
-    return {"@id": f"{service.service_url}/lock", **done}
+    return done
 
 
 def reply_cancel(service):
@@ -103,10 +106,8 @@ def reply_cancel(service):
     202 ``{"@id", "cancel_requested", "message", "lock"}``: the run stops at
     its next step boundary. No run: 404.
     """
-    done = api.cancel(service.context, service.current_user())
+    done = documents.cancelled(
+        service.context, service.service_url, service.current_user()
+    )
     service.request.response.setStatus(202)
-    return {
-        "@id": f"{service.service_url}/run",
-        "cancel_requested": done["lock"]["cancel_requested"],
-        **done,
-    }
+    return done
