@@ -105,6 +105,31 @@ def test_a_conflict_retries_only_its_unit(api, rewind, snapshot, monkeypatch):
     assert state["markers"].count("base-1002") == 1
 
 
+def test_a_unit_that_always_conflicts_ends_the_run_truthfully(
+    api, rewind, snapshot, monkeypatch
+):
+    """Retried until the attempts run out: 409 with the run's id; its history
+    entry says what became durable (the units before it) and lists each step
+    once."""
+    rewind({BASE: "1000", FLAKY: "6000"})
+    monkeypatch.setitem(slow.CONFLICTS, "left", 10)
+
+    response = post(api, profiles=[BASE, FLAKY], commit="profile")
+
+    assert response.status_code == 409, response.text
+    data = response.json()
+    assert data["type"] == "ConflictError"
+    assert "the units before it stay committed" in data["message"]
+    run = api.get(f"/@upgrade/history/{data['run_id']}").json()
+    assert (run["result"], run["committed"]) == ("error", True)
+    versions = {p["id"]: p["versions"] for p in run["profiles"]}
+    assert (versions[BASE]["before"], versions[BASE]["after"]) == ("1000", "1003")
+    assert (versions[FLAKY]["before"], versions[FLAKY]["after"]) == ("6000", "6000")
+    ids = [(s["profile"], s["id"]) for s in run["steps"]]
+    assert len(ids) == len(set(ids))
+    assert snapshot()["versions"][FLAKY] == ("6000",)
+
+
 @pytest.mark.parametrize("commit", ["all", "", 1, None])
 def test_bad_commit_mode_is_400(api, rewind, snapshot, commit):
     rewind({BASE: "1000"})

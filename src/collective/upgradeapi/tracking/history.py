@@ -141,11 +141,16 @@ def steps_ended(records, run_id, steps):
 
 
 def _recorded_steps(record):
-    """The steps recorded while the run went on."""
-    steps = list(record.get("steps") or ())
+    """The steps recorded while the run went on; a step that ran again (its
+    unit retried after a write conflict) once, as it ended last."""
+    steps = {}
+    for step in record.get("steps") or ():
+        steps[step["profile"], step["id"]] = dict(step)
     for chunk in record.get("live") or ():
-        steps.extend(dict(step) for step in chunk)
-    return steps
+        for step in chunk:
+            steps.pop((step["profile"], step["id"]), None)
+            steps[step["profile"], step["id"]] = dict(step)
+    return list(steps.values())
 
 
 def abandon(
