@@ -67,7 +67,7 @@ start: site ## Install, create the site and serve it on http://localhost:8080
 lint: $(VENV)/.installed ## Check code style
 	$(BIN)/ruff check src client/src tests scripts benchmarks docs/conf.py
 	$(BIN)/ruff format --check src client/src tests scripts benchmarks
-	$(BIN)/codespell src client tests/*.py benchmarks scripts docs/*.md README.md CHANGES.md
+	$(BIN)/codespell src client tests/*.py tests/*/*.py benchmarks scripts docs/*.md README.md CHANGES.md
 
 .PHONY: format
 format: $(VENV)/.installed ## Apply code style

@@ -13,7 +13,7 @@ The functions here answer with the same result on each version, so the rest
 of the package never asks which Plone it runs on.
 
 :data:`PRIVATE_NAMES` lists every private name of another library that this
-package uses, wherever it is used; ``tests/test_compat.py`` fails when an
+package uses, wherever it is used; ``tests/engine/test_compat.py`` fails when an
 upstream release removes or renames one of them.
 """
 

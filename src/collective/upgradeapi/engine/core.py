@@ -4,7 +4,7 @@ The sequence, the same on Plone 6.0, 6.1 and 6.2 (the differences are in
 :mod:`collective.upgradeapi.compat`): the "pre" core add-ons, the core
 profile's steps, then, if the core profile reached its code's version, the
 core add-ons, and the catalog rebuild and workflow role update that steps
-asked for. ``tests/test_core_parity.py`` checks that the end state is the
+asked for. ``tests/parity/test_core_parity.py`` checks that the end state is the
 one Plone's own upgrade leaves.
 """
 

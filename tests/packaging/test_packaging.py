@@ -31,7 +31,7 @@ import tomllib
 import zipfile
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "collective" / "upgradeapi"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CLIENT = ROOT / "client"
