@@ -237,3 +237,25 @@ def test_each_core_addon_alone_matches_upgrade_profile(
         sync()
         compare(plone, state(site))
         assert plone["profile_versions"][profile_id] != (version,)
+
+
+def test_core_listing_is_what_portal_migration_runs(site, api, rewind):
+    """The core profile's steps and order are ``portal_migration``'s; their
+    ``proposed`` flags are ``portal_setup``'s (its Upgrades tab)."""
+    from collective.upgradeapi.testing.versions import OLD
+
+    rewind({CORE: OLD})
+    runs = [info["id"] for info in _flat(site.portal_migration.listUpgrades())]
+    proposed = {
+        info["id"]: info["proposed"]
+        for info in _flat(site.portal_setup.listUpgrades(CORE))
+    }
+
+    data = api.get("/@upgrade", params={"profile": CORE}).json()
+
+    (entry,) = data["profiles"]
+    assert [step["id"] for step in entry["steps"]] == runs
+    assert {step["id"]: step["proposed"] for step in entry["steps"]} == {
+        step_id: proposed[step_id] for step_id in runs
+    }
+    assert any(step["proposed"] for step in entry["steps"])

@@ -99,12 +99,12 @@ class Planner:
         GenericSetup calls ``proposed``; the flags are the ones
         ``portal_setup`` shows (its Upgrades tab), as for every profile.
         """
-        listed = list(flat(self.setup.listUpgrades(profile_id)))
         if profile_id != self.core_profile_id:
-            return listed
-        proposed = {info["id"]: info["proposed"] for info in listed}
+            return list(flat(self.setup.listUpgrades(profile_id)))
+        # GenericSetup's own flag, as listUpgrades(profile_id) computes it.
+        source = self.setup.getLastVersionForProfile(profile_id)
         return [
-            {**info, "proposed": proposed.get(info["id"], info["proposed"])}
+            {**info, "proposed": info["step"].isProposed(self.setup, source)}
             for info in flat(self.migration.listUpgrades())
         ]
 
