@@ -150,7 +150,9 @@ def test_run_ends_where_upgrade_profile_ends(
     assert after["needs_upgrade"] is False
 
 
-def test_a_lagging_profile_at_its_last_step_is_not_downgraded(api, shapes, rewind):
+def test_a_lagging_profile_at_its_last_step_is_not_downgraded(
+    api, shapes, rewind, snapshot
+):
     """The plone.volto 6.0.1 shape after its 1101 steps ran (by any door)."""
     rewind({LAGGING: "1101"})
 
@@ -160,6 +162,10 @@ def test_a_lagging_profile_at_its_last_step_is_not_downgraded(api, shapes, rewin
     response = api.post("/@upgrade", json={"profiles": [LAGGING]})
     assert response.status_code == 200, response.text
     assert response.json()["steps"] == []
+    before = snapshot()
     refused = api.post("/@upgrade", json={"stamp": [LAGGING]})
     assert refused.status_code == 400
+    assert refused.json()["type"] == "BadRequest"
     assert "not downgraded" in refused.json()["message"]
+    assert snapshot() == before
+    assert api.get("/@upgrade/history").json()["items_total"] == 1
