@@ -17,6 +17,12 @@ def test_up_to_date_site(api):
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
+    # What tells a client it talks to this add-on, not to content or to
+    # plone.restapi's service; refusals carry it too.
+    assert response.headers["X-Upgrade-Service"] == "collective.upgradeapi"
+    refused = api.get("/@upgrade/history/no-such-run")
+    assert refused.status_code == 404
+    assert refused.headers["X-Upgrade-Service"] == "collective.upgradeapi"
     data = response.json()
     assert data["needs_upgrade"] is False
     assert data["profiles"] == []

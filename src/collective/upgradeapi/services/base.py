@@ -31,8 +31,17 @@ class AnswersRefusals:
             return None
 
 
+#: The response header by which a client knows it talks to this add-on's
+#: service, and not to plone.restapi's or to content named ``@upgrade``.
+SERVICE_HEADER = "X-Upgrade-Service"
+
+
 class UpgradeService(AnswersRefusals, Service):
     """Base for the ``@upgrade`` services of the site root."""
+
+    def render(self):
+        self.request.response.setHeader(SERVICE_HEADER, "collective.upgradeapi")
+        return super().render()
 
     @property
     def service_url(self):
