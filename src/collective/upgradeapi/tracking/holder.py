@@ -13,8 +13,6 @@ that had the same process id, as a container's main process always has). A
 holder that is this very process is alive while its run is registered here
 (:func:`register`).
 
-The runs of this process are registered while they hold the lock, so that a
-stopping process can stop them (:mod:`collective.upgradeapi.lifecycle`).
 """
 
 from collective.upgradeapi import config
@@ -183,9 +181,3 @@ def unregister(token):
 def is_active(token):
     with _active_lock:
         return token in _active
-
-
-def active_runs():
-    """The runs of this process that hold the lock now."""
-    with _active_lock:
-        return list(_active.values())

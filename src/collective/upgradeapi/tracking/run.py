@@ -36,10 +36,10 @@ def tracked_run(site, user, dry_run, selection, steps_total, versions, profiles=
     Yields the :class:`TrackedRun` (a listener for the runner); the block sets
     its ``result``. Whatever ends the block, the run is recorded and the lock
     released: the result (``success`` or ``failed``); a stop at a step
-    boundary (``cancelled`` or ``abandoned``, raised as a 409 or, for a
-    stopping process, 503 error); a write conflict (``error``, raised as a
-    409 error); any other exception (``error``, raised again). Errors raised
-    here carry the ``run_id``.
+    boundary (``cancelled`` or ``abandoned``, raised as a 409 error, or
+    ``SystemExit`` for a process stopped by a signal); a write conflict
+    (``error``, raised as a 409 error); any other exception (``error``,
+    raised again). Errors raised here carry the ``run_id``.
 
     :param versions: ``versions(profile_id)``: a profile's recorded version
         now (what was committed, when the run ends without a result).
@@ -76,6 +76,10 @@ def tracked_run(site, user, dry_run, selection, steps_total, versions, profiles=
         ) from exc
     tracked.result.run_id = tracked.run_id
     tracked.finish(tracked.result)
+    if tracked.stopped_by:
+        # The signal came while the last unit committed: the run is recorded
+        # as it ended; now the process stops, as the signal asked.
+        raise SystemExit(128 + tracked.stopped_by)
 
 
 def _profiles(tracked, versions):
@@ -119,10 +123,11 @@ def _conflict_message(tracked, profiles):
 def _stopped(tracked, exc, profiles):
     """Record a run stopped at a step boundary; the error to raise.
 
-    Cancelled by a Manager, or its lock lost: 409. Its process stopping: 503.
+    Cancelled by a Manager, or its lock lost: 409. Its process stopping
+    (a signal, :class:`.tracked.Stopped`): ``SystemExit``, as the signal asked.
     """
     if isinstance(exc, Stopped):
-        outcome, error = history.ABANDONED, tracked._stopped_error(exc.reason)
+        outcome, error = history.ABANDONED, tracked.stopped_error()
     elif isinstance(exc, LockLost):
         # Recorded as abandoned by whoever broke the lock.
         outcome = history.ABANDONED
@@ -144,10 +149,11 @@ def _stopped(tracked, exc, profiles):
             "user": exc.user,
         }
     tracked.finish(None, outcome, error=error, **profiles)
-    status = 503 if error["type"] == states.STOPPED else 409
+    if isinstance(exc, Stopped):
+        return SystemExit(exc.exit_code)
     details = {"run_id": tracked.run_id, "step": error["step"]}
     if "user" in error:
         details["cancelled_by"] = error["user"]
     return UpgradeError(
-        error["message"], error_type=error["type"], status=status, **details
+        error["message"], error_type=error["type"], status=409, **details
     )

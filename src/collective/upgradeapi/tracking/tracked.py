@@ -9,6 +9,16 @@ of a step, before a commit), reads the lock and stops the run, raising
 :class:`.engine.results.RunCancelled`, when a Manager asked it to cancel,
 when it lost the lock (:class:`LockLost`) or when its Zope process is
 stopping (:class:`Stopped`). Use it through :func:`.run.tracked_run`.
+
+**Signals.** A run in the main thread (the in-process ``plone-upgrade``, a
+``zconsole`` script) handles ``SIGTERM`` and ``SIGINT`` while it holds the
+lock, and puts the previous handlers back when it ends: inside a step it
+unwinds at once (``SystemExit``), inside a commit it stops once the commit is
+done; either way it records itself as abandoned (``Stopped``) and the process
+exits with ``128 + signal``. Python lets only the main thread set handlers:
+a Zope process serving requests keeps its own answer to ``SIGTERM`` (it ends
+at once), and its run is recorded as abandoned (``ProcessGone``), with what
+it had committed, by the first process that sees its lock.
 """
 
 from collective.upgradeapi.engine.results import RunCancelled
@@ -22,6 +32,7 @@ from collective.upgradeapi.tracking.store import now
 from collective.upgradeapi.tracking.store import SideConnection
 
 import logging
+import signal
 import threading
 import uuid
 
@@ -44,10 +55,11 @@ class LockLost(RunCancelled):
 class Stopped(RunCancelled):
     """The Zope process is stopping (``reason``: the signal): the run stops."""
 
-    def __init__(self, reason):
-        Exception.__init__(self, f"The Zope process was stopped ({reason}).")
+    def __init__(self, signum):
+        self.reason = signal.Signals(signum).name
+        Exception.__init__(self, f"The Zope process was stopped ({self.reason}).")
         self.user = None
-        self.reason = reason
+        self.exit_code = 128 + signum
 
 
 class TrackedRun:
@@ -79,10 +91,11 @@ class TrackedRun:
         self.plans = ()
         #: the engine's result, set by the run when it has one.
         self.result = None
-        #: why this process stops the run (a signal's name), set by
-        #: :mod:`collective.upgradeapi.lifecycle`; the run stops at its next
-        #: step boundary.
-        self.stop_reason = None
+        #: the signal that stops this process, once one came.
+        self.stopped_by = None
+        #: whether the run is committing (a signal waits for the commit).
+        self.committing = False
+        self._previous_handlers = {}
 
     def acquire(self, steps_total, profiles=()):
         """Take the lock and record the run as running, in one transaction;
@@ -110,6 +123,7 @@ class TrackedRun:
             )
             self.ticker = Ticker(self)
             self.ticker.start()
+            self._handle_signals()
         except BaseException as exc:
             if self.run_id is not None:
                 self.finish(None, history.ERROR, error=summary(exc))
@@ -131,10 +145,9 @@ class TrackedRun:
         """
         if outcome is None:
             outcome = history.SUCCESS if result.ok else history.FAILED
-        reason = self.stop_reason
-        if reason and outcome == history.ERROR:
+        if self.stopped_by and outcome == history.ERROR:
             # Unwound by the signal that stops this process.
-            outcome, error = history.ABANDONED, self._stopped_error(reason)
+            outcome, error = history.ABANDONED, self.stopped_error()
         try:
             if self.ticker is not None:
                 self.ticker.stop()
@@ -150,8 +163,31 @@ class TrackedRun:
                 logger.error("Could not record the upgrade run.", exc_info=True)
                 self._release()
         finally:
+            for signum, previous in self._previous_handlers.items():
+                signal.signal(signum, previous)
             holders.unregister(self.token)
             self._close()
+
+    def _handle_signals(self):
+        """In the main thread: handle ``SIGTERM`` and ``SIGINT`` until
+        :meth:`finish` (see the module's documentation)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if previous is not signal.SIG_IGN:
+                self._previous_handlers[signum] = previous
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.stopped_by = signum
+        logger.warning(
+            "This process is stopping (%s) while an upgrade runs; the run "
+            "stops and is recorded as abandoned.",
+            signal.Signals(signum).name,
+        )
+        if not self.committing:
+            raise SystemExit(128 + signum)
 
     def _release(self):
         try:
@@ -168,11 +204,13 @@ class TrackedRun:
             self.side.close()
             self.side = None
 
-    def _stopped_error(self, reason):
+    def stopped_error(self):
+        """The history's ``error`` of a run stopped by :attr:`stopped_by`."""
+        name = signal.Signals(self.stopped_by).name
         return {
             "type": states.STOPPED,
-            "message": f"The Zope process was stopped ({reason}) while the run "
-            "went on; what it had not committed was rolled back.",
+            "message": f"The process was stopped ({name}) while the run went "
+            "on; what it had not committed was rolled back.",
             "step": self.step,
             "heartbeat": iso(now()),
         }
@@ -186,8 +224,10 @@ class TrackedRun:
         stop an upgrade."""
         if event == "commit":
             self._commit_point()
+            self.committing = True
             return
         if event == "committed":
+            self.committing = False
             if self.progress.values["commit"] != "run":
                 self._write(lambda state: state.left_commit(self.token))
             return
@@ -217,8 +257,8 @@ class TrackedRun:
         """Before each commit: stop if the run must not go on; else commit,
         the lock saying so (a cancel then is too late in run mode)."""
         self.step = None
-        if self.stop_reason:
-            raise Stopped(self.stop_reason)
+        if self.stopped_by:
+            raise Stopped(self.stopped_by)
         try:
             verdict = self.progress.commit_point(self.side, self.token)
         except Exception:
@@ -229,8 +269,8 @@ class TrackedRun:
     def _stop_if_asked(self, step_result):
         """Raise what stops the run when it must not go on."""
         self.step = step_result.task.ref() if step_result is not None else None
-        if self.stop_reason:
-            raise Stopped(self.stop_reason)
+        if self.stopped_by:
+            raise Stopped(self.stopped_by)
         try:
             verdict = self.side.read(lambda state: state.directive(self.token))
         except Exception:
