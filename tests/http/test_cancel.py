@@ -121,7 +121,10 @@ def test_cancel_before_the_commit(api, background, gates, rewind, snapshot):
     assert snapshot() == before
     run = api.get("/@upgrade/history").json()["items"][0]
     assert run["result"] == "cancelled"
-    assert [s["status"] for s in run["steps"]] == ["done"] * 3
+    # They ran, and were rolled back: done, not committed.
+    assert [(s["status"], s["committed"]) for s in run["steps"]] == [
+        ("done", False)
+    ] * 3
 
 
 def test_a_cancel_while_the_run_commits_is_too_late(
@@ -201,6 +204,12 @@ def test_cancel_with_commit_per_step_keeps_the_steps_before(
     assert api.get("/@upgrade/lock").json()["lock"] is None
     run = api.get("/@upgrade/history").json()["items"][0]
     assert (run["result"], run["committed"]) == ("cancelled", True)
+    # Per unit: the first step's was committed; the second ran, and its unit
+    # was rolled back at the cancel.
+    assert [(s["title"], s["status"], s["committed"]) for s in run["steps"]] == [
+        ("Slow: first step", "done", True),
+        ("Slow: second step", "done", False),
+    ]
     assert run["profiles"][0]["versions"] == {
         "before": "5000",
         "after": "5001",

@@ -127,6 +127,10 @@ def test_a_unit_that_always_conflicts_ends_the_run_truthfully(
     assert (versions[FLAKY]["before"], versions[FLAKY]["after"]) == ("6000", "6000")
     ids = [(s["profile"], s["id"]) for s in run["steps"]]
     assert len(ids) == len(set(ids))
+    # What is durable, per step: BASE's unit; the conflicting step never
+    # ended (each attempt raised), so it is not listed.
+    durable = {s["profile"]: s["committed"] for s in run["steps"]}
+    assert durable == {BASE: True}
     assert snapshot()["versions"][FLAKY] == ("6000",)
 
 

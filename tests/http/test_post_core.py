@@ -7,7 +7,17 @@ from collective.upgradeapi.testing.versions import OLD
 
 
 BUILTIN_KEYS = {"@id", "dry_run", "report", "upgraded", "versions"}
-STEP_KEYS = {"id", "profile", "title", "source", "dest", "status", "duration", "log"}
+STEP_KEYS = {
+    "id",
+    "profile",
+    "title",
+    "source",
+    "dest",
+    "status",
+    "committed",
+    "duration",
+    "log",
+}
 
 
 def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):

@@ -49,6 +49,8 @@ class StepResult:
     duration: float = 0.0
     log: list = field(default_factory=list)
     error: dict | None = None
+    #: whether what the step did is durable: its unit was committed.
+    committed: bool = False
 
     def as_dict(self):
         data = {
@@ -58,6 +60,7 @@ class StepResult:
             "source": self.task.source,
             "dest": self.task.dest,
             "status": self.status,
+            "committed": self.committed,
             "duration": round(self.duration, 6),
             "log": self.log,
         }

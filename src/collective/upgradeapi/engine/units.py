@@ -34,7 +34,8 @@ class Units:
     :param before_commit: ``before_commit(txn, result)`` called before each
         commit; it may return a persistent object written in that transaction,
         whose serial then names the committed transaction.
-    :param notify: ``notify("commit", label)`` before each commit.
+    :param notify: ``notify("commit", label)`` before each commit,
+        ``notify("committed", step_results)`` after it.
     """
 
     def __init__(self, txn, mode, dry_run, result, before_commit, notify):
@@ -82,7 +83,9 @@ class Units:
             marker = self.before_commit(txn, self.result)
         txn.note(f"unit: {label}")
         txn.finish(True)
-        self.notify("committed", label)
+        for step_result in step_results:
+            step_result.committed = True
+        self.notify("committed", step_results)
         self.result.commits.append(
             {
                 "unit": label,

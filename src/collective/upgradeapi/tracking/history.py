@@ -32,6 +32,8 @@ give every entry back in the same shape, whatever its storage.
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.engine.results import DONE
+from collective.upgradeapi.engine.results import MARKED
 from collective.upgradeapi.tracking.packing import bounded_error
 from collective.upgradeapi.tracking.packing import cut_lines
 from collective.upgradeapi.tracking.packing import LIVE_LOG_BUDGET
@@ -107,13 +109,14 @@ def finish(records, run_id, result, **data):
     if not is_running(records, run_id):
         return  # dropped from a full history meanwhile, or ended by someone else
     record = records.runs[run_id]
-    steps = data.pop("steps", None) or _recorded_steps(record)
+    steps = data.pop("steps", None)
     report = data.pop("report", None) or ""
     profiles = data.pop("profiles", None) or record.get("profiles") or []
     if data.get("error"):
         data["error"] = bounded_error(data["error"])
     record.update({**data, "result": result, "finished": now()})
-    for key in ("steps", "report", "profiles", "live"):
+    steps = steps or _recorded_steps(record)
+    for key in ("steps", "report", "profiles", "live", "committed_steps"):
         record.pop(key, None)
     record["format"] = COMPACT
     record["details"] = pack(steps, report, profiles)
@@ -140,9 +143,21 @@ def steps_ended(records, run_id, steps):
     live.append(chunk)
 
 
+def steps_committed(records, run_id, steps):
+    """Note that the unit of ``steps`` (``[profile, id]``) of a running run
+    was committed: what they did is durable."""
+    if steps and is_running(records, run_id):
+        record = records.runs[run_id]
+        committed = record.get("committed_steps")
+        if committed is None:
+            committed = record["committed_steps"] = PersistentList()
+        committed.extend(list(step) for step in steps)
+
+
 def _recorded_steps(record):
     """The steps recorded while the run went on; a step that ran again (its
-    unit retried after a write conflict) once, as it ended last."""
+    unit retried after a write conflict) once, as it ended last; each says
+    whether its unit was committed."""
     steps = {}
     for step in record.get("steps") or ():
         steps[step["profile"], step["id"]] = dict(step)
@@ -150,6 +165,14 @@ def _recorded_steps(record):
         for step in chunk:
             steps.pop((step["profile"], step["id"]), None)
             steps[step["profile"], step["id"]] = dict(step)
+    # A unit's commit is noted after it (a run's one commit is not: then the
+    # run's "committed", from its profiles' versions, says it).
+    units = {tuple(step) for step in record.get("committed_steps") or ()}
+    selection = record.get("selection") or {}
+    whole = record.get("committed") and selection.get("commit") == "run"
+    for key, step in steps.items():
+        ran = step["status"] in (DONE, MARKED)
+        step["committed"] = ran and (whole or key in units)
     return list(steps.values())
 
 
@@ -248,6 +271,7 @@ def plain(record):
     details = data.pop("details", None)
     data.pop("format", None)
     data.pop("live", None)
+    data.pop("committed_steps", None)
     if details is not None:
         data["steps"], data["report"], data["profiles"] = unpack(details)
     else:
@@ -285,6 +309,7 @@ def summary(data, url):
                 "profile": step["profile"],
                 "title": step["title"],
                 "status": step["status"],
+                "committed": step.get("committed", False),
             }
             for step in data["steps"]
         ],

@@ -211,11 +211,13 @@ class RunState:
             self.publish(token, run_id, progress, steps)
         return verdict
 
-    def left_commit(self, token):
-        """The run ``token`` committed a unit and goes on."""
+    def left_commit(self, token, run_id, steps):
+        """The run ``token`` committed a unit, its ``steps`` (``[profile,
+        id]``), and goes on."""
         held = self.get("lock")
         if self.holds(token) and held.get("committing"):
             self.set("lock", {k: v for k, v in held.items() if k != "committing"})
+            history.steps_committed(self, run_id, steps)
 
     def finish(self, token, run_id, outcome, ended=(), **data):
         """Record the end of the run ``token`` and release its lock, at once.

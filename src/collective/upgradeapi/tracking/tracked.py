@@ -229,7 +229,10 @@ class TrackedRun:
         if event == "committed":
             self.committing = False
             if self.progress.values["commit"] != "run":
-                self._write(lambda state: state.left_commit(self.token))
+                keys = [[r.task.profile, r.task.id] for r in payload]
+                self._write(
+                    lambda state: state.left_commit(self.token, self.run_id, keys)
+                )
             return
         if event == "start":
             self._stop_if_asked(payload)
