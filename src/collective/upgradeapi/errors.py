@@ -1,7 +1,10 @@
 """One exception for every error answer: an HTTP status, a type and a message.
 
 Raised anywhere (engine, tracking, services, doors) and rendered in one place,
-:func:`collective.upgradeapi.services.errors.render`: a refusal (4xx) is
+:func:`collective.upgradeapi.services.errors.render`. The message says what
+happened in words no door owns; what to do next is given as :attr:`hints`
+(:data:`FOLLOW`, :data:`CANCEL`, :data:`BREAK`, :data:`LIST`), which each door
+says in its own terms (an HTTP request, a CLI command). A refusal (4xx) is
 answered by the service that met it and stays out of the error log; anything
 else goes through Zope's failure path (the transaction is aborted,
 ``IPubFailure`` subscribers and the error log see it, no after-success hook
@@ -36,6 +39,7 @@ class UpgradeError(Exception):
     :param error_type: the ``type`` key; the class's :attr:`error_type` if
         omitted.
     :param status: the HTTP status; the class's :attr:`status` if omitted.
+    :param hints: what can be done next, :data:`HINTS` names.
     :param details: extra keys of the body.
 
     :attr:`headers` are set on the response with the status.
@@ -44,9 +48,10 @@ class UpgradeError(Exception):
     status = 500
     error_type = "BadRequest"
 
-    def __init__(self, message, error_type=None, status=None, **details):
+    def __init__(self, message, error_type=None, status=None, hints=(), **details):
         super().__init__(message)
         self.message = message
+        self.hints = tuple(hints)
         if error_type is not None:
             self.error_type = error_type
         if status is not None:
@@ -73,18 +78,13 @@ class UnknownResource(UpgradeError):
     error_type = "NotFound"
 
 
-#: How a lock is broken or its run cancelled, as the lock's ``how_to_break``.
-BREAK_HOW = (
-    "Break it with DELETE @upgrade/lock (plone-upgrade unlock); its run is "
-    "recorded as abandoned."
-)
-CANCEL_HOW = (
-    "It is alive and is not broken: cancel its run with DELETE @upgrade/run "
-    "(plone-upgrade cancel; DELETE @upgrade/lock?force=true does the same). "
-    "The run stops at its next step boundary, commits nothing more and "
-    "releases the lock. A run stuck inside one step stops when its Zope "
-    "process is stopped or restarted."
-)
+#: What can be done next (:attr:`UpgradeError.hints`): follow the running
+#: run, cancel it, break a dead run's lock, list what is pending.
+FOLLOW = "follow"
+CANCEL = "cancel"
+BREAK = "break"
+LIST = "list"
+HINTS = (FOLLOW, CANCEL, BREAK, LIST)
 
 
 class Locked(UpgradeError):
@@ -102,27 +102,26 @@ class Locked(UpgradeError):
         whether it looks alive and what to do."""
         who = "A dry run" if lock["dry_run"] else "An upgrade"
         started = f"{who} started by {lock['user']}"
-        unlock = "A Manager can break the lock with DELETE @upgrade/lock "
         if not lock["stale"]:
-            message = (
+            return cls(
                 f"{started} is running on this site (see 'lock': its process, "
                 "since when, its last heartbeat); one upgrade runs at a time. "
-                "Follow it with GET @upgrade/status and try again when it has "
-                "ended, or cancel it with DELETE @upgrade/run (plone-upgrade "
-                "cancel)."
+                "Try again when it has ended.",
+                hints=(FOLLOW, CANCEL),
+                lock=lock,
             )
-        elif lock["stale_reason"] == "process_gone":
-            message = (
-                f"{started} holds the upgrade lock, but its process is gone "
-                f"(see 'lock'). {unlock}(plone-upgrade unlock)."
-            )
+        if lock["stale_reason"] == "process_gone":
+            why = "its process is gone (see 'lock')"
         else:
-            message = (
-                f"{started} holds the upgrade lock but gave no sign of life for "
-                f"more than {lock['stale_after']} seconds (see 'lock'): its "
-                f"process probably died. {unlock}(plone-upgrade unlock)."
+            why = (
+                f"it gave no sign of life for more than {lock['stale_after']} "
+                "seconds (see 'lock'): its process probably died"
             )
-        return cls(message, lock=lock)
+        return cls(
+            f"{started} holds the upgrade lock, but {why}.",
+            hints=(BREAK,),
+            lock=lock,
+        )
 
     @classmethod
     def alive(cls, lock):
@@ -130,10 +129,10 @@ class Locked(UpgradeError):
         return cls(
             f"The upgrade lock held by {lock['user']} is alive (see 'lock') and "
             "is not broken: a second run would overlap its run. Wait for the "
-            "run to end, or cancel it with DELETE @upgrade/run (or DELETE "
-            "@upgrade/lock?force=true): it stops at its next step and releases "
+            "run to end, or cancel it: it stops at its next step and releases "
             f"the lock. It becomes stale after {lock['stale_after']} seconds "
             "without a heartbeat.",
+            hints=(FOLLOW, CANCEL),
             lock=lock,
         )
 

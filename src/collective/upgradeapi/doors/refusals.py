@@ -10,8 +10,10 @@ short HTML page for the others.
 
 from Acquisition import aq_chain
 from collective.upgradeapi import api
+from collective.upgradeapi.errors import BREAK
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.services.errors import HOW
 from collective.upgradeapi.tracking.store import SideConnection
 from plone.base.interfaces import IPloneSiteRoot
 from zope.component.hooks import getSite
@@ -53,10 +55,7 @@ def _holder(lock):
 def _stale_hint(lock):
     if not lock.get("stale"):
         return ""
-    hint = lock.get("how_to_break") or (
-        "A Manager can break the lock with DELETE @upgrade/lock."
-    )
-    return f" Its holder looks dead (see 'lock'). {hint}"
+    return f" Its holder looks dead (see 'lock'). {HOW[BREAK]}"
 
 
 class DoorClosed(Locked):

@@ -1,5 +1,6 @@
 """What to run, and whether the site can run it: checked before anything runs."""
 
+from collective.upgradeapi.errors import LIST
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.errors import UpgradeError
 from dataclasses import dataclass
@@ -88,8 +89,8 @@ def _check_profiles(planner, profile_ids, plans):
     unknown = [p for p in profile_ids if not planner.profile_exists(p)]
     if unknown:
         raise SelectionError(
-            f"Unknown profile id(s): {_listed(unknown)}. "
-            "GET @upgrade lists the installed profiles with pending steps.",
+            f"Unknown profile id(s): {_listed(unknown)}.",
+            hints=(LIST,),
             unknown_profiles=shown(unknown),
         )
     installed = {plan.id for plan in plans}
@@ -112,8 +113,8 @@ def _check_steps(step_ids, plans):
     unknown = [sid for sid in step_ids if sid not in index]
     if unknown:
         raise SelectionError(
-            f"Unknown or not pending step id(s): {_listed(unknown)}. "
-            "GET @upgrade lists the pending steps with their ids.",
+            f"Unknown or not pending step id(s): {_listed(unknown)}.",
+            hints=(LIST,),
             unknown_steps=shown(unknown),
         )
     already = [sid for sid in step_ids if any(s.done for s in index[sid])]

@@ -7,6 +7,10 @@ requests get ``{"type", "message", **details}`` as JSON, other requests (a
 browser form was the door) a short HTML page.
 """
 
+from collective.upgradeapi.errors import BREAK
+from collective.upgradeapi.errors import CANCEL
+from collective.upgradeapi.errors import FOLLOW
+from collective.upgradeapi.errors import LIST
 from collective.upgradeapi.errors import UpgradeError
 from html import escape
 from plone.rest.interfaces import IAPIRequest
@@ -31,6 +35,43 @@ PAGE = """<!DOCTYPE html>
 
 TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
 
+#: The hints of :class:`UpgradeError` (:data:`.errors.HINTS`) over HTTP.
+HOW = {
+    FOLLOW: "Follow the run with GET @upgrade/status.",
+    CANCEL: "A Manager can cancel it with DELETE @upgrade/run (plone-upgrade "
+    "cancel; DELETE @upgrade/lock?force=true does the same).",
+    BREAK: "A Manager can break the lock with DELETE @upgrade/lock "
+    "(plone-upgrade unlock); its run is recorded as abandoned.",
+    LIST: "GET @upgrade lists the installed profiles and their pending steps "
+    "with their ids.",
+}
+STUCK = (
+    " The run stops at its next step boundary, commits nothing more and "
+    "releases the lock. A run stuck inside one step stops when its Zope "
+    "process is stopped or restarted."
+)
+
+
+def said(error):
+    """``error``'s message followed by its hints, in HTTP terms."""
+    return " ".join([error.message, *(HOW[hint] for hint in error.hints)])
+
+
+def shown_lock(lock):
+    """``lock`` (:meth:`.tracking.state.RunState.lock`) with ``how_to_break``."""
+    if lock is None:
+        return None
+    how = HOW[BREAK] if lock["stale"] else HOW[CANCEL] + STUCK
+    return {**lock, "how_to_break": how}
+
+
+def body(error):
+    """The JSON answer of ``error``, in HTTP terms."""
+    data = {**error.body(), "message": said(error)}
+    if isinstance(data.get("lock"), dict):
+        data["lock"] = shown_lock(data["lock"])
+    return data
+
 
 def render(error, request):
     """Set ``error``'s status, headers and body on the response, locked."""
@@ -43,12 +84,12 @@ def render(error, request):
         if policy is not None:
             policy.process_simple_request()
         response.setHeader("Content-Type", "application/json")
-        body = json.dumps(error.body(), indent=2, sort_keys=True)
+        text = json.dumps(body(error), indent=2, sort_keys=True)
     else:
         response.setHeader("Content-Type", "text/html; charset=utf-8")
         title = escape(TITLES.get(error.status, "The request was refused"))
-        body = PAGE.format(title=title, message=escape(error.message, quote=False))
-    response.setBody(body, lock=1)
+        text = PAGE.format(title=title, message=escape(said(error), quote=False))
+    response.setBody(text, lock=1)
 
 
 @adapter(UpgradeError, Interface)

@@ -18,8 +18,7 @@ When a lock is *stale* is :func:`.holder.verdict`'s to say.
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.errors import BREAK_HOW
-from collective.upgradeapi.errors import CANCEL_HOW
+from collective.upgradeapi.errors import FOLLOW
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import TooLate
 from collective.upgradeapi.errors import UnknownResource
@@ -138,7 +137,6 @@ class RunState:
             "cancel_requested": {"user": request["user"], "since": iso(request["at"])}
             if request
             else None,
-            "how_to_break": BREAK_HOW if stale else CANCEL_HOW,
             "committing": bool(held.get("committing")),
         }
 
@@ -251,7 +249,8 @@ class RunState:
         if held.get("committing") and self._commits_once():
             raise TooLate(
                 f"The run of {held['user']} is committing its work: it is too "
-                "late to cancel it, and it ends in a moment (see its status).",
+                "late to cancel it, and it ends in a moment.",
+                hints=(FOLLOW,),
                 lock=self.lock(),
             )
         if not held.get("cancel"):

@@ -7,6 +7,7 @@ from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
+from collective.upgradeapi.services.errors import shown_lock
 from collective.upgradeapi.tracking import history
 
 
@@ -40,7 +41,8 @@ def reply_get(service, params):
     if len(params) == 2 and params[0] == "history":
         return reply_run(service, params[1])
     if params == ["lock"]:
-        return {"@id": f"{service.service_url}/lock", "lock": api.lock_info(site)}
+        lock = shown_lock(api.lock_info(site))
+        return {"@id": f"{service.service_url}/lock", "lock": lock}
     raise not_found(params)
 
 
@@ -97,7 +99,7 @@ def reply_break(service):
     )
     if not done["broken"]:
         service.request.response.setStatus(202)
-    return done
+    return {**done, "lock": shown_lock(done["lock"])}
 
 
 def reply_cancel(service):
@@ -110,4 +112,4 @@ def reply_cancel(service):
         service.context, service.service_url, service.current_user()
     )
     service.request.response.setStatus(202)
-    return done
+    return {**done, "lock": shown_lock(done["lock"])}
