@@ -81,8 +81,8 @@ admin = app.acl_users.getUserById("admin")
 newSecurityManager(None, admin.__of__(app.acl_users))
 site = app["Plone"]
 setSite(site)
-site.portal_setup.runAllImportStepsFromProfile("profile-{slow}")
-site.portal_setup.setLastVersionForProfile("{slow}", "5000")
+site.portal_setup.runAllImportStepsFromProfile("profile-{profile}")
+site.portal_setup.setLastVersionForProfile("{profile}", "{version}")
 transaction.commit()
 """
 
@@ -188,10 +188,15 @@ def make_instance(base, zope_conf, env):
     (etc / "site.zcml").write_text(site_zcml.replace("</configure>", SITE_ZCML_TESTING))
     zconsole = [str(BIN / "zconsole"), "run", str(etc / "zope.conf")]
     run([*zconsole, str(ROOT / "scripts" / "create_site.py")], env, ROOT)
-    prepare = base / "prepare.py"
-    prepare.write_text(PREPARE.format(slow=SLOW))
-    run([*zconsole, str(prepare)], env, ROOT)
+    install_profile(etc, base, env, SLOW, "5000")
     return etc
+
+
+def install_profile(etc, base, env, profile, version):
+    """Install ``profile`` in the site ``Plone`` and record it at ``version``."""
+    script = base / "install_profile.py"
+    script.write_text(PREPARE.format(profile=profile, version=version))
+    run([str(BIN / "zconsole"), "run", str(etc / "zope.conf"), str(script)], env, ROOT)
 
 
 def serve(processes, etc, base, env, names=("a", "b"), timeout=120):

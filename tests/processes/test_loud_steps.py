@@ -11,15 +11,13 @@ more: it must not grow by 50 MB. Each answer keeps a bounded part of the log.
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.testing import loud
 from pathlib import Path
-from zope_processes import BIN
 from zope_processes import FILESTORAGE_CONF
+from zope_processes import install_profile
 from zope_processes import instance_dir
 from zope_processes import make_instance
 from zope_processes import post
 from zope_processes import process_env
 from zope_processes import Processes
-from zope_processes import ROOT
-from zope_processes import run
 from zope_processes import serve
 
 import pytest
@@ -30,24 +28,6 @@ pytestmark = pytest.mark.slow
 LOUD = "collective.upgradeapi.testing:loud"
 RUNS = 20
 MB = 1024 * 1024
-
-
-INSTALL = f"""\
-from AccessControl.SecurityManagement import newSecurityManager
-from Testing.makerequest import makerequest
-from zope.component.hooks import setSite
-
-import transaction
-
-app = makerequest(app)  # noqa: F821
-admin = app.acl_users.getUserById("admin")
-newSecurityManager(None, admin.__of__(app.acl_users))
-site = app["Plone"]
-setSite(site)
-site.portal_setup.runAllImportStepsFromProfile("profile-{LOUD}")
-site.portal_setup.setLastVersionForProfile("{LOUD}", "10000")
-transaction.commit()
-"""
 
 
 def resident(pid):
@@ -87,10 +67,7 @@ def loud_zope(tmp_path_factory):
                 "[logger_root]\nlevel = INFO", "[logger_root]\nlevel = WARN"
             )
         )
-        install = base / "install.py"
-        install.write_text(INSTALL)
-        zconsole = [str(BIN / "zconsole"), "run", str(etc / "zope.conf")]
-        run([*zconsole, str(install)], env, ROOT)
+        install_profile(etc, base, env, LOUD, "10000")
         (url,) = serve(processes, etc, base, env, names=("loud",))
         yield url, processes.started[-1][0].pid
     finally:
