@@ -59,9 +59,14 @@ def shortened(line, most):
 
 class Bounded:
     """Lines kept within ``budget`` characters: the first ones and the last
-    ones, half the budget each, counting the lines dropped in between."""
+    ones, half the budget each, counting the lines dropped in between.
 
-    def __init__(self, budget):
+    :param left_out: the line said in place of those dropped (``{lines}``,
+        ``{size}``).
+    """
+
+    def __init__(self, budget, left_out=LEFT_OUT):
+        self.left_out = left_out
         self.half = budget // 2
         self.head = []
         self.head_size = 0
@@ -89,7 +94,7 @@ class Bounded:
         """The lines kept, with a line in place of those left out."""
         marker = []
         if self.dropped:
-            marker = [LEFT_OUT.format(lines=self.dropped, size=self.dropped_size)]
+            marker = [self.left_out.format(lines=self.dropped, size=self.dropped_size)]
         return [*self.head, *marker, *self.tail]
 
 

@@ -7,6 +7,9 @@ and last lines, with a line in the middle saying how much was dropped. The
 server's event log has every line.
 """
 
+from collective.upgradeapi.engine.logcapture import Bounded
+from collective.upgradeapi.engine.logcapture import shortened
+
 import json
 import zlib
 
@@ -21,6 +24,11 @@ TRACEBACK_BUDGET = 8 * 1024
 MESSAGE_BUDGET = 2 * 1024
 #: Below this many characters, a cut log keeps only the line that says so.
 SMALLEST_CUT = 256
+#: The line said in place of dropped log lines.
+DROPPED = (
+    "[... {lines} log lines ({size} characters){where} dropped from the "
+    "history; the server's event log has every line]"
+)
 
 
 def pack(steps, report, profiles=(), budget=LOG_BUDGET):
@@ -182,61 +190,31 @@ def _kept_ends(order, budget):
 
 def cut_lines(lines, budget):
     """``lines`` if they fit in ``budget`` characters; else their first and
-    last lines, and a line in between that says what was dropped (only that
-    line when the budget is too small for more)."""
+    last lines (:class:`.logcapture.Bounded`) and a line in between that says
+    what was dropped (only that line when the budget is too small for more)."""
     size = sum(len(line) + 1 for line in lines)
     if size <= budget:
         return list(lines)
     if budget < SMALLEST_CUT:
-        marker = f"[... {len(lines)} log lines ({size} characters) dropped]"
+        marker = DROPPED.format(lines=len(lines), size=size, where="")
         return [marker] if len(marker) < size else list(lines)
-    half = budget // 2
-    head = []
-    used = 0
+    kept = Bounded(budget, DROPPED.replace("{where}", ""))
     for line in lines:
-        if used + len(line) + 1 > half:
-            break
-        head.append(line)
-        used += len(line) + 1
-    tail = []
-    used = 0
-    for line in reversed(lines[len(head) :]):
-        if used + len(line) + 1 > half:
-            break
-        tail.append(line)
-        used += len(line) + 1
-    tail.reverse()
-    dropped = lines[len(head) : len(lines) - len(tail)]
-    if not head and not tail:
-        # One line longer than half the budget: keep its start and end.
-        first = _cut_text(dropped[0], half)
-        return [first, _marker(dropped[1:])] if len(dropped) > 1 else [first]
-    return [*head, _marker(dropped), *tail]
+        kept.add(line)
+    return kept.lines()
 
 
 def _marker(dropped, steps=None):
     characters = sum(len(line) + 1 for line in dropped)
     where = f" of {steps} steps" if steps else ""
-    return (
-        f"[... {len(dropped)} log lines ({characters} characters){where} dropped "
-        "from the history; the server's event log has every line]"
-    )
-
-
-def _cut_text(text, budget):
-    """``text``, or its start and end with what was dropped in between."""
-    if len(text) <= budget:
-        return text
-    half = max(budget // 2, 1)
-    dropped = len(text) - 2 * half
-    return f"{text[:half]}[... {dropped} characters dropped ...]{text[-half:]}"
+    return DROPPED.format(lines=len(dropped), size=characters, where=where)
 
 
 def bounded_error(error):
     """``error`` with its ``message`` and ``traceback`` bounded."""
     error = dict(error)
     if isinstance(error.get("message"), str):
-        error["message"] = _cut_text(error["message"], MESSAGE_BUDGET)
+        error["message"] = shortened(error["message"], MESSAGE_BUDGET)
     if isinstance(error.get("traceback"), str):
-        error["traceback"] = _cut_text(error["traceback"], TRACEBACK_BUDGET)
+        error["traceback"] = shortened(error["traceback"], TRACEBACK_BUDGET)
     return error
