@@ -194,3 +194,82 @@ def test_cookie_addons_upgrade_with_json_runs(cookie, addons, snapshot):
 
     assert response.status_code == 204, response.text
     assert snapshot()["versions"][GOOD_PROFILE] == ("3002",)
+
+
+# -- what authenticated the request, not which headers it has -------------------
+
+#: ``Authorization`` headers that authenticate no one.
+FORGED = {"bogus-basic": "Basic Ym9ndXM6Ym9ndXM=", "garbage-bearer": "Bearer garbage"}
+
+
+@pytest.mark.parametrize("authorization", FORGED.values(), ids=FORGED)
+def test_cookie_with_a_forged_authorization_is_refused(
+    api, cookie, pending, snapshot, example, authorization
+):
+    """An extra header that authenticates no one leaves a cookie session a
+    cookie session."""
+    response = post(cookie, "/@upgrade", headers={"Authorization": authorization})
+
+    if authorization == FORGED["bogus-basic"]:
+        example("csrf_forged_authorization", response)
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "Forbidden"
+    assert "does not count" in response.json()["message"]
+    assert_nothing_ran(api, snapshot, pending)
+
+
+@pytest.fixture
+def member(site, sync):
+    """A Member of the site: ``(user id, password)``, committed."""
+    import transaction
+
+    sync()
+    site.acl_users.userFolderAddUser("member", "member-secret", ["Member"], [])
+    transaction.commit()
+    return "member", "member-secret"
+
+
+def test_cookie_with_another_users_authorization_is_refused(
+    api, cookie, member, pending, snapshot
+):
+    """A header that authenticates a user, but not the one the cookie did."""
+    response = post(cookie, "/@upgrade", headers={"Authorization": _basic(*member)})
+
+    assert response.status_code == 403, response.text
+    assert_nothing_ran(api, snapshot, pending)
+
+
+def test_cookie_with_its_own_users_basic_auth_runs(cookie, pending, snapshot):
+    """The header authenticates the user: no cookie needed, so none counts."""
+    owner = _basic(SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
+
+    response = post(cookie, "/@upgrade", headers={"Authorization": owner})
+
+    assert_ran(response, snapshot)
+
+
+def _basic(user, password):
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("authorization", FORGED.values(), ids=FORGED)
+@pytest.mark.parametrize("path", ["/@upgrade/run", "/@upgrade/lock?force=true"])
+def test_cookie_delete_with_a_forged_authorization_is_refused(
+    api, cookie, held, snapshot, path, authorization
+):
+    held()
+    before = snapshot()
+    lock = api.get("/@upgrade/lock").json()["lock"]
+
+    response = cookie.delete(
+        f"{cookie.base}{path}", headers={"Authorization": authorization}
+    )
+
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "Forbidden"
+    after = api.get("/@upgrade/lock").json()["lock"]
+    assert after == lock
+    assert after["cancel_requested"] is None
+    assert snapshot() == before

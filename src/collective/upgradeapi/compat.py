@@ -36,6 +36,12 @@ PRIVATE_NAMES = {
     "6.0/6.1/6.2": (
         # Zope: the Authorization header, kept out of the environment
         ("ZPublisher.HTTPRequest.HTTPRequest._auth", "services/csrf.py"),
+        # PAS: the users a request's credentials authenticate
+        (
+            "Products.PluggableAuthService.PluggableAuthService."
+            "PluggableAuthService._extractUserIds",
+            "services/csrf.py",
+        ),
         # Zope: the sites in the Zope root
         ("OFS.ObjectManager.ObjectManager._objects", "lifecycle.py"),
         ("OFS.ObjectManager.ObjectManager._getOb", "lifecycle.py"),

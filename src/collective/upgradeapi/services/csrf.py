@@ -11,14 +11,28 @@ was made on purpose:
 - a valid plone.protect token, in the ``X-CSRF-TOKEN`` header or an
   ``_authenticator`` parameter (as Plone's own forms send it).
 
-Clients that send an ``Authorization`` header (basic auth, a JWT bearer token:
-Volto, curl, ``plone-upgrade``) need neither: a cross-site page cannot make a
-browser add that header without a preflight.
+Clients authenticated by their ``Authorization`` header (basic auth, a JWT
+bearer token: Volto, curl, ``plone-upgrade``) need neither: a cross-site page
+cannot make a browser add that header without a preflight. What counts is
+what authenticated the request, not which headers it has: the user folder
+that authenticated the user must find the same user in the header's
+credentials alone. A cookie session with an ``Authorization`` header that
+authenticates no one (``Basic Ym9ndXM6Ym9ndXM=``, ``Bearer garbage``), or
+someone else, is a cookie session.
 """
 
+from AccessControl import getSecurityManager
+from AccessControl.userfolder import BasicUserFolder
+from Acquisition import aq_inner
+from Acquisition import aq_parent
 from collective.upgradeapi.errors import UpgradeError
+from io import BytesIO
 from plone.protect.authenticator import check as check_token
+from Products.PluggableAuthService.PluggableAuthService import PluggableAuthService
+from zExceptions import BadRequest
 from zExceptions import Forbidden
+from ZPublisher.HTTPRequest import HTTPRequest
+from ZPublisher.HTTPResponse import HTTPResponse
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -31,9 +45,43 @@ class CSRFRefused(UpgradeError):
     error_type = "Forbidden"
 
 
-def _authorization(request):
+def _header_user_ids(folder, header, request):
+    """The ids of the users ``header`` alone authenticates in ``folder``."""
+    if isinstance(folder, PluggableAuthService):
+        # Only the header: no cookie, no form, no client address.
+        bare = HTTPRequest(
+            BytesIO(),
+            {
+                "SERVER_NAME": "localhost",
+                "SERVER_PORT": "80",
+                "HTTP_AUTHORIZATION": header,
+            },
+            HTTPResponse(),
+        )
+        return {user_id for user_id, _ in folder._extractUserIds(bare, folder.plugins)}
+    if isinstance(folder, BasicUserFolder):
+        try:
+            name, password = folder.identify(header)
+        except BadRequest:
+            return set()
+        user = folder.authenticate(name, password, request) if name else None
+        return {user.getId()} if user is not None else set()
+    return set()
+
+
+def _authenticated_by_header(request):
+    """Whether the request's user was authenticated by its ``Authorization``
+    header: the user folder that authenticated the user finds that user in
+    the header's credentials alone."""
     # Zope keeps the Authorization header out of the environment.
-    return getattr(request, "_auth", None) or request.getHeader("Authorization")
+    header = getattr(request, "_auth", None)
+    if not header:
+        return False
+    user = getSecurityManager().getUser()
+    folder = aq_parent(aq_inner(user))
+    return folder is not None and user.getId() in _header_user_ids(
+        folder, header, request
+    )
 
 
 def _json(request):
@@ -52,16 +100,16 @@ def _token(request):
 def check(request):
     """Refuse (403) an unsafe request that a cross-site page could have sent.
 
-    Nothing to do for safe methods, for requests with an ``Authorization``
-    header, with ``Content-Type: application/json``, or with a valid
-    plone.protect token.
+    Nothing to do for safe methods, for requests with ``Content-Type:
+    application/json``, whose user was authenticated by their
+    ``Authorization`` header, or with a valid plone.protect token.
 
     :raises CSRFRefused: otherwise; nothing has run yet.
     """
     method = (request.get("REQUEST_METHOD") or "GET").upper()
-    if method in SAFE_METHODS or _authorization(request) or _json(request):
+    if method in SAFE_METHODS or _json(request):
         return
-    if _token(request):
+    if _authenticated_by_header(request) or _token(request):
         return
     raise CSRFRefused(
         f"This {method} request is authenticated by a cookie and has neither "
@@ -69,6 +117,7 @@ def check(request):
         "web site could have made your browser send it (cross-site request "
         "forgery). Nothing was run. Send a JSON body with 'Content-Type: "
         "application/json', or Plone's CSRF token in the 'X-CSRF-TOKEN' "
-        "header; clients that authenticate with an 'Authorization' header "
-        "(basic auth, a JWT bearer token) need neither."
+        "header. Clients whose 'Authorization' header authenticates them "
+        "(basic auth, a JWT bearer token) need neither; a header that "
+        "authenticates no one, or another user, does not count."
     )
