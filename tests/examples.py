@@ -105,11 +105,12 @@ def render_request(request):
 
 
 def render_response(response):
-    """The response as HTTP/1.1 text: status line, content type, JSON body."""
+    """The response as HTTP/1.1 text: status line, content type, ``Allow``,
+    JSON body."""
     text = f"HTTP/1.1 {response.status_code} {response.reason}\n"
-    content_type = response.headers.get("Content-Type")
-    if content_type:
-        text += f"Content-Type: {content_type}\n"
+    for header in ("Content-Type", "Allow"):
+        if header in response.headers:
+            text += f"{header}: {response.headers[header]}\n"
     if response.content:
         try:
             body = _dump(response.json())

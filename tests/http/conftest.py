@@ -111,3 +111,19 @@ def addons(site, rewind):
     for product in (GOOD, BAD):
         _profile_registry.unregisterProfile("default", product)
         del _upgrade_registry._registry[f"{product}:default"]
+
+
+@pytest.fixture
+def database(api, site, snapshot):
+    """Return ``read()``: what a refused request leaves as it was, read as
+    committed: the profiles (``snapshot``), the ids at the site root, the
+    upgrade lock and the number of runs in the history."""
+
+    def read():
+        state = snapshot()
+        state["root"] = sorted(site.objectIds())
+        state["lock"] = api.get("/@upgrade/lock").json()["lock"]
+        state["runs"] = api.get("/@upgrade/history").json()["items_total"]
+        return state
+
+    return read

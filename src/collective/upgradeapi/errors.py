@@ -149,3 +149,54 @@ class UpgradeFailed(UpgradeError):
 
     status = 500
     error_type = "UpgradeFailed"
+
+
+class WrongMethod(UpgradeError):
+    """A method the resource does not answer: 405, with ``Allow`` (not named
+    ``MethodNotAllowed``: Zope's publisher turns exceptions of that name into
+    its own).
+
+    :param method: the request's method.
+    :param path: the resource, as the answer names it (``@upgrade/lock``).
+    :param allow: the methods it answers, as a sequence.
+    """
+
+    status = 405
+    error_type = "MethodNotAllowed"
+
+    def __init__(self, method, path, allow):
+        allowed = ", ".join(allow)
+        super().__init__(
+            f"{method[:20]} is not allowed on {path[:200]}: it answers {allowed} "
+            "only. Nothing was done.",
+            allow=list(allow),
+        )
+        self.headers = {"Allow": allowed}
+
+
+class NotAcceptable(UpgradeError):
+    """A request for the API that does not ask for JSON: 406."""
+
+    status = 406
+    error_type = "NotAcceptable"
+
+
+class ReservedName(UpgradeError):
+    """Content given the name of a REST service of the site root: 400.
+
+    :param name: the id asked for.
+    :param methods: the methods of the services of that name (``GET``...).
+    """
+
+    status = 400
+    error_type = "BadRequest"
+
+    def __init__(self, name, methods):
+        name = shown([name])[0]
+        super().__init__(
+            f"{name!r} cannot be the id of content at the site root: it is the "
+            f"name of this site's REST service ({', '.join(methods)} {name}), "
+            "which content of that name would hide. Nothing was added, copied, "
+            "moved or renamed. Choose another id.",
+            id=name,
+        )

@@ -89,6 +89,8 @@ def render(error, request):
         response.setHeader("Content-Type", "text/html; charset=utf-8")
         title = escape(TITLES.get(error.status, "The request was refused"))
         text = PAGE.format(title=title, message=escape(said(error), quote=False))
+    if request.get("REQUEST_METHOD") == "HEAD":
+        text = ""  # an answer to HEAD has no body; waitress would send it
     response.setBody(text, lock=1)
 
 
