@@ -131,11 +131,38 @@ def test_odd_run_ids_are_404(api, path, status):
 
 
 @pytest.mark.parametrize(
-    "path", ["/@upgrade/history", "/@upgrade/status", "/@upgrade/lock", "/@upgrade/x"]
+    "path", ["/@upgrade/history", "/@upgrade/status", "/@upgrade/lock", "/@upgrade/run"]
 )
 def test_post_on_a_sub_path_is_405(api, pending, snapshot, path):
-    data = assert_refused(api.post(path, json={}), 405, "POST is not allowed")
+    response = api.post(path, json={})
+    data = assert_refused(response, 405, "POST is not allowed")
     assert data["type"] == "MethodNotAllowed"
+    assert "POST" not in response.headers["Allow"]
+    assert snapshot() == pending
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_an_unknown_sub_path_is_404_whatever_the_method(api, pending, snapshot, method):
+    response = getattr(api, method)("/@upgrade/x", json={})
+    assert assert_refused(response, 404, "There is no @upgrade/x")["type"] == "NotFound"
+    assert snapshot() == pending
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("get", "/@upgrade/run", "DELETE"),
+        ("delete", "/@upgrade/status", "GET"),
+        ("delete", "/@upgrade/history", "GET"),
+        ("delete", "/@upgrade", "GET, POST"),
+    ],
+)
+def test_a_method_a_sub_path_does_not_answer_is_405(
+    api, pending, snapshot, method, path, allow
+):
+    response = getattr(api, method)(path)
+    assert assert_refused(response, 405, "is not allowed")["allow"] == allow.split(", ")
+    assert response.headers["Allow"] == allow
     assert snapshot() == pending
 
 

@@ -270,15 +270,25 @@ def test_get_answers_the_service(api, site, shadow):
     }
 
 
-@pytest.mark.parametrize("path", ["/lock", "/run", ""])
-def test_delete_never_deletes_the_content(api, site, sync, shadow, database, path):
+@pytest.mark.parametrize(
+    "path, status, error_type",
+    [
+        ("/lock", 404, "NotFound"),
+        ("/run", 404, "NotFound"),
+        ("", 405, "MethodNotAllowed"),
+    ],
+)
+def test_delete_never_deletes_the_content(
+    api, site, sync, shadow, database, path, status, error_type
+):
     before = database()
 
     response = api.delete(f"/{NAME}{path}")
 
-    assert response.status_code == 404, response.text
+    # No lock to break, no run to cancel; @upgrade itself is not deleted.
+    assert response.status_code == status, response.text
     assert response.headers["X-Upgrade-Service"] == "collective.upgradeapi"
-    assert response.json()["type"] == "NotFound"
+    assert response.json()["type"] == error_type
     assert database() == before
     assert site[NAME].objectIds() == ["lock"]
 

@@ -23,9 +23,9 @@ the API's place. Three rules keep the name this package's:
 
 from collective.upgradeapi.errors import NotAcceptable
 from collective.upgradeapi.errors import ReservedName
-from collective.upgradeapi.errors import WrongMethod
 from collective.upgradeapi.services.base import SERVICE_HEADER
-from collective.upgradeapi.services.upgrade.runs import not_found
+from collective.upgradeapi.services.upgrade.runs import ALLOWED
+from collective.upgradeapi.services.upgrade.runs import refusal
 from OFS.interfaces import IObjectWillBeMovedEvent
 from plone.base.interfaces import IPloneSiteRoot
 from plone.rest.interfaces import IAPIRequest
@@ -44,16 +44,6 @@ from ZPublisher.BaseRequest import DefaultPublishTraverse
 
 
 NAME = "@upgrade"
-
-#: The methods each resource under ``@upgrade`` answers: its ``Allow``.
-ALLOWED = {
-    "": ("GET", "POST"),
-    "status": ("GET",),
-    "history": ("GET",),
-    "history/<id>": ("GET",),
-    "lock": ("GET", "DELETE"),
-    "run": ("DELETE",),
-}
 
 #: The methods whose REST services a content id at the site root would hide.
 SERVICE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -143,14 +133,12 @@ class OtherMethods:
 
     def _error(self):
         path = self.path
-        key = "history/<id>" if path[:1] == ["history"] and len(path) == 2 else None
-        allow = ALLOWED.get(key or "/".join(path))
-        if allow is None:
-            return not_found(path)
+        history_id = path[:1] == ["history"] and len(path) == 2
+        allow = ALLOWED.get("history/<id>" if history_id else "/".join(path))
         method = (self.request.get("REQUEST_METHOD") or "GET").upper()
+        if allow is None or method not in allow:
+            return refusal(method, path)
         resource = "/".join([NAME, *path])
-        if method not in allow:
-            return WrongMethod(method, resource, allow)
         return NotAcceptable(
             f"{resource[:200]} answers JSON only: send 'Accept: "
             "application/json'. Nothing was done."

@@ -3,10 +3,10 @@
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import kept_request_annotations
-from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import body as request_body
+from collective.upgradeapi.services.upgrade import runs
 from plone.protect.interfaces import IDisableCSRFProtection
 from urllib.parse import parse_qs
 from zope.interface import alsoProvides
@@ -26,13 +26,7 @@ class UpgradePost(UpgradeSubPathService):
     def reply(self):
         csrf.check(self.request)
         if self.params:
-            path = "/".join(self.params)
-            raise UpgradeError(
-                f"POST is not allowed on @upgrade/{path[:200]}: its sub-resources "
-                "are read with GET (the lock is broken with DELETE).",
-                error_type="MethodNotAllowed",
-                status=405,
-            )
+            raise runs.refusal("POST", self.params)
         alsoProvides(self.request, IDisableCSRFProtection)
         query = parse_qs(self.request.get("QUERY_STRING", ""), keep_blank_values=True)
         selection, dry_run, options = request_body.parse(

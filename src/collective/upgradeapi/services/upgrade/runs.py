@@ -7,11 +7,21 @@ from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
+from collective.upgradeapi.errors import WrongMethod
 from collective.upgradeapi.services.errors import shown_lock
 from collective.upgradeapi.tracking import history
 
 
 SUB_PATHS = "status, history, history/<id>, lock and run (DELETE: cancel)"
+#: The methods each resource under ``@upgrade`` answers: its ``Allow``.
+ALLOWED = {
+    "": ("GET", "POST"),
+    "status": ("GET",),
+    "history": ("GET",),
+    "history/<id>": ("GET",),
+    "lock": ("GET", "DELETE"),
+    "run": ("DELETE",),
+}
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
 
@@ -21,6 +31,16 @@ def not_found(params):
     return UnknownResource(
         f"There is no @upgrade/{path}. Available: @upgrade/{SUB_PATHS}."
     )
+
+
+def refusal(method, params):
+    """What ``method`` on ``@upgrade/<params>`` gets when that resource does
+    not answer it: 404 (no such resource) or 405 (with ``Allow``)."""
+    history_id = params[:1] == ["history"] and len(params) == 2
+    allow = ALLOWED.get("history/<id>" if history_id else "/".join(params))
+    if allow is None:
+        return not_found(params)
+    return WrongMethod(method, "/".join(["@upgrade", *params]), allow)
 
 
 def _last_run(service, data):
@@ -43,7 +63,7 @@ def reply_get(service, params):
     if params == ["lock"]:
         lock = shown_lock(api.lock_info(site))
         return {"@id": f"{service.service_url}/lock", "lock": lock}
-    raise not_found(params)
+    raise refusal("GET", params)
 
 
 def _batch_param(service, name, lowest):
@@ -78,7 +98,7 @@ def reply_delete(service, params):
         return reply_break(service)
     if params == ["run"]:
         return reply_cancel(service)
-    raise not_found(params)
+    raise refusal("DELETE", params)
 
 
 def reply_break(service):
