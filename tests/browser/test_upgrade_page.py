@@ -164,9 +164,7 @@ def test_live_progress_of_a_run_started_elsewhere_and_cancel(
     assert snapshot()["versions"][SLOW] == ("5000",)
 
 
-def test_without_javascript(
-    open_page, upgrades_url, rewind, snapshot, slow_run, api
-):
+def test_without_javascript(open_page, upgrades_url, rewind, snapshot, slow_run, api):
     page = open_page(javascript=False)
     rewind({BASE: "1000"})
     page.goto(upgrades_url)
@@ -181,9 +179,7 @@ def test_without_javascript(
     expect(progress.locator(".js-step")).to_have_text("Slow: first step")
     progress.get_by_role("button", name="Cancel the run").click()
 
-    expect(page.locator("#global_statusmessage")).to_contain_text(
-        "Cancel requested"
-    )
+    expect(page.locator("#global_statusmessage")).to_contain_text("Cancel requested")
     assert api.get("/@upgrade/status").json()["state"] == "running"
     assert snapshot()["versions"][BASE] == ("1000",)
 
