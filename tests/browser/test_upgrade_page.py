@@ -199,3 +199,38 @@ def test_keyboard_only(page, upgrades_url, rewind, snapshot):
     expect(page).to_have_url(f"{upgrades_url}?run=1")
     expect(page.locator("#upgrade-run-result")).to_contain_text("dry run")
     assert snapshot()["versions"][BASE] == ("1000",)
+
+
+def test_break_the_lock_of_a_dead_holder(
+    open_page, upgrades_url, slow_run, site, api, screenshot
+):
+    from collective.upgradeapi.tracking import holder
+    from collective.upgradeapi.tracking.store import now
+    from collective.upgradeapi.tracking.store import side_connection
+
+    slow_run()
+
+    # As a restarted Zope sees the lock of the process it replaced (this
+    # host, this process id, another boot): its holder is gone.
+    def restarted(records):
+        lock = records.get("lock")
+        dead = {**holder.identity(), "boot": "a-predecessor", "started": now() - 60}
+        records.set("lock", {**lock, "holder": dead})
+
+    with side_connection(site) as side:
+        side.transact(restarted)
+    page = open_page(javascript=False)
+    page.goto(upgrades_url)
+    progress = page.locator("#upgrade-progress")
+    expect(progress.locator(".js-stale").first).to_be_visible()
+    screenshot(page, "stale-lock")
+
+    progress.get_by_role("button", name="Break the lock").click()
+
+    expect(page.locator("#global_statusmessage")).to_contain_text(
+        "The lock was broken"
+    )
+    expect(progress).to_be_hidden()
+    assert api.get("/@upgrade/lock").json()["lock"] is None
+    (run,) = api.get("/@upgrade/history").json()["items"]
+    assert run["result"] == "abandoned"
