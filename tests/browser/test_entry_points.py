@@ -3,8 +3,8 @@ Add-ons control panel's Upgrade button, and the optional Site Setup link."""
 
 from collective.upgradeapi.testing.versions import CORE
 from collective.upgradeapi.testing.versions import LAST
-from plone.app.testing import SITE_OWNER_NAME
 from playwright.sync_api import expect
+from plone.app.testing import SITE_OWNER_NAME
 
 import transaction
 

@@ -227,9 +227,7 @@ def test_break_the_lock_of_a_dead_holder(
 
     progress.get_by_role("button", name="Break the lock").click()
 
-    expect(page.locator("#global_statusmessage")).to_contain_text(
-        "The lock was broken"
-    )
+    expect(page.locator("#global_statusmessage")).to_contain_text("The lock was broken")
     expect(progress).to_be_hidden()
     assert api.get("/@upgrade/lock").json()["lock"] is None
     (run,) = api.get("/@upgrade/history").json()["items"]

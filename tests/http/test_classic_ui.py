@@ -327,4 +327,3 @@ def test_page_get_changes_nothing(cookie, api, rewind, snapshot):
     assert response.status_code == 200
     assert snapshot() == before
     assert history(api) == []
-

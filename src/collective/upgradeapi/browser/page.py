@@ -155,9 +155,7 @@ class UpgradePage(BrowserView):
         return iso(seconds) if seconds is not None else ""
 
     def may_mark_done(self):
-        return bool(
-            getSecurityManager().checkPermission(api.MARK_DONE, self.context)
-        )
+        return bool(getSecurityManager().checkPermission(api.MARK_DONE, self.context))
 
     def service_url(self):
         return f"{self.context.absolute_url()}/@upgrade"
