@@ -116,6 +116,28 @@ def test_failing_step_shows_its_error_and_commits_nothing(
     assert snapshot() == before
 
 
+def test_one_step_per_transaction_keeps_the_steps_before_a_failure(
+    page, upgrades_url, rewind, snapshot
+):
+    rewind({BROKEN: "3000"})
+    before = snapshot()
+    page.goto(upgrades_url)
+    page.get_by_label("one step").check()
+
+    page.get_by_role("button", name="Upgrade", exact=True).click()
+
+    expect(page.locator("#upgrade-run-result")).to_contain_text(
+        "What was committed before it stopped stays"
+    )
+    steps = page.locator("#upgrade-run-steps li")
+    expect(steps.nth(0).locator(".step-committed")).to_have_text("committed")
+    expect(steps.nth(1).locator(".step-committed")).to_have_count(0)
+    expect(page.locator("#upgrade-run-profiles")).to_contain_text("3001")
+    after = snapshot()
+    assert after["versions"][BROKEN] == ("3001",)
+    assert after["markers"] == [*before["markers"], "broken-3001"]
+
+
 @pytest.fixture
 def slow_run(api, background, rewind, gates):
     """Return ``start()``: a real run of the slow profile, started over REST,
