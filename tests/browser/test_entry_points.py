@@ -67,3 +67,20 @@ def test_site_setup_link_with_the_profile(page, site, upgrades_url):
     page.get_by_role("link", name="Upgrades").click()
 
     expect(page).to_have_url(upgrades_url)
+
+
+def test_on_a_volto_site_the_page_works_the_same(page, site, upgrades_url, rewind, api):
+    """At the backend's URL; Volto's own Upgrade panel keeps its service."""
+    from plone.app.testing import applyProfile
+
+    applyProfile(site, "plone.volto:default")
+    transaction.commit()
+    rewind({"collective.upgradeapi.testing:base": "1000"})
+    page.goto(upgrades_url)
+
+    page.get_by_role("button", name="Dry run").click()
+
+    expect(page.locator("#upgrade-run-result")).to_contain_text(
+        "nothing was kept (dry run)"
+    )
+    assert api.get("/@upgrade").json()["needs_upgrade"] is True
