@@ -13,6 +13,7 @@ from collective.upgradeapi.testing.versions import CORE
 from collective.upgradeapi.testing.versions import LAST
 from playwright.sync_api import expect
 
+import os
 import pytest
 
 
@@ -202,6 +203,7 @@ def test_without_javascript(open_page, upgrades_url, rewind, snapshot, slow_run,
     progress.get_by_role("button", name="Cancel the run").click()
 
     expect(page.locator("#global_statusmessage")).to_contain_text("Cancel requested")
+    expect(progress.locator(".js-cancel-requested")).to_be_visible()
     assert api.get("/@upgrade/status").json()["state"] == "running"
     assert snapshot()["versions"][BASE] == ("1000",)
 
@@ -245,6 +247,7 @@ def test_break_the_lock_of_a_dead_holder(
     page.goto(upgrades_url)
     progress = page.locator("#upgrade-progress")
     expect(progress.locator(".js-stale").first).to_be_visible()
+    expect(page.locator("#upgrade-holder")).to_contain_text(f"process {os.getpid()}")
     screenshot(page, "stale-lock")
 
     progress.get_by_role("button", name="Break the lock").click()

@@ -119,6 +119,9 @@ class UpgradePage(BrowserView):
     def status(self):
         return api.status(self.context)
 
+    def lock(self):
+        return api.lock_info(self.context)
+
     def active(self):
         return self.status()["state"] in ACTIVE
 
