@@ -63,6 +63,10 @@ def page_url(site, run_id=None):
     return url if run_id is None else f"{url}?run={run_id}"
 
 
+def posted(request):
+    return request.get("REQUEST_METHOD", "GET").upper() == "POST"
+
+
 def checked(request):
     """Refuse (403) a POST that another web site could have sent; see
     :func:`.services.csrf.check` (plone.protect's authenticator, as Plone's
@@ -92,23 +96,17 @@ class UpgradePage(BrowserView):
 
     index = ViewPageTemplateFile("templates/upgrades.pt")
     error = None
+    #: the run asked for with ``?run=<id>``
+    entry = None
 
     def __call__(self):
-        if self.request.get("REQUEST_METHOD", "GET").upper() == "POST":
-            try:
-                answer = self.submit()
-            except UpgradeError as error:
-                self.error = error
-                self.request.response.setStatus(error.status)
-            else:
-                if answer is not None:
-                    return answer
-        elif self.request.form.get("run") is not None:
-            try:
-                self.run_entry()
-            except UpgradeError as error:
-                self.error = error
-                self.request.response.setStatus(error.status)
+        try:
+            if posted(self.request):
+                return self.submit()
+            self.entry = self.run_entry()
+        except UpgradeError as error:
+            self.error = error
+            self.request.response.setStatus(error.status)
         return self.index()
 
     # -- what the page shows ---------------------------------------------
@@ -136,8 +134,9 @@ class UpgradePage(BrowserView):
         raw = safe_text(str(self.request.form.get("run") or ""))
         if not raw:
             return None
-        data = api.get_run(self.context, int(raw)) if raw.isdigit() else None
-        if data is None or len(raw) > 12:
+        number = raw.isascii() and raw.isdigit() and len(raw) <= 12
+        data = api.get_run(self.context, int(raw)) if number else None
+        if data is None:
             raise UnknownResource(f"There is no upgrade run {raw[:20]!r}.")
         return data
 

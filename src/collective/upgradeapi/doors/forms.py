@@ -25,6 +25,7 @@ from collective.upgradeapi import api
 from collective.upgradeapi.browser.page import _
 from collective.upgradeapi.browser.page import checked
 from collective.upgradeapi.browser.page import page_url
+from collective.upgradeapi.browser.page import posted
 from collective.upgradeapi.browser.page import run_guarded
 from collective.upgradeapi.browser.page import show_run
 from collective.upgradeapi.errors import UpgradeError
@@ -32,10 +33,6 @@ from plone.base.utils import get_installer
 from Products.CMFPlone.browser.admin import Upgrade
 from Products.CMFPlone.controlpanel.browser.quickinstaller import UpgradeProductsView
 from Products.statusmessages.interfaces import IStatusMessage
-
-
-def posted(request):
-    return request.get("REQUEST_METHOD", "GET").upper() == "POST"
 
 
 class PloneUpgrade(Upgrade):
