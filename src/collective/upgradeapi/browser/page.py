@@ -16,6 +16,7 @@ of the API each, with the lock, the tracking and the history of every run.
 
 from AccessControl import getSecurityManager
 from collective.upgradeapi import api
+from collective.upgradeapi import errors
 from collective.upgradeapi.engine.txn import kept_request_annotations
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
@@ -39,6 +40,16 @@ COMMIT_MODES = ("run", "profile", "step")
 ACTIVE = ("preparing", "running", "committing")
 #: Runs the page lists; older ones are in ``GET @upgrade/history``.
 HISTORY_SHOWN = 50
+#: The hints of an error (:data:`.errors.HINTS`), in this page's terms.
+HOW = {
+    errors.FOLLOW: _("This page shows the run's progress."),
+    errors.CANCEL: _("A Manager can cancel it here: Cancel the run."),
+    errors.BREAK: _(
+        "A Manager can break the lock here: Break the lock. Its run is "
+        "recorded as abandoned."
+    ),
+    errors.LIST: _("This page lists the pending steps."),
+}
 #: The words of the engine's results, statuses and modes, translated.
 WORDS = {
     "success": _("success"),
@@ -149,6 +160,10 @@ class UpgradePage(BrowserView):
             if profile["id"] in ran
             or profile["versions"]["after"] not in (None, profile["versions"]["before"])
         ]
+
+    def hints(self):
+        """What to do after :attr:`error`, in this page's terms."""
+        return [HOW[hint] for hint in getattr(self.error, "hints", ()) if hint in HOW]
 
     def word(self, value):
         return WORDS.get(value, value)
