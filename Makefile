@@ -82,6 +82,7 @@ pytest: $(VENV)/.installed ## Run the test suite on one Plone version (PLONE=...
 .PHONY: pytest-all
 pytest-all: ## Run the test suite on every supported Plone version
 	@bash scripts/ensure-postgresql.sh
+	@bash scripts/ensure-chromium.sh
 	@set -e; for version in $(PLONES); do \
 		$(MAKE) --no-print-directory pytest PLONE=$$version; \
 	done

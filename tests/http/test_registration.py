@@ -29,8 +29,16 @@ def test_override_files_ship_with_the_package():
     root = pathlib.Path(collective.upgradeapi.__file__).parent
     assert (root / "overrides.zcml").is_file()
     assert (root / "services" / "upgrade" / "overrides.zcml").is_file()
-    # No GenericSetup profile: nothing needs installing in the site.
-    assert not (root / "profiles").exists()
+    # Nothing needs installing in the site: the one profile only adds the
+    # optional link to the Classic UI page in Site Setup (and removes it).
+    profiles = root / "profiles"
+    assert sorted(
+        p.relative_to(profiles).as_posix() for p in profiles.rglob("*.*")
+    ) == [
+        "default/controlpanel.xml",
+        "default/metadata.xml",
+        "uninstall/controlpanel.xml",
+    ]
 
 
 def test_overrides_replace_only_what_plone_restapi_registers():

@@ -2,6 +2,9 @@
 
 - :mod:`.addons`: plone.restapi's ``POST @addons/<id>/upgrade`` runs through
   this package's engine (lock, history, all or nothing, real error status);
+- :mod:`.forms`: Plone's ``@@plone-upgrade`` and the add-ons control panel's
+  ``@@upgrade_products`` lead to the upgrade page
+  (:mod:`collective.upgradeapi.browser.page`) and run through the engine;
 - :mod:`.classic`: the classic upgrade forms (``@@plone-upgrade``, the add-ons
   control panel's upgrade button, portal_setup's upgrade form and
   ``upgradeProfile``) refuse with 409 while the lock is held;

@@ -6,9 +6,10 @@ about to call (``request["PUBLISHED"]``), before it is called:
 ======================================================  =====================
 door                                                    refused when
 ======================================================  =====================
-``@@plone-upgrade`` (Products.CMFPlone's upgrade form)  ``form.submitted``
+``@@plone-upgrade`` (Plone's upgrade form, routed       ``form.submitted``
+through the engine by :mod:`.forms`)
 ``@@upgrade_products`` (the classic add-ons control     ``prefs_reinstallProducts``
-panel's upgrade button)
+panel's upgrade button, routed by :mod:`.forms`)
 ``portal_setup/manage_doUpgrades`` (the ZMI's           always
 Upgrades tab)
 ``portal_setup/upgradeProfile`` (published method)      always
