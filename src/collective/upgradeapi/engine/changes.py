@@ -1,0 +1,366 @@
+"""The change report: what each step of a run changed, and the run in total.
+
+A :class:`Recorder` is active in the running thread while a run that records
+changes goes on (:func:`recording`); :func:`step` brackets each step. What it
+reports, per step and for the run (see ``docs/upgrade.md``):
+
+- configuration (registry, catalog indexes and metadata, types, workflows and
+  chains, actions, the site's role map): a picture taken before and after each
+  step by :mod:`.snapshots`, compared;
+- profile versions, before -> after, and GenericSetup import steps run: from
+  GenericSetup's import events;
+- content objects added, modified and removed (zope.lifecycleevent's events)
+  and objects indexed, reindexed and unindexed (CMF's indexing queue), counted
+  by portal type with a few paths each.
+
+The subscribers and the queue processor (``changes.zcml``) return at once when
+no recorder is active in their thread. :func:`bound` keeps a report under a
+size, :func:`summary` says it in one line.
+"""
+
+from Acquisition import aq_base
+from collective.upgradeapi.engine import snapshots
+from collective.upgradeapi.engine.selection import normalise_profile_id
+from Products.CMFCore.indexing import processQueue
+from Products.CMFCore.interfaces import IIndexQueueProcessor
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+
+import contextlib
+import json
+import threading
+import transaction
+
+
+#: Paths kept per category, portal type and step.
+SAMPLE = 20
+
+_local = threading.local()
+
+
+def active():
+    """The :class:`Recorder` of this thread's run, or ``None``."""
+    return getattr(_local, "recorder", None)
+
+
+class Recorder:
+    """Records the changes of one run on ``site``."""
+
+    def __init__(self, site, profile_ids=()):
+        self.site = site
+        setup = site.portal_setup
+        self.watched = set(setup.listProfilesWithUpgrades()) | set(profile_ids)
+        self.first = self.last = self.versions = None
+        self.current = None
+        #: ``id(step result)`` -> its :class:`Events` (a unit run again
+        #: replaces its steps' events).
+        self.recorded = {}
+
+    def _versions(self):
+        setup = self.site.portal_setup
+        return {pid: setup.getLastVersionForProfile(pid) for pid in self.watched}
+
+    def _picture(self):
+        """A picture, reused from the end of the last step when the same
+        transaction goes on (nothing runs between steps but the versions)."""
+        txn = transaction.get()
+        if self.last is not None and self.last[0] is txn:
+            return self.last[1]
+        return snapshots.take(self.site)
+
+    @contextlib.contextmanager
+    def step(self):
+        """Record what happens inside the block; yields the step's events."""
+        before = self._picture()
+        if self.first is None:
+            self.first, self.versions = before, self._versions()
+        self.step_versions = self._versions()
+        self.current = events = Events()
+        try:
+            yield events
+            try:
+                # What the step queued for indexing is counted as its own.
+                processQueue()
+            except ConflictError:
+                raise
+            except Exception:
+                # Indexing fails again at the commit; here, it is not seen.
+                events.unseen.add("catalog")
+        finally:
+            self.current = None
+        after = snapshots.take(self.site)
+        self.last = (transaction.get(), after)
+        events.changes, unknown = snapshots.compare(before, after)
+        events.unknown = sorted(set(unknown) | events.unseen)
+        events.versions = _moved(self.step_versions, self._versions())
+
+    def total(self, step_results):
+        """The run's changes: its first and last pictures compared, and the
+        events of ``step_results`` added up."""
+        if self.first is None:
+            return {}
+        found, unknown = snapshots.compare(self.first, snapshots.take(self.site))
+        events = Events()
+        for step_result in step_results:
+            recorded = self.recorded.get(id(step_result))
+            if recorded is not None:
+                events.add(recorded)
+                unknown.extend(recorded.unseen)
+        events.versions = _moved(self.versions, self._versions())
+        return report(found, sorted(set(unknown)), events)
+
+
+def _moved(before, after):
+    def shown(version):
+        return ".".join(version) if isinstance(version, tuple) else version
+
+    return {
+        pid: [shown(before.get(pid, "unknown")), shown(version)]
+        for pid, version in sorted(after.items())
+        if before.get(pid, "unknown") != version
+    }
+
+
+class Events:
+    """What one step announced: content, indexing, imports."""
+
+    def __init__(self):
+        self.content = {}  # (category, verb) -> portal type -> [count, paths]
+        self.seen = set()
+        self.unseen = set()
+        self.imports = {}
+        self.changes, self.unknown, self.versions = {}, [], {}
+
+    def count(self, category, verb, obj):
+        portal_type = getattr(aq_base(obj), "portal_type", None)
+        if not isinstance(portal_type, str):
+            return
+        try:
+            path = "/".join(obj.getPhysicalPath())
+        except (AttributeError, TypeError):
+            return
+        if (category, verb, path) in self.seen:
+            return
+        self.seen.add((category, verb, path))
+        entry = self.content.setdefault((category, verb), {}).setdefault(
+            portal_type, [0, []]
+        )
+        entry[0] += 1
+        if len(entry[1]) < SAMPLE:
+            entry[1].append(path)
+
+    def imported(self, profile_id, steps):
+        found = self.imports.setdefault(normalise_profile_id(profile_id), [])
+        found.extend(step for step in steps if step not in found)
+
+    def add(self, other):
+        for key, by_type in other.content.items():
+            mine = self.content.setdefault(key, {})
+            for portal_type, (count, paths) in by_type.items():
+                entry = mine.setdefault(portal_type, [0, []])
+                entry[0] += count
+                new = [path for path in paths if path not in entry[1]]
+                entry[1].extend(new[: SAMPLE - len(entry[1])])
+        for profile_id, steps in other.imports.items():
+            self.imported(profile_id, steps)
+
+    def report(self):
+        return report(self.changes, self.unknown, self)
+
+
+def report(found, unknown, events):
+    """The change report (plain JSON data) of pictures and events."""
+    changes = dict(found)
+    for (category, verb), by_type in sorted(events.content.items()):
+        changes.setdefault(category, {})[verb] = {
+            portal_type: {"count": count, "paths": paths}
+            for portal_type, (count, paths) in sorted(by_type.items())
+        }
+    if events.imports:
+        changes["import_steps"] = events.imports
+    if events.versions:
+        changes["versions"] = events.versions
+    if unknown:
+        changes["unknown"] = sorted(unknown)
+    return changes
+
+
+@contextlib.contextmanager
+def recording(recorder):
+    """Make ``recorder`` (or nothing) this thread's active recorder."""
+    previous = active()
+    _local.recorder = recorder
+    try:
+        yield recorder
+    finally:
+        _local.recorder = previous
+
+
+#: Every category a step's report may hold.
+CATEGORIES = (
+    *snapshots.READERS,
+    "content",
+    "import_steps",
+    "versions",
+)
+
+
+@contextlib.contextmanager
+def step(step_result):
+    """Record the changes of one step as ``step_result.changes`` when a
+    recorder is active; do nothing otherwise. A step that raises gets every
+    category "unknown"."""
+    recorder = active()
+    if recorder is None:
+        yield
+        return
+    try:
+        with recorder.step() as events:
+            yield
+    except BaseException:
+        step_result.changes = {"unknown": sorted(CATEGORIES)}
+        raise
+    recorder.recorded[id(step_result)] = events
+    step_result.changes = events.report()
+
+
+# -- what the subscribers hear ------------------------------------------------
+
+
+def _count(category, verb):
+    def subscriber(obj, event=None):
+        recorder = active()
+        if recorder is None or recorder.current is None:
+            return
+        recorder.current.count(category, verb, obj)
+
+    return subscriber
+
+
+content_added = _count("content", "added")
+content_modified = _count("content", "modified")
+content_removed = _count("content", "removed")
+
+
+def profile_importing(event):
+    """Before a profile's import: watch its version from now on."""
+    recorder = active()
+    if recorder is None or recorder.current is None:
+        return
+    profile_id = normalise_profile_id(event.profile_id)
+    if profile_id not in recorder.watched:
+        recorder.watched.add(profile_id)
+        version = event.tool.getLastVersionForProfile(profile_id)
+        recorder.versions.setdefault(profile_id, version)
+        recorder.step_versions.setdefault(profile_id, version)
+
+
+def profile_imported(event):
+    recorder = active()
+    if recorder is None or recorder.current is None:
+        return
+    recorder.current.imported(event.profile_id, event.steps)
+
+
+@implementer(IIndexQueueProcessor)
+class IndexingCounter:
+    """Counts what CMF's indexing queue indexes, by portal type."""
+
+    index = staticmethod(_count("catalog", "indexed"))
+    unindex = staticmethod(_count("catalog", "unindexed"))
+    _reindex = staticmethod(_count("catalog", "reindexed"))
+
+    def reindex(self, obj, attributes=None, update_metadata=1):
+        self._reindex(obj)
+
+    def begin(self):
+        pass
+
+    def commit(self):
+        pass
+
+    def abort(self):
+        pass
+
+
+# -- words and size ------------------------------------------------------------
+
+_WORDS = (
+    ("registry", "added", "registry record{} added"),
+    ("registry", "changed", "registry record{} changed"),
+    ("registry", "removed", "registry record{} removed"),
+    ("catalog", "indexes", "catalog index{}"),
+    ("catalog", "metadata", "catalog metadata column{}"),
+    ("types", "added", "content type{} added"),
+    ("types", "changed", "content type{} changed"),
+    ("types", "removed", "content type{} removed"),
+    ("workflows", "added", "workflow{} added"),
+    ("workflows", "removed", "workflow{} removed"),
+    ("workflows", "chains", "workflow chain{} changed"),
+    ("actions", "added", "action{} added"),
+    ("actions", "changed", "action{} changed"),
+    ("actions", "removed", "action{} removed"),
+    ("role_map", None, "permission{} with changed roles"),
+    ("versions", None, "profile version{} moved"),
+)
+
+
+def _plural(count, words):
+    plural = "es" if words.split("{}")[0].endswith("x") else "s"
+    return f"{count} {words.format('' if count == 1 else plural)}"
+
+
+def summary(changes):
+    """One line that says what ``changes`` holds, for the text report."""
+    parts = []
+    for category, key, words in _WORDS:
+        found = changes.get(category, {})
+        found = found.get(key, {}) if key else found
+        if key in ("indexes", "metadata"):
+            for verb in ("added", "removed"):
+                if found.get(verb):
+                    parts.append(f"{_plural(len(found[verb]), words)} {verb}")
+        elif found:
+            parts.append(_plural(len(found), words))
+    for category, verbs in (
+        ("content", ("added", "modified", "removed")),
+        ("catalog", ("indexed", "reindexed", "unindexed")),
+    ):
+        for verb in verbs:
+            by_type = changes.get(category, {}).get(verb, {})
+            if by_type:
+                total = sum(entry["count"] for entry in by_type.values())
+                kinds = ", ".join(
+                    f"{entry['count']} {portal_type}"
+                    for portal_type, entry in by_type.items()
+                )
+                words = "object" if total == 1 else "objects"
+                parts.append(f"{total} {words} {verb} ({kinds})")
+    if changes.get("unknown"):
+        parts.append(f"not seen: {', '.join(changes['unknown'])}")
+    return "Changes: " + (", ".join(parts) if parts else "none seen") + "."
+
+
+def bound(changes, limit=64 * 1024):
+    """``changes`` cut to at most ``limit`` bytes of JSON.
+
+    Categories are dropped, largest first, until the rest fits; ``"cut"``
+    then names them (their whole content is gone, not a part of it).
+    """
+    size = len(json.dumps(changes).encode())
+    if size <= limit:
+        return changes
+    kept = dict(changes)
+    sizes = {key: len(json.dumps(value).encode()) for key, value in kept.items()}
+    cut = []
+    for key in sorted(sizes, key=sizes.get, reverse=True):
+        if size <= limit - 200:
+            break
+        del kept[key]
+        size -= sizes[key]
+        cut.append(key)
+    kept["cut"] = {
+        "categories": sorted(cut),
+        "message": f"Cut to stay under {limit} bytes.",
+    }
+    return kept

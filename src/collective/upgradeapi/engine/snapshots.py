@@ -1,0 +1,221 @@
+"""Cheap pictures of a site's configuration, and what changed between two.
+
+Each reader of :data:`READERS` takes a picture of one part of the
+configuration through the tools' own API (a few milliseconds on a stock site);
+:func:`compare` turns two pictures into the change report's categories
+(see :mod:`.changes`). A part that cannot be read is "unknown", never
+"unchanged".
+"""
+
+from AccessControl.Permission import Permission
+from plone.registry.interfaces import IRegistry
+from ZODB.POSException import ConflictError
+from zope.component import queryUtility
+
+import json
+import logging
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+
+#: Values longer than this (as JSON) are shortened in a report.
+VALUE_LIMIT = 200
+
+
+def plain(value):
+    """``value`` as JSON data: sets sorted, tuples as lists, others as text."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return repr(value)
+
+
+def short(value):
+    """:func:`plain`, and as cut text when longer than :data:`VALUE_LIMIT`."""
+    data = plain(value)
+    text = json.dumps(data, sort_keys=True)
+    if len(text) <= VALUE_LIMIT:
+        return data
+    return f"{text[:VALUE_LIMIT]}… ({len(text)} characters)"
+
+
+# -- readers: site -> picture --------------------------------------------------
+
+
+def registry(site):
+    records = queryUtility(IRegistry, context=site)
+    if records is None:
+        raise LookupError("no registry")
+    # One walk of the values' BTree; records[name] would build a field each.
+    return dict(records.records._values.items())
+
+
+def catalog(site):
+    tool = site.portal_catalog
+    return {"indexes": set(tool.indexes()), "metadata": set(tool.schema())}
+
+
+def types(site):
+    return {
+        fti.getId(): dict(fti.propertyItems())
+        for fti in site.portal_types.objectValues()
+    }
+
+
+def workflows(site):
+    tool = site.portal_workflow
+    chains = {"(default)": tuple(tool.getDefaultChain())}
+    for type_id in site.portal_types.objectIds():
+        chains[type_id] = tuple(tool.getChainForPortalType(type_id))
+    return {"ids": set(tool.objectIds()), "chains": chains}
+
+
+def _actions(container, path, found):
+    for item in container.objectValues():
+        item_path = f"{path}/{item.getId()}"
+        if item.meta_type == "CMF Action Category":
+            _actions(item, item_path, found)
+        else:
+            found[item_path] = dict(item.propertyItems())
+
+
+def actions(site):
+    found = {}
+    _actions(site.portal_actions, "", found)
+    return found
+
+
+def role_map(site):
+    # (name, attribute names[, default roles]) of each permission.
+    return {
+        item[0]: Permission(item[0], item[1], site).getRoles(default=[])
+        for item in site.ac_inherited_permissions(1)
+    }
+
+
+READERS = {
+    "registry": registry,
+    "catalog": catalog,
+    "types": types,
+    "workflows": workflows,
+    "actions": actions,
+    "role_map": role_map,
+}
+
+
+def take(site):
+    """A picture of every part of :data:`READERS` (``None`` for a part that
+    cannot be read)."""
+    picture = {}
+    for name, reader in READERS.items():
+        try:
+            picture[name] = reader(site)
+        except ConflictError:
+            raise
+        except Exception:
+            logger.warning("Cannot read the %s for the change report.", name)
+            picture[name] = None
+    return picture
+
+
+# -- comparing -----------------------------------------------------------------
+
+
+def _sets(before, after):
+    """``{"added", "removed"}`` of two collections, sorted, empty ones left out."""
+    diff = {
+        "added": sorted(set(after) - set(before), key=str),
+        "removed": sorted(set(before) - set(after), key=str),
+    }
+    return {key: value for key, value in diff.items() if value}
+
+
+def _mapping(before, after, changed):
+    """Added, removed (with values) and changed keys of two dicts."""
+    diff = {
+        "added": {k: short(after[k]) for k in sorted(after.keys() - before.keys())},
+        "removed": {k: short(before[k]) for k in sorted(before.keys() - after.keys())},
+        "changed": {},
+    }
+    for key in sorted(before.keys() & after.keys()):
+        if before[key] != after[key]:
+            diff["changed"][key] = changed(before[key], after[key])
+    return {key: value for key, value in diff.items() if value}
+
+
+def _old_new(old, new):
+    return [short(old), short(new)]
+
+
+def _items_or_values(old, new):
+    """A list property as added/removed items; anything else as old -> new."""
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return _sets(old, new) or {"order": [short(old), short(new)]}
+    return _old_new(old, new)
+
+
+def _properties(old, new):
+    return _mapping(old, new, _items_or_values)
+
+
+def _roles(old, new):
+    diff = _sets(old, new)
+    if isinstance(old, tuple) != isinstance(new, tuple):
+        # Zope: a tuple of roles does not acquire, a list does.
+        diff["acquire"] = [isinstance(old, list), isinstance(new, list)]
+    return diff
+
+
+def _catalog(before, after):
+    diff = {part: _sets(before[part], after[part]) for part in ("indexes", "metadata")}
+    return {key: value for key, value in diff.items() if value}
+
+
+def _workflows(before, after):
+    diff = _sets(before["ids"], after["ids"])
+    chains = _mapping(before["chains"], after["chains"], _old_new)
+    if chains:
+        diff["chains"] = chains
+    return diff
+
+
+def _by_name(before, after):
+    diff = _mapping(before, after, _properties)
+    for key in ("added", "removed"):
+        if key in diff:
+            diff[key] = sorted(diff[key])
+    return diff
+
+
+COMPARE = {
+    "registry": lambda before, after: _mapping(before, after, _old_new),
+    "catalog": _catalog,
+    "types": _by_name,
+    "workflows": _workflows,
+    "actions": _by_name,
+    "role_map": lambda before, after: _mapping(before, after, _roles).get(
+        "changed", {}
+    ),
+}
+
+
+def compare(before, after):
+    """``(changes, unknown)``: the categories that changed from picture
+    ``before`` to ``after``, and the names of those that could not be read."""
+    changes, unknown = {}, []
+    for name, diff in COMPARE.items():
+        if before.get(name) is None or after.get(name) is None:
+            unknown.append(name)
+            continue
+        found = diff(before[name], after[name])
+        if found:
+            changes[name] = found
+    return changes, unknown
