@@ -6,7 +6,7 @@ reports, per step and for the run (see ``docs/upgrade.md``):
 
 - configuration (registry, catalog indexes and metadata, types, workflows and
   chains, actions, the site's role map): a picture taken before and after each
-  step by :mod:`.snapshots`, compared;
+  step by :mod:`.changeset`, compared;
 - profile versions, before -> after, and GenericSetup import steps run: from
   GenericSetup's import events;
 - content objects added, modified and removed (zope.lifecycleevent's events)
@@ -14,12 +14,11 @@ reports, per step and for the run (see ``docs/upgrade.md``):
   by portal type with a few paths each.
 
 The subscribers and the queue processor (``changes.zcml``) return at once when
-no recorder is active in their thread. :func:`bound` keeps a report under a
-size, :func:`summary` says it in one line.
+no recorder is active in their thread.
 """
 
 from Acquisition import aq_base
-from collective.upgradeapi.engine import snapshots
+from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from Products.CMFCore.indexing import processQueue
 from Products.CMFCore.interfaces import IIndexQueueProcessor
@@ -27,13 +26,14 @@ from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
 import contextlib
-import json
 import threading
 import transaction
 
 
 #: Paths kept per category, portal type and step.
 SAMPLE = 20
+#: Objects told apart per step; beyond, an object may be counted twice.
+DISTINCT = 20_000
 
 _local = threading.local()
 
@@ -66,7 +66,7 @@ class Recorder:
         txn = transaction.get()
         if self.last is not None and self.last[0] is txn:
             return self.last[1]
-        return snapshots.take(self.site)
+        return changeset.take(self.site)
 
     @contextlib.contextmanager
     def step(self):
@@ -88,9 +88,10 @@ class Recorder:
                 events.unseen.add("catalog")
         finally:
             self.current = None
-        after = snapshots.take(self.site)
+        events.seen.clear()
+        after = changeset.take(self.site)
         self.last = (transaction.get(), after)
-        events.changes, unknown = snapshots.compare(before, after)
+        events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)
         events.versions = _moved(self.step_versions, self._versions())
 
@@ -99,7 +100,7 @@ class Recorder:
         events of ``step_results`` added up."""
         if self.first is None:
             return {}
-        found, unknown = snapshots.compare(self.first, snapshots.take(self.site))
+        found, unknown = changeset.compare(self.first, changeset.take(self.site))
         events = Events()
         for step_result in step_results:
             recorded = self.recorded.get(id(step_result))
@@ -127,6 +128,7 @@ class Events:
     def __init__(self):
         self.content = {}  # (category, verb) -> portal type -> [count, paths]
         self.seen = set()
+        self.approximate = False
         self.unseen = set()
         self.imports = {}
         self.changes, self.unknown, self.versions = {}, [], {}
@@ -139,9 +141,13 @@ class Events:
             path = "/".join(obj.getPhysicalPath())
         except (AttributeError, TypeError):
             return
-        if (category, verb, path) in self.seen:
+        key = (category, verb, path)
+        if key in self.seen:
             return
-        self.seen.add((category, verb, path))
+        if len(self.seen) < DISTINCT:
+            self.seen.add(key)
+        else:
+            self.approximate = True
         entry = self.content.setdefault((category, verb), {}).setdefault(
             portal_type, [0, []]
         )
@@ -149,8 +155,13 @@ class Events:
         if len(entry[1]) < SAMPLE:
             entry[1].append(path)
 
-    def imported(self, profile_id, steps):
-        found = self.imports.setdefault(normalise_profile_id(profile_id), [])
+    def imported(self, profile_id, steps, full=False):
+        """A profile's import steps were run (all of them: ``"all"``)."""
+        profile_id = normalise_profile_id(profile_id)
+        found = self.imports.setdefault(profile_id, [])
+        if full or found == "all":
+            self.imports[profile_id] = "all"
+            return
         found.extend(step for step in steps if step not in found)
 
     def add(self, other):
@@ -161,8 +172,9 @@ class Events:
                 entry[0] += count
                 new = [path for path in paths if path not in entry[1]]
                 entry[1].extend(new[: SAMPLE - len(entry[1])])
+        self.approximate = self.approximate or other.approximate
         for profile_id, steps in other.imports.items():
-            self.imported(profile_id, steps)
+            self.imported(profile_id, steps, full=steps == "all")
 
     def report(self):
         return report(self.changes, self.unknown, self)
@@ -176,6 +188,8 @@ def report(found, unknown, events):
             portal_type: {"count": count, "paths": paths}
             for portal_type, (count, paths) in sorted(by_type.items())
         }
+    if events.approximate:
+        changes["approximate"] = True
     if events.imports:
         changes["import_steps"] = events.imports
     if events.versions:
@@ -198,7 +212,7 @@ def recording(recorder):
 
 #: Every category a step's report may hold.
 CATEGORIES = (
-    *snapshots.READERS,
+    *changeset.READERS,
     "content",
     "import_steps",
     "versions",
@@ -259,7 +273,7 @@ def profile_imported(event):
     recorder = active()
     if recorder is None or recorder.current is None:
         return
-    recorder.current.imported(event.profile_id, event.steps)
+    recorder.current.imported(event.profile_id, event.steps, event.full_import)
 
 
 @implementer(IIndexQueueProcessor)
@@ -281,86 +295,3 @@ class IndexingCounter:
 
     def abort(self):
         pass
-
-
-# -- words and size ------------------------------------------------------------
-
-_WORDS = (
-    ("registry", "added", "registry record{} added"),
-    ("registry", "changed", "registry record{} changed"),
-    ("registry", "removed", "registry record{} removed"),
-    ("catalog", "indexes", "catalog index{}"),
-    ("catalog", "metadata", "catalog metadata column{}"),
-    ("types", "added", "content type{} added"),
-    ("types", "changed", "content type{} changed"),
-    ("types", "removed", "content type{} removed"),
-    ("workflows", "added", "workflow{} added"),
-    ("workflows", "removed", "workflow{} removed"),
-    ("workflows", "chains", "workflow chain{} changed"),
-    ("actions", "added", "action{} added"),
-    ("actions", "changed", "action{} changed"),
-    ("actions", "removed", "action{} removed"),
-    ("role_map", None, "permission{} with changed roles"),
-    ("versions", None, "profile version{} moved"),
-)
-
-
-def _plural(count, words):
-    plural = "es" if words.split("{}")[0].endswith("x") else "s"
-    return f"{count} {words.format('' if count == 1 else plural)}"
-
-
-def summary(changes):
-    """One line that says what ``changes`` holds, for the text report."""
-    parts = []
-    for category, key, words in _WORDS:
-        found = changes.get(category, {})
-        found = found.get(key, {}) if key else found
-        if key in ("indexes", "metadata"):
-            for verb in ("added", "removed"):
-                if found.get(verb):
-                    parts.append(f"{_plural(len(found[verb]), words)} {verb}")
-        elif found:
-            parts.append(_plural(len(found), words))
-    for category, verbs in (
-        ("content", ("added", "modified", "removed")),
-        ("catalog", ("indexed", "reindexed", "unindexed")),
-    ):
-        for verb in verbs:
-            by_type = changes.get(category, {}).get(verb, {})
-            if by_type:
-                total = sum(entry["count"] for entry in by_type.values())
-                kinds = ", ".join(
-                    f"{entry['count']} {portal_type}"
-                    for portal_type, entry in by_type.items()
-                )
-                words = "object" if total == 1 else "objects"
-                parts.append(f"{total} {words} {verb} ({kinds})")
-    if changes.get("unknown"):
-        parts.append(f"not seen: {', '.join(changes['unknown'])}")
-    return "Changes: " + (", ".join(parts) if parts else "none seen") + "."
-
-
-def bound(changes, limit=64 * 1024):
-    """``changes`` cut to at most ``limit`` bytes of JSON.
-
-    Categories are dropped, largest first, until the rest fits; ``"cut"``
-    then names them (their whole content is gone, not a part of it).
-    """
-    size = len(json.dumps(changes).encode())
-    if size <= limit:
-        return changes
-    kept = dict(changes)
-    sizes = {key: len(json.dumps(value).encode()) for key, value in kept.items()}
-    cut = []
-    for key in sorted(sizes, key=sizes.get, reverse=True):
-        if size <= limit - 200:
-            break
-        del kept[key]
-        size -= sizes[key]
-        cut.append(key)
-    kept["cut"] = {
-        "categories": sorted(cut),
-        "message": f"Cut to stay under {limit} bytes.",
-    }
-    return kept

@@ -17,6 +17,7 @@ lock, the live status and the history around a run.
 """
 
 from collective.upgradeapi.engine import changes
+from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import core
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.engine import txn as txn_module
@@ -129,7 +130,7 @@ class Runner:
                 result.report = collector.text()
                 if recorder is not None:
                     result.changes = recorder.total(result.steps)
-                    result.report += changes.summary(result.changes) + "\n"
+                    result.report += changeset.summary(result.changes) + "\n"
             self._finish(result)
         result.committed = bool(result.commits)
         if result.commits:

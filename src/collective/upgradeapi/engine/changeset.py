@@ -1,10 +1,10 @@
-"""Cheap pictures of a site's configuration, and what changed between two.
+"""A change report as plain data (see :mod:`.changes`, which records it).
 
-Each reader of :data:`READERS` takes a picture of one part of the
-configuration through the tools' own API (a few milliseconds on a stock site);
-:func:`compare` turns two pictures into the change report's categories
-(see :mod:`.changes`). A part that cannot be read is "unknown", never
-"unchanged".
+Each reader of :data:`READERS` takes a picture of one part of a site's
+configuration through the tools' own API (a few milliseconds on a stock
+site); :func:`compare` turns two pictures into the report's categories. A
+part that cannot be read is "unknown", never "unchanged". :func:`summary` says
+a report in one line, :func:`bound` keeps it under a size.
 """
 
 from AccessControl.Permission import Permission
@@ -219,3 +219,76 @@ def compare(before, after):
         if found:
             changes[name] = found
     return changes, unknown
+
+
+# -- words and size ------------------------------------------------------------
+
+
+NOUNS = {
+    "registry": "registry record",
+    "indexes": "catalog index",
+    "metadata": "catalog metadata column",
+    "types": "content type",
+    "workflows": "workflow",
+    "chains": "workflow chain",
+    "actions": "action",
+    "role_map": "permission",
+    "versions": "profile version",
+}
+VERBS = {"role_map": "with changed roles", "versions": "moved"}
+
+
+def _words(count, noun, verb):
+    plural = "" if count == 1 else "es" if noun.endswith("x") else "s"
+    return f"{count} {noun}{plural} {verb}"
+
+
+def _objects(verb, by_type):
+    total = sum(entry["count"] for entry in by_type.values())
+    kinds = ", ".join(f"{e['count']} {kind}" for kind, e in by_type.items())
+    return f"{total} object{'' if total == 1 else 's'} {verb} ({kinds})"
+
+
+def summary(changes):
+    """One line that says what ``changes`` holds, for the text report."""
+    parts = []
+    for category, found in changes.items():
+        if category in VERBS:
+            parts.append(_words(len(found), NOUNS[category], VERBS[category]))
+        elif category == "unknown":
+            parts.append(f"not seen: {', '.join(found)}")
+        elif category in NOUNS or category in ("catalog", "content"):
+            for key, value in found.items():
+                if key in NOUNS:  # catalog indexes and metadata, chains
+                    for verb, items in value.items():
+                        parts.append(_words(len(items), NOUNS[key], verb))
+                elif category in NOUNS:
+                    parts.append(_words(len(value), NOUNS[category], key))
+                else:  # objects, by portal type
+                    parts.append(_objects(key, value))
+    return "Changes: " + (", ".join(parts) if parts else "none seen") + "."
+
+
+def bound(changes, limit=64 * 1024):
+    """``changes`` cut to at most ``limit`` bytes of JSON.
+
+    Categories are dropped, largest first, until the rest fits; ``"cut"``
+    then names them (their whole content is gone, not a part of it).
+    """
+    size = len(json.dumps(changes).encode())
+    if size <= limit:
+        return changes
+    kept = dict(changes)
+    sizes = {key: len(json.dumps(value).encode()) for key, value in kept.items()}
+    cut = []
+    for key in sorted(sizes, key=sizes.get, reverse=True):
+        if size <= limit - 200:
+            break
+        del kept[key]
+        size -= sizes[key]
+        cut.append(key)
+    kept["cut"] = {
+        "categories": sorted(cut),
+        "message": f"Cut to stay under {limit} bytes.",
+    }
+    return kept
