@@ -5,10 +5,9 @@ changes goes on (:func:`recording`); :func:`step` brackets each step. What it
 reports, per step and for the run (see ``docs/upgrade.md``):
 
 - configuration (registry, catalog indexes and metadata, types, workflows and
-  chains, actions, the site's role map): a picture taken before and after each
-  step by :mod:`.changeset`, compared;
-- profile versions, before -> after, and GenericSetup import steps run: from
-  GenericSetup's import events;
+  chains, actions, the site's role map): pictures (:mod:`.changeset`) taken
+  before and after each step, compared; profile versions before -> after;
+- GenericSetup import steps run: from GenericSetup's import events;
 - content objects added, modified and removed (zope.lifecycleevent's events)
   and objects indexed, reindexed and unindexed (CMF's indexing queue), counted
   by portal type with a few paths each.
@@ -89,7 +88,9 @@ class Recorder:
         finally:
             self.current = None
         events.seen.clear()
-        after = changeset.take(self.site)
+        # plone.registry announces every write: unannounced, no new picture.
+        kept = {} if "registry" in events.touched else {"registry": before["registry"]}
+        after = changeset.take(self.site, kept)
         self.last = (transaction.get(), after)
         events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)
@@ -129,6 +130,7 @@ class Events:
         self.content = {}  # (category, verb) -> portal type -> [count, paths]
         self.seen = set()
         self.approximate = False
+        self.touched = set()
         self.unseen = set()
         self.imports = {}
         self.changes, self.unknown, self.versions = {}, [], {}
@@ -211,12 +213,7 @@ def recording(recorder):
 
 
 #: Every category a step's report may hold.
-CATEGORIES = (
-    *changeset.READERS,
-    "content",
-    "import_steps",
-    "versions",
-)
+CATEGORIES = (*changeset.READERS, "content", "import_steps", "versions")
 
 
 @contextlib.contextmanager
@@ -254,6 +251,13 @@ def _count(category, verb):
 content_added = _count("content", "added")
 content_modified = _count("content", "modified")
 content_removed = _count("content", "removed")
+
+
+def registry_written(event):
+    """A registry record was added, changed or removed."""
+    recorder = active()
+    if recorder is not None and recorder.current is not None:
+        recorder.current.touched.add("registry")
 
 
 def profile_importing(event):

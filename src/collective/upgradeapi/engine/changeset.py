@@ -1,13 +1,13 @@
-"""A change report as plain data (see :mod:`.changes`, which records it).
+"""A change report as plain data (:mod:`.changes` records it).
 
 Each reader of :data:`READERS` takes a picture of one part of a site's
-configuration through the tools' own API (a few milliseconds on a stock
-site); :func:`compare` turns two pictures into the report's categories. A
-part that cannot be read is "unknown", never "unchanged". :func:`summary` says
-a report in one line, :func:`bound` keeps it under a size.
+configuration through the tools' own API; :func:`compare` turns two pictures
+into the report's categories (a part that cannot be read is "unknown", never
+"unchanged"); :func:`summary` says a report in one line; :func:`bound` cuts it.
 """
 
-from AccessControl.Permission import Permission
+from AccessControl.Permission import getPermissionIdentifier
+from Acquisition import aq_base
 from plone.registry.interfaces import IRegistry
 from ZODB.POSException import ConflictError
 from zope.component import queryUtility
@@ -27,8 +27,6 @@ def plain(value):
     """``value`` as JSON data: sets sorted, tuples as lists, others as text."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
     if isinstance(value, (set, frozenset)):
         return sorted((plain(v) for v in value), key=repr)
     if isinstance(value, (list, tuple)):
@@ -93,12 +91,22 @@ def actions(site):
     return found
 
 
+#: Zope's attribute of a permission's roles -> the permission's name.
+_PERMISSIONS = {}
+
+
 def role_map(site):
-    # (name, attribute names[, default roles]) of each permission.
-    return {
-        item[0]: Permission(item[0], item[1], site).getRoles(default=[])
-        for item in site.ac_inherited_permissions(1)
-    }
+    """The role settings stored on the site (Zope keeps each permission's
+    roles in an attribute of the object; a list acquires, a tuple does not).
+    Permissions not set there acquire their roles and cannot change unseen."""
+    found = {}
+    for attribute, roles in vars(aq_base(site)).items():
+        if attribute.startswith("_") and attribute.endswith("_Permission"):
+            if attribute not in _PERMISSIONS:
+                for item in site.ac_inherited_permissions(1):
+                    _PERMISSIONS[getPermissionIdentifier(item[0])] = item[0]
+            found[_PERMISSIONS.get(attribute, attribute)] = roles
+    return found
 
 
 READERS = {
@@ -111,11 +119,13 @@ READERS = {
 }
 
 
-def take(site):
+def take(site, kept=None):
     """A picture of every part of :data:`READERS` (``None`` for a part that
-    cannot be read)."""
-    picture = {}
+    cannot be read), but those of ``kept``, taken from there."""
+    picture = dict(kept or {})
     for name, reader in READERS.items():
+        if name in picture:
+            continue
         try:
             picture[name] = reader(site)
         except ConflictError:
@@ -129,13 +139,18 @@ def take(site):
 # -- comparing -----------------------------------------------------------------
 
 
-def _sets(before, after):
-    """``{"added", "removed"}`` of two collections, sorted, empty ones left out."""
-    diff = {
-        "added": sorted(set(after) - set(before), key=str),
-        "removed": sorted(set(before) - set(after), key=str),
-    }
+def _kept(diff):
     return {key: value for key, value in diff.items() if value}
+
+
+def _sets(before, after):
+    """``{"added", "removed"}`` of two collections, sorted."""
+    return _kept(
+        {
+            "added": sorted(set(after) - set(before), key=str),
+            "removed": sorted(set(before) - set(after), key=str),
+        }
+    )
 
 
 def _mapping(before, after, changed):
@@ -148,7 +163,7 @@ def _mapping(before, after, changed):
     for key in sorted(before.keys() & after.keys()):
         if before[key] != after[key]:
             diff["changed"][key] = changed(before[key], after[key])
-    return {key: value for key, value in diff.items() if value}
+    return _kept(diff)
 
 
 def _old_new(old, new):
@@ -162,21 +177,12 @@ def _items_or_values(old, new):
     return _old_new(old, new)
 
 
-def _properties(old, new):
-    return _mapping(old, new, _items_or_values)
-
-
 def _roles(old, new):
     diff = _sets(old, new)
     if isinstance(old, tuple) != isinstance(new, tuple):
         # Zope: a tuple of roles does not acquire, a list does.
         diff["acquire"] = [isinstance(old, list), isinstance(new, list)]
     return diff
-
-
-def _catalog(before, after):
-    diff = {part: _sets(before[part], after[part]) for part in ("indexes", "metadata")}
-    return {key: value for key, value in diff.items() if value}
 
 
 def _workflows(before, after):
@@ -188,7 +194,7 @@ def _workflows(before, after):
 
 
 def _by_name(before, after):
-    diff = _mapping(before, after, _properties)
+    diff = _mapping(before, after, lambda o, n: _mapping(o, n, _items_or_values))
     for key in ("added", "removed"):
         if key in diff:
             diff[key] = sorted(diff[key])
@@ -197,13 +203,17 @@ def _by_name(before, after):
 
 COMPARE = {
     "registry": lambda before, after: _mapping(before, after, _old_new),
-    "catalog": _catalog,
+    "catalog": lambda before, after: _kept(
+        {part: _sets(before[part], after[part]) for part in before}
+    ),
     "types": _by_name,
     "workflows": _workflows,
     "actions": _by_name,
-    "role_map": lambda before, after: _mapping(before, after, _roles).get(
-        "changed", {}
-    ),
+    "role_map": lambda before, after: {
+        name: _roles(before.get(name, []), after.get(name, []))
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name, []) != after.get(name, [])
+    },
 }
 
 
@@ -214,6 +224,8 @@ def compare(before, after):
     for name, diff in COMPARE.items():
         if before.get(name) is None or after.get(name) is None:
             unknown.append(name)
+            continue
+        if before[name] == after[name]:
             continue
         found = diff(before[name], after[name])
         if found:
