@@ -16,6 +16,7 @@ REPORT = {
     "catalog": {
         "indexes": {"added": ["my_index"]},
         "metadata": {"removed": ["x", "y"]},
+        "writes": 342,
         "reindexed": {
             "Document": {"count": 340, "paths": []},
             "News Item": {"count": 2, "paths": []},
@@ -32,6 +33,7 @@ def test_summary_says_every_category_in_one_line():
     assert summary(REPORT) == (
         "Changes: 2 registry records added, 1 registry record changed, "
         "1 catalog index added, 2 catalog metadata columns removed, "
+        "342 catalog entries written, "
         "342 objects reindexed (340 Document, 2 News Item), "
         "1 object added (1 Folder), 1 permission with changed roles, "
         "1 profile version moved, not seen: actions."

@@ -102,7 +102,11 @@ def test_dry_run_reports_what_each_step_changes(api, changing, example):
         "indexes": {"added": [steps.INDEX]},
         "metadata": {"added": [steps.INDEX]},
         "reindexed": {"Document": {"count": 1, "paths": [NEW_PATH]}},
+        # Plone's catalog counts its writes: one reindexed document.
+        "writes": 1,
     }
+    # The new document, the site (its listing changed), the old one removed.
+    assert by_title["Changes: content"]["catalog"]["writes"] == 3
     behaviors = by_title["Changes: types"]["types"]["changed"]["Document"]
     added = steps.BEHAVIOR not in before["behaviors"]
     assert behaviors == {

@@ -95,7 +95,9 @@ def lines(changes):
             yield from special
             continue
         for key, value in data.items():
-            if key in ("indexed", "reindexed", "unindexed") or category == "content":
+            if isinstance(value, int):
+                yield "~", f"{category} {key}: {value}"
+            elif key in ("indexed", "reindexed", "unindexed") or category == "content":
                 yield from _counted(key, value)
             elif key in ("indexes", "metadata", "chains"):
                 for verb, part in value.items():

@@ -58,7 +58,13 @@ def registry(site):
 
 def catalog(site):
     tool = site.portal_catalog
-    return {"indexes": set(tool.indexes()), "metadata": set(tool.schema())}
+    return {
+        "indexes": set(tool.indexes()),
+        "metadata": set(tool.schema()),
+        # Plone's catalog counts the entries it writes (and first indexes
+        # what CMF's indexing queue holds).
+        "writes": tool.getCounter(),
+    }
 
 
 def types(site):
@@ -204,7 +210,11 @@ def _by_name(before, after):
 COMPARE = {
     "registry": lambda before, after: _mapping(before, after, _old_new),
     "catalog": lambda before, after: _kept(
-        {part: _sets(before[part], after[part]) for part in before}
+        {
+            "indexes": _sets(before["indexes"], after["indexes"]),
+            "metadata": _sets(before["metadata"], after["metadata"]),
+            "writes": after["writes"] - before["writes"],
+        }
     ),
     "types": _by_name,
     "workflows": _workflows,
@@ -271,7 +281,10 @@ def summary(changes):
             parts.append(f"not seen: {', '.join(found)}")
         elif category in NOUNS or category in ("catalog", "content"):
             for key, value in found.items():
-                if key in NOUNS:  # catalog indexes and metadata, chains
+                if key == "writes":
+                    entries = "entry" if value == 1 else "entries"
+                    parts.append(f"{value} catalog {entries} written")
+                elif key in NOUNS:  # catalog indexes and metadata, chains
                     for verb, items in value.items():
                         parts.append(_words(len(items), NOUNS[key], verb))
                 elif category in NOUNS:
