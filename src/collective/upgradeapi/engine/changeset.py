@@ -10,7 +10,7 @@ from AccessControl.Permission import getPermissionIdentifier
 from Acquisition import aq_base
 from plone.registry.interfaces import IRegistry
 from ZODB.POSException import ConflictError
-from zope.component import queryUtility
+from zope.component import getUtility
 
 import json
 import logging
@@ -49,9 +49,7 @@ def short(value):
 
 
 def registry(site):
-    records = queryUtility(IRegistry, context=site)
-    if records is None:
-        raise LookupError("no registry")
+    records = getUtility(IRegistry, context=site)
     # One walk of the values' BTree; records[name] would build a field each.
     return dict(records.records._values.items())
 
@@ -82,18 +80,13 @@ def workflows(site):
     return {"ids": set(tool.objectIds()), "chains": chains}
 
 
-def _actions(container, path, found):
-    for item in container.objectValues():
-        item_path = f"{path}/{item.getId()}"
+def actions(site, container=None, path="", found=None):
+    found = {} if found is None else found
+    for item in (container or site.portal_actions).objectValues():
         if item.meta_type == "CMF Action Category":
-            _actions(item, item_path, found)
+            actions(site, item, f"{path}/{item.getId()}", found)
         else:
-            found[item_path] = dict(item.propertyItems())
-
-
-def actions(site):
-    found = {}
-    _actions(site.portal_actions, "", found)
+            found[f"{path}/{item.getId()}"] = dict(item.propertyItems())
     return found
 
 
@@ -116,12 +109,8 @@ def role_map(site):
 
 
 READERS = {
-    "registry": registry,
-    "catalog": catalog,
-    "types": types,
-    "workflows": workflows,
-    "actions": actions,
-    "role_map": role_map,
+    reader.__name__: reader
+    for reader in (registry, catalog, types, workflows, actions, role_map)
 }
 
 
