@@ -71,6 +71,7 @@ class Recorder:
     def step(self):
         """Record what happens inside the block; yields the step's events."""
         before = self._picture()
+        self.last = None  # until the step ends well
         if self.first is None:
             self.first, self.versions = before, self._versions()
         self.step_versions = self._versions()
@@ -89,8 +90,7 @@ class Recorder:
             self.current = None
         events.seen.clear()
         # plone.registry announces every write: unannounced, no new picture.
-        kept = {} if "registry" in events.touched else {"registry": before["registry"]}
-        after = changeset.take(self.site, kept)
+        after = changeset.take(self.site, before, events.records)
         self.last = (transaction.get(), after)
         events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)
@@ -101,7 +101,7 @@ class Recorder:
         events of ``step_results`` added up."""
         if self.first is None:
             return {}
-        found, unknown = changeset.compare(self.first, changeset.take(self.site))
+        found, unknown = changeset.compare(self.first, self._picture())
         events = Events()
         for step_result in step_results:
             recorded = self.recorded.get(id(step_result))
@@ -130,7 +130,7 @@ class Events:
         self.content = {}  # (category, verb) -> portal type -> [count, paths]
         self.seen = set()
         self.approximate = False
-        self.touched = set()
+        self.records = set()  # the names of the registry records written
         self.unseen = set()
         self.imports = {}
         self.changes, self.unknown, self.versions = {}, [], {}
@@ -257,7 +257,7 @@ def registry_written(event):
     """A registry record was added, changed or removed."""
     recorder = active()
     if recorder is not None and recorder.current is not None:
-        recorder.current.touched.add("registry")
+        recorder.current.records.add(event.record.__name__)
 
 
 def profile_importing(event):

@@ -19,6 +19,8 @@ import logging
 logger = logging.getLogger("collective.upgradeapi")
 
 
+MISSING = object()
+
 #: Values longer than this (as JSON) are shortened in a report.
 VALUE_LIMIT = 200
 
@@ -48,10 +50,19 @@ def short(value):
 # -- readers: site -> picture --------------------------------------------------
 
 
-def registry(site):
-    records = getUtility(IRegistry, context=site)
-    # One walk of the values' BTree; records[name] would build a field each.
-    return dict(records.records._values.items())
+def registry(site, before=None, names=()):
+    """The registry's values; with ``before`` (a picture), only ``names`` are
+    read again (plone.registry announces every write)."""
+    # Its values' BTree: records[name] would build a field each.
+    values = getUtility(IRegistry, context=site).records._values
+    if before is None or before.get("registry") is None:
+        return dict(values.items())
+    if not names:
+        return before["registry"]
+    found = dict(before["registry"])
+    for name in names:
+        found[name] = values.get(name, MISSING)
+    return {name: value for name, value in found.items() if value is not MISSING}
 
 
 def catalog(site):
@@ -59,9 +70,7 @@ def catalog(site):
     return {
         "indexes": set(tool.indexes()),
         "metadata": set(tool.schema()),
-        # Plone's catalog counts the entries it writes (and first indexes
-        # what CMF's indexing queue holds).
-        "writes": tool.getCounter(),
+        "writes": tool.getCounter(),  # Plone's count of the entries written
     }
 
 
@@ -114,15 +123,17 @@ READERS = {
 }
 
 
-def take(site, kept=None):
+def take(site, before=None, written=()):
     """A picture of every part of :data:`READERS` (``None`` for a part that
-    cannot be read), but those of ``kept``, taken from there."""
-    picture = dict(kept or {})
+    cannot be read); with the picture ``before``, the registry records
+    ``written`` since are read again, not the others."""
+    picture = {}
     for name, reader in READERS.items():
-        if name in picture:
-            continue
         try:
-            picture[name] = reader(site)
+            if name == "registry":
+                picture[name] = reader(site, before, written)
+            else:
+                picture[name] = reader(site)
         except ConflictError:
             raise
         except Exception:
@@ -284,11 +295,8 @@ def summary(changes):
 
 
 def bound(changes, limit=64 * 1024):
-    """``changes`` cut to at most ``limit`` bytes of JSON.
-
-    Categories are dropped, largest first, until the rest fits; ``"cut"``
-    then names them (their whole content is gone, not a part of it).
-    """
+    """``changes`` cut to at most ``limit`` bytes of JSON: categories are
+    dropped, largest first, until the rest fits; ``"cut"`` names them."""
     size = len(json.dumps(changes).encode())
     if size <= limit:
         return changes
@@ -301,8 +309,5 @@ def bound(changes, limit=64 * 1024):
         del kept[key]
         size -= sizes[key]
         cut.append(key)
-    kept["cut"] = {
-        "categories": sorted(cut),
-        "message": f"Cut to stay under {limit} bytes.",
-    }
-    return kept
+    message = f"Cut to stay under {limit} bytes."
+    return {**kept, "cut": {"categories": sorted(cut), "message": message}}
