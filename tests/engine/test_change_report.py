@@ -6,6 +6,7 @@ from collective.upgradeapi.engine.changeset import summary
 from collective.upgradeapi.engine.changeset import VALUE_LIMIT
 
 import json
+import pytest
 
 
 REPORT = {
@@ -62,3 +63,43 @@ def test_bound_drops_the_largest_categories_and_says_so():
     assert kept["cut"]["categories"] == ["registry"]
     assert kept["catalog"] == REPORT["catalog"]
     assert kept["unknown"] == ["actions"]
+
+
+# -- in process: api.upgrade(changes=...) ---------------------------------------
+
+BASE = "collective.upgradeapi.testing:base"
+RECORD = "collective.upgradeapi.testing.greeting"
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "changes", "recorded"),
+    [
+        (True, None, True),
+        (True, False, False),
+        (False, None, False),
+        (False, True, True),
+    ],
+)
+def test_api_records_changes_as_asked(
+    site, rewind, snapshot, dry_run, changes, recorded
+):
+    from collective.upgradeapi import api
+    from collective.upgradeapi.engine.selection import Selection
+
+    rewind({BASE: "1000"})
+
+    result = api.upgrade(
+        site, Selection(profiles=(BASE,)), dry_run=dry_run, changes=changes, user="test"
+    )
+
+    assert result.ok
+    if not recorded:
+        assert result.changes is None
+        assert all(step.changes is None for step in result.steps)
+        assert not result.report.splitlines()[-1].startswith("Changes:")
+        return
+    # The last step re-imports the profile's registry.xml.
+    assert result.steps[-1].changes["import_steps"] == {BASE: ["plone.app.registry"]}
+    assert result.changes["versions"] == {BASE: ["1000", "1003"]}
+    assert result.report.splitlines()[-1].startswith("Changes: 1 profile version moved")
+    assert snapshot()["versions"][BASE] == (("1000",) if dry_run else ("1003",))
