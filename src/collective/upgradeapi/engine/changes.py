@@ -45,10 +45,8 @@ def active():
 class Recorder:
     """Records the changes of one run on ``site``."""
 
-    def __init__(self, site, profile_ids=()):
+    def __init__(self, site):
         self.site = site
-        setup = site.portal_setup
-        self.watched = set(setup.listProfilesWithUpgrades()) | set(profile_ids)
         self.first = self.last = self.versions = None
         self.current = None
         #: ``id(step result)`` -> its :class:`Events` (a unit run again
@@ -56,8 +54,8 @@ class Recorder:
         self.recorded = {}
 
     def _versions(self):
-        setup = self.site.portal_setup
-        return {pid: setup.getLastVersionForProfile(pid) for pid in self.watched}
+        # Every recorded version at once (getLastVersionForProfile reads it).
+        return dict(self.site.portal_setup._profile_upgrade_versions)
 
     def _picture(self):
         """A picture, reused from the end of the last step when the same
@@ -74,7 +72,7 @@ class Recorder:
         self.last = None  # until the step ends well
         if self.first is None:
             self.first, self.versions = before, self._versions()
-        self.step_versions = self._versions()
+        versions = self._versions()
         self.current = events = Events()
         try:
             yield events
@@ -94,7 +92,7 @@ class Recorder:
         self.last = (transaction.get(), after)
         events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)
-        events.versions = _moved(self.step_versions, self._versions())
+        events.versions = _moved(versions, self._versions())
 
     def total(self, step_results):
         """The run's changes: its first and last pictures compared, and the
@@ -117,9 +115,9 @@ def _moved(before, after):
         return ".".join(version) if isinstance(version, tuple) else version
 
     return {
-        pid: [shown(before.get(pid, "unknown")), shown(version)]
-        for pid, version in sorted(after.items())
-        if before.get(pid, "unknown") != version
+        pid: [shown(before.get(pid, "unknown")), shown(after.get(pid, "unknown"))]
+        for pid in sorted(before.keys() | after.keys())
+        if before.get(pid, "unknown") != after.get(pid, "unknown")
     }
 
 
@@ -258,19 +256,6 @@ def registry_written(event):
     recorder = active()
     if recorder is not None and recorder.current is not None:
         recorder.current.records.add(event.record.__name__)
-
-
-def profile_importing(event):
-    """Before a profile's import: watch its version from now on."""
-    recorder = active()
-    if recorder is None or recorder.current is None:
-        return
-    profile_id = normalise_profile_id(event.profile_id)
-    if profile_id not in recorder.watched:
-        recorder.watched.add(profile_id)
-        version = event.tool.getLastVersionForProfile(profile_id)
-        recorder.versions.setdefault(profile_id, version)
-        recorder.step_versions.setdefault(profile_id, version)
 
 
 def profile_imported(event):

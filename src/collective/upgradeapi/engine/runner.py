@@ -118,7 +118,7 @@ class Runner:
             self._notify("plan", plans)
             recorder = None
             if self.changes:
-                recorder = changes.Recorder(self.site, [plan.id for plan in plans])
+                recorder = changes.Recorder(self.site)
             with logcapture.capture() as collector, changes.recording(recorder):
                 self._collector = collector
                 try:
