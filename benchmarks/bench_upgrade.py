@@ -24,7 +24,9 @@ commits too). The bookkeeping of a run is a few small commits, so what it
 costs on a slow disk is a few times that disk's ``fsync`` (printed first).
 
 Sections (``--only``): ``get``, ``dry``, ``bytes``, ``status``, ``scale``,
-``real``. The last lines are the summary: each figure, its reference or
+``real``, ``changes`` (the change report: a core dry run with and without it,
+a picture of the configuration, a real run over the documents with and
+without it). The last lines are the summary: each figure, its reference or
 target, and whether it is met.
 """
 
@@ -39,10 +41,11 @@ import platform
 import statistics
 import sys
 import time
+import tracemalloc
 import transaction
 
 
-SECTIONS = ("get", "dry", "bytes", "status", "scale", "real")
+SECTIONS = ("get", "dry", "bytes", "status", "scale", "real", "changes")
 
 #: Rounds of each comparison, documents of the real run's site, profiles of
 #: 10 trivial steps for the scale table, lines logged by the noisy step.
@@ -245,8 +248,9 @@ def section_dry(site, services, options, report):
 
     out("\n== Dry-run POST @upgrade: this add-on against plone.restapi's built-in")
     fs = site.setup.getVersionForProfile(benchsite.CORE)
+    # Without the change report, as the built-in: its cost is section changes.
     calls = {
-        "ours": services.caller("ours_post", {"dry_run": True}),
+        "ours": services.caller("ours_post", {"dry_run": True, "changes": False}),
         "builtin": services.caller("builtin_post", {"dry_run": True}),
     }
     site.rewind({benchsite.CORE: OLD})
@@ -588,6 +592,85 @@ def section_real(site, services, options, report):
         None,
     )
     report.add("its history entry", kb(entry), "at most 64 KB", entry <= 64 * 1024)
+    profiles.remove()
+
+
+def section_changes(site, services, options, report):
+    from collective.upgradeapi.engine import changeset
+    from collective.upgradeapi.testing.versions import OLD
+
+    out("\n== The change report: on (a dry run's default) against off")
+    fs = site.setup.getVersionForProfile(benchsite.CORE)
+    site.rewind({benchsite.CORE: OLD})
+    steps = len(services.call("ours_post", {"dry_run": True})["steps"])
+    transaction.abort()
+    timings = alternate(
+        {
+            "on": services.caller("ours_post", {"dry_run": True}),
+            "off": services.caller("ours_post", {"dry_run": True, "changes": False}),
+        },
+        options.rounds["dry"],
+    )
+    compared = Comparison(timings["on"], timings["off"])
+    out(compared.line(f"core dry run from {OLD} ({steps} steps)", "off"))
+    report.add(
+        f"core dry run from {OLD}, change report on / off",
+        f"{compared.ratio:.2f}",
+        "at most 1.30",
+        compared.ratio <= 1.30,
+    )
+    site.rewind({benchsite.CORE: fs})
+    parts = {name: [] for name in changeset.READERS}
+    for _ in range(20):
+        for name, reader in changeset.READERS.items():
+            started = time.perf_counter()
+            reader(site.portal)
+            parts[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in parts.items()}
+    out(
+        f"one picture of the configuration: {sum(medians.values()) * 1000:.1f} ms ("
+        + ", ".join(f"{name} {value * 1000:.1f}" for name, value in medians.items())
+        + "); a step takes one (and one more after a commit between steps)"
+    )
+    count = options.rounds["documents"]
+    made = benchsite.add_documents(site, count)
+    profiles = benchsite.Profiles(site)
+    docs = profiles.add("documents", benchsite.DOCUMENT_STEPS)
+    rewound = {docs: "1000"}
+    calls = {
+        "on": services.caller("ours_post", {"profiles": [docs], "changes": True}),
+        "off": services.caller("ours_post", {"profiles": [docs]}),
+    }
+    with fsync(True):
+        timings = alternate(
+            calls, options.rounds["real"], before=lambda name: site.rewind(rewound)
+        )
+    compared = Comparison(timings["on"], timings["off"])
+    out(compared.line(f"real run reindexing {made} documents, fsync", "off"))
+    report.add(
+        f"real run reindexing {made} docs, change report on / off",
+        f"{compared.ratio:.2f}",
+        "at most 1.20",
+        compared.ratio <= 1.20,
+    )
+    peaks = {}
+    for name, call in calls.items():
+        site.rewind(rewound)
+        tracemalloc.start()
+        call()
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        transaction.abort()
+    out(
+        "peak memory (tracemalloc) of that run: "
+        + ", ".join(f"{name} {peak / 1e6:.1f} MB" for name, peak in peaks.items())
+    )
+    report.add(
+        f"peak memory of that run, report on - off ({made} docs)",
+        f"{(peaks['on'] - peaks['off']) / 1e6:+.1f} MB",
+        "bounded (info)",
+        None,
+    )
     profiles.remove()
 
 

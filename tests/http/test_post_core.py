@@ -39,7 +39,7 @@ def test_dry_run_changes_nothing(api, rewind, snapshot, site, example):
     assert data["committed"] is False
     assert data["steps"], "the dry run runs the real steps"
     assert {s["status"] for s in data["steps"]} == {"done"}
-    assert set(data["steps"][0]) == STEP_KEYS
+    assert set(data["steps"][0]) == STEP_KEYS | {"changes"}
     assert data["steps"][0]["profile"] == CORE
     core = next(p for p in data["profiles"] if p["id"] == CORE)
     assert core["versions"]["before"] == OLD

@@ -99,6 +99,7 @@ def upgrade(
     listeners=(),
     commit=RUN,
     mark_done=False,
+    changes=None,
 ):
     """Run ``selection`` on ``site`` with the lock, status and history around it.
 
@@ -120,6 +121,9 @@ def upgrade(
         one doomed transaction whatever this says.
     :param mark_done: record the selected pending steps as done without
         running them.
+    :param changes: record what each step changes (``result.changes`` and
+        each step's ``changes``, see :mod:`.engine.changes`); ``None`` (the
+        default) records it for a dry run only.
     :returns: the :class:`.engine.results.RunResult`; a failed step is a
         result too (``result.ok`` is false, nothing was committed).
     :raises .engine.selection.SelectionError: the selection cannot run (400).
@@ -131,7 +135,9 @@ def upgrade(
         check_may_mark_done(site)
     selection = selection if selection is not None else Selection()
     user_id, user_path = (user, "") if user else current_user()
-    runner = Runner(site, dry_run=dry_run, commit=commit, mark_done=mark_done)
+    runner = Runner(
+        site, dry_run=dry_run, commit=commit, mark_done=mark_done, changes=changes
+    )
     plans = runner.check(selection)
     only = set(selection.steps) if selection.steps is not None else None
     total = sum(

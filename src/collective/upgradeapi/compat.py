@@ -55,6 +55,13 @@ PRIVATE_NAMES = {
         ("ZODB.Connection.Connection._savepoint_storage", "doors/hold.py"),
         # logging: every logger created so far (undocumented)
         ("logging.Manager.loggerDict", "engine/logcapture.py"),
+        # plone.registry: the values' BTree, read in one walk
+        ("plone.registry.registry.Records._values", "engine/changeset.py"),
+        # GenericSetup: every profile's recorded version, read at once
+        (
+            "Products.GenericSetup.tool.SetupTool._profile_upgrade_versions",
+            "engine/changes.py",
+        ),
     ),
     # Products.CMFPlone: the core upgrade's helpers (6.2) or inline parts
     "6.2": (

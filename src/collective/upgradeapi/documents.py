@@ -88,7 +88,8 @@ def run_result(site, result, service_url):
     plone.restapi's keys (``@id``, ``dry_run``, ``report``, ``upgraded``,
     ``versions``) plus ``steps``, ``profiles``, ``committed``, ``commit`` (what
     one transaction held), ``commits`` (each committed transaction with its
-    steps), ``duration``, ``run_id`` and ``run``.
+    steps), ``duration``, ``run_id`` and ``run``; ``changes`` (the run's, and
+    each step's) when the run recorded them.
     """
     planner = Planner(site)
     core_id = planner.core_profile_id
@@ -101,7 +102,7 @@ def run_result(site, result, service_url):
         # plone.restapi: "core instance == fs"; here: of every profile run.
         "upgraded": result.upgraded if result.profiles else instance == fs,
         "versions": {"fs": fs, "instance": instance},
-        "steps": [step.as_dict() for step in result.steps],
+        "steps": [_step(step, result) for step in result.steps],
         "profiles": [profile.as_dict() for profile in result.profiles],
         "committed": result.committed,
         "commit": result.commit,
@@ -109,7 +110,17 @@ def run_result(site, result, service_url):
         "duration": round(result.duration, 6),
         "run_id": result.run_id,
         "run": run_url(service_url, result.run_id),
+        **({} if result.changes is None else {"changes": result.changes}),
     }
+
+
+def _step(step, result):
+    """A step of the run's answer, with its changes when the run recorded them
+    (a step that did not run changed nothing)."""
+    data = step.as_dict()
+    if result.changes is not None:
+        data["changes"] = step.changes or {}
+    return data
 
 
 def run_failure(result, body):

@@ -51,6 +51,8 @@ class StepResult:
     error: dict | None = None
     #: whether what the step did is durable: its unit was committed.
     committed: bool = False
+    #: what the step changed (:mod:`.changes`), when the run records it.
+    changes: dict | None = None
 
     def as_dict(self):
         data = {
@@ -104,6 +106,8 @@ class RunResult:
     commit: str = "run"
     #: the committed transactions: ``{"unit", "steps", "transaction"}``.
     commits: list = field(default_factory=list)
+    #: what the whole run changed (:mod:`.changes`), when it records it.
+    changes: dict | None = None
 
     @property
     def failed_step(self):

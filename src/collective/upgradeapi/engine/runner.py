@@ -16,6 +16,8 @@ Most callers want :func:`collective.upgradeapi.api.upgrade`, which adds the
 lock, the live status and the history around a run.
 """
 
+from collective.upgradeapi.engine import changes
+from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import core
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.engine import txn as txn_module
@@ -59,15 +61,18 @@ class Runner:
     :param dry_run: doom the transaction and abort at the end.
     :param commit: one of :data:`COMMIT_MODES`.
     :param mark_done: record the selected steps as done, without running them.
+    :param changes: record what each step changes (:mod:`.changes`); by
+        default for a dry run only.
     """
 
-    def __init__(self, site, dry_run=False, commit=RUN, mark_done=False):
+    def __init__(self, site, dry_run=False, commit=RUN, mark_done=False, changes=None):
         if commit not in COMMIT_MODES:
             raise ValueError(f"commit must be one of {COMMIT_MODES}, got {commit!r}")
         self.site = site
         self.dry_run = dry_run
         self.commit = commit
         self.mark_done = mark_done
+        self.changes = dry_run if changes is None else changes
         self.planner = Planner(site)
         self.setup = self.planner.setup
         self.migration = self.planner.migration
@@ -111,7 +116,10 @@ class Runner:
                 txn, self.commit, self.dry_run, result, before_commit, self._notify
             )
             self._notify("plan", plans)
-            with logcapture.capture() as collector:
+            recorder = None
+            if self.changes:
+                recorder = changes.Recorder(self.site)
+            with logcapture.capture() as collector, changes.recording(recorder):
                 self._collector = collector
                 try:
                     self._execute(selection, plans, result)
@@ -120,6 +128,9 @@ class Runner:
                 finally:
                     self._collector = None
                 result.report = collector.text()
+                if recorder is not None:
+                    result.changes = recorder.total(result.steps)
+                    result.report += changeset.summary(result.changes) + "\n"
             self._finish(result)
         result.committed = bool(result.commits)
         if result.commits:
@@ -248,7 +259,10 @@ class Runner:
             if self.mark_done:
                 logger.info("Marked step %r done without running it.", task.title)
             else:
-                with txn_module.in_step(self._units.txn, task.title):
+                with (
+                    txn_module.in_step(self._units.txn, task.title),
+                    changes.step(step_result),
+                ):
                     task.call()
         except ConflictError:
             raise

@@ -18,7 +18,16 @@ from zope.component import adapter
 import json
 
 
-KEYS = ("dry_run", "dryRun", "profiles", "steps", "commit", "mark_done", "stamp")
+KEYS = (
+    "dry_run",
+    "dryRun",
+    "profiles",
+    "steps",
+    "commit",
+    "mark_done",
+    "stamp",
+    "changes",
+)
 COMMIT_MODES = ("run", "profile", "step")
 FLAGS = ("dry_run", "dryRun")
 
@@ -104,7 +113,7 @@ def selection(data):
 
 
 def _options(data, selection):
-    """``{"commit", "mark_done"}`` from a checked body."""
+    """``{"commit", "mark_done", "changes"}`` from a checked body."""
     commit = data.get("commit", "run")
     if commit not in COMMIT_MODES:
         raise BadInput(
@@ -121,7 +130,17 @@ def _options(data, selection):
             "'mark_done' records chosen steps as done without running them: "
             "name them with 'steps', or their profiles with 'profiles' (a list)."
         )
-    return {"commit": commit, "mark_done": mark_done, "stamp": None}
+    changes = data.get("changes")
+    if "changes" in data and not isinstance(changes, bool):
+        raise BadInput(
+            f"'changes' must be true or false, got {json.dumps(changes)[:100]}."
+        )
+    return {
+        "commit": commit,
+        "mark_done": mark_done,
+        "stamp": None,
+        "changes": changes,
+    }
 
 
 def parse(raw, query=()):
@@ -148,7 +167,7 @@ def parse(raw, query=()):
         names = shown(unknown)
         raise BadInput(
             f"Unknown key(s): {', '.join(names)}. Allowed keys: dry_run "
-            "(or its alias dryRun), profiles, steps, commit, mark_done.",
+            "(or its alias dryRun), profiles, steps, commit, mark_done, changes.",
             unknown_keys=names,
         )
     if "stamp" in data:

@@ -1,0 +1,286 @@
+"""The change report: what each step of a run changed, and the run in total.
+
+A :class:`Recorder` is active in the running thread while a run that records
+changes goes on (:func:`recording`); :func:`step` brackets each step. What it
+reports, per step and for the run (see ``docs/upgrade.md``):
+
+- configuration (registry, catalog indexes and metadata, types, workflows and
+  chains, actions, the site's role map): pictures (:mod:`.changeset`) taken
+  before and after each step, compared; profile versions before -> after;
+- GenericSetup import steps run: from GenericSetup's import events;
+- content objects added, modified and removed (zope.lifecycleevent's events)
+  and objects indexed, reindexed and unindexed (CMF's indexing queue), counted
+  by portal type with a few paths each.
+
+The subscribers and the queue processor (``changes.zcml``) return at once when
+no recorder is active in their thread.
+"""
+
+from Acquisition import aq_base
+from collective.upgradeapi.engine import changeset
+from collective.upgradeapi.engine.selection import normalise_profile_id
+from Products.CMFCore.indexing import processQueue
+from Products.CMFCore.interfaces import IIndexQueueProcessor
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+
+import contextlib
+import threading
+import transaction
+
+
+#: Paths kept per category, portal type and step.
+SAMPLE = 20
+#: Objects told apart per step; beyond, an object may be counted twice.
+DISTINCT = 20_000
+
+_local = threading.local()
+
+
+def active():
+    """The :class:`Recorder` of this thread's run, or ``None``."""
+    return getattr(_local, "recorder", None)
+
+
+class Recorder:
+    """Records the changes of one run on ``site``."""
+
+    def __init__(self, site):
+        self.site = site
+        self.first = self.last = self.versions = None
+        self.current = None
+        #: ``id(step result)`` -> its :class:`Events` (a unit run again
+        #: replaces its steps' events).
+        self.recorded = {}
+
+    def _versions(self):
+        # Every recorded version at once (getLastVersionForProfile reads it).
+        return dict(self.site.portal_setup._profile_upgrade_versions)
+
+    def _picture(self):
+        """A picture, reused from the end of the last step when the same
+        transaction goes on (nothing runs between steps but the versions)."""
+        txn = transaction.get()
+        if self.last is not None and self.last[0] is txn:
+            return self.last[1]
+        return changeset.take(self.site)
+
+    @contextlib.contextmanager
+    def step(self):
+        """Record what happens inside the block; yields the step's events."""
+        before = self._picture()
+        self.last = None  # until the step ends well
+        if self.first is None:
+            self.first, self.versions = before, self._versions()
+        versions = self._versions()
+        self.current = events = Events()
+        try:
+            yield events
+            try:
+                # What the step queued for indexing is counted as its own.
+                processQueue()
+            except ConflictError:
+                raise
+            except Exception:
+                # Indexing fails again at the commit; here, it is not seen.
+                events.unseen.add("catalog")
+        finally:
+            self.current = None
+        events.seen.clear()
+        # plone.registry announces every write: unannounced, no new picture.
+        after = changeset.take(self.site, before, events.records)
+        self.last = (transaction.get(), after)
+        events.changes, unknown = changeset.compare(before, after)
+        events.unknown = sorted(set(unknown) | events.unseen)
+        events.versions = _moved(versions, self._versions())
+
+    def total(self, step_results):
+        """The run's changes: its first and last pictures compared, and the
+        events of ``step_results`` added up."""
+        if self.first is None:
+            return {}
+        found, unknown = changeset.compare(self.first, self._picture())
+        events = Events()
+        for step_result in step_results:
+            recorded = self.recorded.get(id(step_result))
+            if recorded is not None:
+                events.add(recorded)
+                unknown.extend(recorded.unseen)
+        events.versions = _moved(self.versions, self._versions())
+        return report(found, sorted(set(unknown)), events)
+
+
+def _moved(before, after):
+    def shown(version):
+        return ".".join(version) if isinstance(version, tuple) else version
+
+    return {
+        pid: [shown(before.get(pid, "unknown")), shown(after.get(pid, "unknown"))]
+        for pid in sorted(before.keys() | after.keys())
+        if before.get(pid, "unknown") != after.get(pid, "unknown")
+    }
+
+
+class Events:
+    """What one step announced: content, indexing, imports."""
+
+    def __init__(self):
+        self.content = {}  # (category, verb) -> portal type -> [count, paths]
+        self.seen = set()
+        self.approximate = False
+        self.records = set()  # the names of the registry records written
+        self.unseen = set()
+        self.imports = {}
+        self.changes, self.unknown, self.versions = {}, [], {}
+
+    def count(self, category, verb, obj):
+        portal_type = getattr(aq_base(obj), "portal_type", None)
+        if not isinstance(portal_type, str):
+            return
+        try:
+            path = "/".join(obj.getPhysicalPath())
+        except (AttributeError, TypeError):
+            return
+        key = (category, verb, path)
+        if key in self.seen:
+            return
+        if len(self.seen) < DISTINCT:
+            self.seen.add(key)
+        else:
+            self.approximate = True
+        entry = self.content.setdefault((category, verb), {}).setdefault(
+            portal_type, [0, []]
+        )
+        entry[0] += 1
+        if len(entry[1]) < SAMPLE:
+            entry[1].append(path)
+
+    def imported(self, profile_id, steps, full=False):
+        """A profile's import steps were run (all of them: ``"all"``)."""
+        profile_id = normalise_profile_id(profile_id)
+        found = self.imports.setdefault(profile_id, [])
+        if full or found == "all":
+            self.imports[profile_id] = "all"
+            return
+        found.extend(step for step in steps if step not in found)
+
+    def add(self, other):
+        for key, by_type in other.content.items():
+            mine = self.content.setdefault(key, {})
+            for portal_type, (count, paths) in by_type.items():
+                entry = mine.setdefault(portal_type, [0, []])
+                entry[0] += count
+                new = [path for path in paths if path not in entry[1]]
+                entry[1].extend(new[: SAMPLE - len(entry[1])])
+        self.approximate = self.approximate or other.approximate
+        for profile_id, steps in other.imports.items():
+            self.imported(profile_id, steps, full=steps == "all")
+
+    def report(self):
+        return report(self.changes, self.unknown, self)
+
+
+def report(found, unknown, events):
+    """The change report (plain JSON data) of pictures and events."""
+    changes = dict(found)
+    for (category, verb), by_type in sorted(events.content.items()):
+        changes.setdefault(category, {})[verb] = {
+            portal_type: {"count": count, "paths": paths}
+            for portal_type, (count, paths) in sorted(by_type.items())
+        }
+    if events.approximate:
+        changes["approximate"] = True
+    if events.imports:
+        changes["import_steps"] = events.imports
+    if events.versions:
+        changes["versions"] = events.versions
+    if unknown:
+        changes["unknown"] = sorted(unknown)
+    return changes
+
+
+@contextlib.contextmanager
+def recording(recorder):
+    """Make ``recorder`` (or nothing) this thread's active recorder."""
+    previous = active()
+    _local.recorder = recorder
+    try:
+        yield recorder
+    finally:
+        _local.recorder = previous
+
+
+#: Every category a step's report may hold.
+CATEGORIES = (*changeset.READERS, "content", "import_steps", "versions")
+
+
+@contextlib.contextmanager
+def step(step_result):
+    """Record the changes of one step as ``step_result.changes`` when a
+    recorder is active; do nothing otherwise. A step that raises gets every
+    category "unknown"."""
+    recorder = active()
+    if recorder is None:
+        yield
+        return
+    try:
+        with recorder.step() as events:
+            yield
+    except BaseException:
+        step_result.changes = {"unknown": sorted(CATEGORIES)}
+        raise
+    recorder.recorded[id(step_result)] = events
+    step_result.changes = events.report()
+
+
+# -- what the subscribers hear ------------------------------------------------
+
+
+def _count(category, verb):
+    def subscriber(obj, event=None):
+        recorder = active()
+        if recorder is None or recorder.current is None:
+            return
+        recorder.current.count(category, verb, obj)
+
+    return subscriber
+
+
+content_added = _count("content", "added")
+content_modified = _count("content", "modified")
+content_removed = _count("content", "removed")
+
+
+def registry_written(event):
+    """A registry record was added, changed or removed."""
+    recorder = active()
+    if recorder is not None and recorder.current is not None:
+        recorder.current.records.add(event.record.__name__)
+
+
+def profile_imported(event):
+    recorder = active()
+    if recorder is None or recorder.current is None:
+        return
+    recorder.current.imported(event.profile_id, event.steps, event.full_import)
+
+
+@implementer(IIndexQueueProcessor)
+class IndexingCounter:
+    """Counts what CMF's indexing queue indexes, by portal type."""
+
+    index = staticmethod(_count("catalog", "indexed"))
+    unindex = staticmethod(_count("catalog", "unindexed"))
+    _reindex = staticmethod(_count("catalog", "reindexed"))
+
+    def reindex(self, obj, attributes=None, update_metadata=1):
+        self._reindex(obj)
+
+    def begin(self):
+        pass
+
+    def commit(self):
+        pass
+
+    def abort(self):
+        pass
