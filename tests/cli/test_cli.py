@@ -124,13 +124,16 @@ def pending_ids(document, profile_id):
 class FakeSite:
     """Canned answers: ``routes[("GET", "/plone/@upgrade")] = (status, body)``.
 
-    A route may also be a callable returning ``(status, body)``.
+    A route may also be a callable returning ``(status, body)``. The 2xx
+    answers carry the header of collective.upgradeapi's services, unless
+    ``addon`` is false.
     """
 
     def __init__(self, server):
         self.server = server
         self.routes = {}
         self.seen = []
+        self.addon = True
         self.url = f"http://127.0.0.1:{server.server_address[1]}/plone"
 
 
@@ -152,6 +155,8 @@ def _handler(fake_site):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if fake_site.addon and status < 300:
+                self.send_header("X-Upgrade-Service", "collective.upgradeapi")
             self.end_headers()
             self.wfile.write(data)
 
@@ -473,6 +478,7 @@ def test_site_not_found(cli, site):
 def test_builtin_service_means_addon_not_loaded(fake):
     builtin = {k: v for k, v in UP_TO_DATE.items() if k != "needs_upgrade"}
     fake.routes[("GET", "/plone/@upgrade")] = (200, builtin)
+    fake.addon = False
 
     result = fake_cli(fake, "run", "--dry-run")
 
@@ -1245,7 +1251,7 @@ class FakeTerminal:
 
 
 def test_progress_bar_renderer():
-    from plone_upgrade import progress as progressbar
+    from plone_upgrade import text as progressbar
 
     stream = FakeTerminal()
     assert progressbar.is_terminal(stream)
@@ -1268,7 +1274,7 @@ def test_progress_bar_renderer():
 
 
 def test_progress_bar_fits_the_terminal():
-    from plone_upgrade import progress as progressbar
+    from plone_upgrade import text as progressbar
 
     stream = FakeTerminal()
     bar = progressbar.Bar(stream, columns=40)
@@ -1279,7 +1285,7 @@ def test_progress_bar_fits_the_terminal():
 
 
 def test_progress_bar_draws_nothing_for_an_empty_run():
-    from plone_upgrade import progress as progressbar
+    from plone_upgrade import text as progressbar
 
     stream = FakeTerminal()
     progressbar.Bar(stream).finish(0, 0)

@@ -83,10 +83,10 @@ def test_help_imports_neither_zope_nor_plone():
 def test_a_crash_exits_2_not_1():
     """Exit 1 means "upgrades pending": a bug or a broken install must not."""
     code = (
-        "from plone_upgrade import doors, main\n"
+        "from plone_upgrade import options, main\n"
         "def broken(*args):\n"
         "    raise ImportError('a broken install')\n"
-        "doors.choose = broken\n"
+        "options.choose = broken\n"
         "main(['check', '--url', 'http://127.0.0.1:1/plone'])\n"
     )
     result = subprocess.run(

@@ -3,5 +3,4 @@
 from plone_upgrade import main
 
 
-if __name__ == "__main__":
-    main()
+main()

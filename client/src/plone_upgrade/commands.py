@@ -1,8 +1,6 @@
-"""The commands that read or stamp: ``wait``, ``check``, ``plan``,
-``history`` and ``stamp`` (``run`` in :mod:`.run`, ``unlock`` and ``cancel``
-in :mod:`.locks`)."""
+"""The commands but ``run`` (:mod:`.run`), each thin over a :class:`.door.Door`."""
 
-from plone_upgrade import output
+from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import Failure
 from plone_upgrade.door import OK
@@ -14,14 +12,14 @@ import click
 import time
 
 
-def _pending(info):
-    profiles = [p for p in info.get("profiles", []) if output.pending_steps(p)]
-    steps = sum(len(output.pending_steps(p)) for p in profiles)
-    return profiles, steps
+def _pending(profiles):
+    """The profiles with pending steps, and the number of those steps."""
+    profiles = [p for p in profiles if text.pending_steps(p)]
+    return profiles, sum(len(text.pending_steps(p)) for p in profiles)
 
 
 @click.command(epilog=EXIT_CODES)
-@command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
+@command()
 def check(door, out):
     """Tell whether the site needs upgrading: exit 0 if not, 1 if it does.
 
@@ -34,28 +32,26 @@ def check(door, out):
     """
     info = door.upgrade_info()
     out.document(info)
-    profiles, steps = _pending(info)
-    downgraded = [p["id"] for p in info.get("profiles", []) if p.get("downgraded")]
-    for profile_id in downgraded:
-        out.note(
-            f"Warning: {profile_id}: the database records a newer version than "
-            "the code knows; was the code downgraded?"
-        )
-    if info.get("needs_upgrade"):
-        out.line(
-            f"Upgrades pending on {door.name}: {plural(steps, 'step')} in "
-            f"{plural(len(profiles), 'profile')}."
-        )
-        out.lines(output.summary(info))
-        out.line(
-            "`plone-upgrade plan` lists the steps; `plone-upgrade run --all` runs them."
-        )
-        return FAILED
-    core = info.get("versions", {})
+    for profile in info.get("profiles", []):
+        if profile.get("downgraded"):
+            out.note(
+                f"Warning: {profile['id']}: the database records a newer version "
+                "than the code knows; was the code downgraded?"
+            )
+    if not info.get("needs_upgrade"):
+        version = info.get("versions", {}).get("instance")
+        out.line(f"{door.name} is up to date (Plone profile version {version}).")
+        return OK
+    profiles, steps = _pending(info.get("profiles", []))
     out.line(
-        f"{door.name} is up to date (Plone profile version {core.get('instance')})."
+        f"Upgrades pending on {door.name}: {plural(steps, 'step')} in "
+        f"{plural(len(profiles), 'profile')}."
     )
-    return OK
+    out.lines(text.summary(info))
+    out.line(
+        "`plone-upgrade plan` lists the steps; `plone-upgrade run --all` runs them."
+    )
+    return FAILED
 
 
 @click.command(epilog=EXIT_CODES)
@@ -64,7 +60,7 @@ def check(door, out):
     metavar="ID",
     help="Only this profile, e.g. Products.CMFPlone:plone (GET @upgrade?profile=ID).",
 )
-@command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
+@command()
 def plan(door, out, profile):
     """List the pending upgrade steps, profile by profile, in run order.
 
@@ -79,14 +75,14 @@ def plan(door, out, profile):
     shown = [
         p
         for p in info.get("profiles", [])
-        if output.pending_steps(p) or p.get("downgraded")
+        if text.pending_steps(p) or p.get("downgraded")
     ]
     if not shown:
         what = f"profile {profile}" if profile else door.name
         out.line(f"Nothing to upgrade: {what} is up to date.")
         return OK
-    out.lines(output.plan({"profiles": shown}))
-    profiles, steps = _pending({"profiles": shown})
+    out.lines(text.plan(shown))
+    profiles, steps = _pending(shown)
     if steps:
         out.line()
         out.line(
@@ -120,40 +116,35 @@ def wait(client, out, interval):
 
     Exit 0 when the site answers, 2 when it did not answer in time.
     """
-    limit = client.timeout
-    started = time.monotonic()
-    attempts = 0
-    announced = False
+    limit, started, attempts = client.timeout, time.monotonic(), 0
     while True:
         attempts += 1
-        waited = time.monotonic() - started
-        request_timeout = 10.0 if limit is None else max(0.1, min(10.0, limit - waited))
+        left = None if limit is None else limit - (time.monotonic() - started)
         try:
-            info = client.upgrade_info(timeout=request_timeout)
+            timeout = 10.0 if left is None else max(0.1, min(10.0, left))
+            info = client.upgrade_info(timeout=timeout)
+            break
         except Failure as failure:
+            left = None if limit is None else limit - (time.monotonic() - started)
             if not failure.retry:
                 raise
-            remaining = None if limit is None else limit - (time.monotonic() - started)
-            if remaining is not None and remaining <= 0:
+            if left is not None and left <= 0:
+                message = f"{client.url} did not answer within {limit:g} s"
+                tried = plural(attempts, "attempt")
                 raise Failure(
-                    f"{client.url} did not answer within {limit:g} s "
-                    f"({plural(attempts, 'attempt')}); last: {failure.message}",
-                    error_type="Timeout",
+                    f"{message} ({tried}); last: {failure.message}",
                     document={
                         "type": "Timeout",
-                        "message": f"{client.url} did not answer within {limit:g} s.",
+                        "message": f"{message}.",
                         "url": client.url,
                         "ready": False,
                         "attempts": attempts,
                         "last_error": failure.document,
                     },
                 )
-            if not announced:
+            if attempts == 1:
                 out.note(f"Waiting for {client.url}: {failure.message}")
-                announced = True
-            time.sleep(interval if remaining is None else min(interval, remaining))
-            continue
-        break
+            time.sleep(interval if left is None else min(interval, left))
     waited = time.monotonic() - started
     out.document(
         {
@@ -179,11 +170,9 @@ def wait(client, out, interval):
     help="Show at most this many runs, newest first.",
 )
 @click.option(
-    "--report",
-    is_flag=True,
-    help="With RUN_ID: also print the run's report.",
+    "--report", is_flag=True, help="With RUN_ID: also print the run's report."
 )
-@command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
+@command()
 def history(door, out, run_id, limit, report):
     """Show the upgrade runs the site remembers (GET @upgrade/history).
 
@@ -199,19 +188,17 @@ def history(door, out, run_id, limit, report):
     document = door.history(run_id=run_id, limit=limit)
     out.document(document)
     if run_id is None:
-        out.lines(output.history(document))
-        return OK
-    out.lines(output.run_details(document))
-    if report:
-        out.line()
-        out.line("Report:")
-        out.line((document.get("report") or "").rstrip())
+        out.lines(text.history(document))
+    else:
+        out.lines(
+            text.run_details(document) + (text.report(document) if report else [])
+        )
     return OK
 
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
-@command(timeout=60.0, timeout_help="Seconds to wait for the answer (0: no limit).")
+@command()
 def stamp(door, out, profiles):
     """Record downgraded profiles at the version their code knows.
 
@@ -220,9 +207,9 @@ def stamp(door, out, profiles):
     the code was downgraded: install the matching code instead. When the
     recorded version is wrong, stamping records each PROFILE at its code's
     version, with the lock held and the run in the history; no step runs.
-    Only downgraded profiles can be
-    stamped (POST @upgrade {"stamp": [...]}; needs the permission
-    'collective.upgradeapi: Mark upgrade steps done', Manager by default).
+    Only downgraded profiles can be stamped (POST @upgrade {"stamp": [...]};
+    needs the permission 'collective.upgradeapi: Mark upgrade steps done',
+    Manager by default).
 
     Exit 0 when every profile was stamped, 2 on an error (a profile unknown,
     not installed or not downgraded: HTTP 400; no permission: 403; another
@@ -238,8 +225,115 @@ def stamp(door, out, profiles):
             f"(was {found.get('before')})."
         )
     out.line()
-    out.lines(output.profile_results(document.get("profiles", [])))
+    out.lines(text.profile_results(document.get("profiles", [])))
     if document.get("run_id") is not None:
         out.line()
         out.line(f"Recorded as run {document['run_id']} in the history.")
     return OK
+
+
+WAIT_OPTION = click.option(
+    "--wait",
+    "wait_for",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Then wait up to SECONDS for the run to stop and release the lock "
+    "(0: do not wait).",
+)
+EACH_ANSWER = "Seconds to wait for each answer (0: no limit)."
+
+
+@click.command(epilog=EXIT_CODES)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="When the lock is alive: ask its run to cancel (a live lock is never "
+    "broken; the run stops at its next step and releases it).",
+)
+@WAIT_OPTION
+@command(timeout_help=EACH_ANSWER)
+def unlock(door, out, force, wait_for):
+    """Break the upgrade lock of a run that died (DELETE @upgrade/lock).
+
+    A lock is stale when its process is gone (on the same host: at once) or
+    gave no heartbeat for a while (on another host); then it is broken and
+    its run is recorded as abandoned. A live lock is refused (exit 2): its run
+    could still commit, and another run would overlap it. With --force, its
+    run is asked to cancel instead, as `plone-upgrade cancel` does.
+
+    Exit 0 when the lock was broken, there was none, or (--force) its run was
+    asked to cancel; 2 on an error, a live lock without --force, or when
+    --wait ran out.
+    """
+    done = door.unlock(force)
+    nothing = {"lock": None, "broken": False, "message": "No upgrade lock."}
+    none = "There is no upgrade lock: nothing to break."
+    wait_for = 0 if done is None or done["broken"] else wait_for
+    return _answered(door, out, done, nothing, none, wait_for)
+
+
+@click.command(epilog=EXIT_CODES)
+@WAIT_OPTION
+@command(timeout_help=EACH_ANSWER)
+def cancel(door, out, wait_for):
+    """Cancel the running upgrade (DELETE @upgrade/run).
+
+    The run stops at its next step boundary (before its next step, or before
+    it commits), rolls back what it had not committed, is recorded as
+    cancelled by you, and releases the lock. The step running now is not
+    interrupted.
+
+    Exit 0 when the run was asked to cancel (with --wait: and stopped), or no
+    run was going on; 2 on an error or when --wait ran out.
+    """
+    done = door.cancel()
+    nothing = {"lock": None, "message": "No upgrade is running."}
+    none = "No upgrade is running: nothing to cancel."
+    return _answered(door, out, done, nothing, none, wait_for)
+
+
+def _answered(door, out, done, nothing, none, wait_for):
+    """Show the answer of ``unlock`` or ``cancel`` (``nothing`` and ``none``
+    without a lock), then wait at most ``wait_for`` seconds for the lock to go."""
+    if done is None:
+        out.document(nothing)
+        out.line(none)
+        return OK
+    out.document(done)
+    out.line(describe(done["lock"]))
+    out.line(done["message"])
+    if not wait_for:
+        return OK
+    out.note(f"Waiting up to {wait_for:g} s for the run to stop...")
+    deadline = time.monotonic() + wait_for
+    while door.lock() is not None:
+        if time.monotonic() >= deadline:
+            raise Failure(
+                f"The run still holds the lock after {wait_for:g} s: it is inside "
+                "a long step, or its process froze. `plone-upgrade unlock` tells "
+                "whether it looks alive.",
+                error_type="Timeout",
+            )
+        time.sleep(0.5)
+    out.line("The run stopped; the lock is free.")
+    return OK
+
+
+def describe(lock):
+    """The lock in words, one line."""
+    holder = lock.get("holder")
+    where = "an unknown process"
+    if holder:
+        where = f"process {holder.get('pid')} on {holder.get('host')}"
+    state = lock.get("state") or ("stale" if lock.get("stale") else "alive")
+    reason = {"process_gone": "its process is gone", "no_heartbeat": "no heartbeat"}
+    if state == "stale" and lock.get("stale_reason") in reason:
+        state = f"stale ({reason[lock['stale_reason']]})"
+    what = "Dry run" if lock.get("dry_run") else "Upgrade"
+    run = f" (run {lock['run_id']})" if lock.get("run_id") else ""
+    return (
+        f"{what}{run} by {lock.get('user')} since {lock.get('since')}, {where}, "
+        f"last heartbeat {lock.get('heartbeat')}: {state}."
+    )

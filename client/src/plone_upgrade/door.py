@@ -1,44 +1,55 @@
-"""What a command needs of a site: :class:`Door`, and :class:`Failure`.
+"""What a command needs of a site (:class:`Door`), how it fails, where it writes.
 
 Both doors implement :class:`Door`: :class:`plone_upgrade.http.Client` over
-HTTP, and ``collective.upgradeapi.cli.site.SiteDoor`` in-process. Every
-method answers the document the ``@upgrade`` service would, or raises
-:class:`Failure`.
+HTTP, ``collective.upgradeapi.cli.site.SiteDoor`` in-process. Every method
+answers the document the ``@upgrade`` service would, or raises :class:`Failure`.
 """
 
 from collections.abc import Callable
 from typing import Protocol
+
+import click
+import json
 
 
 #: Exit codes shared by every command.
 OK = 0
 FAILED = 1
 ERROR = 2
+#: The service's refusals in words, by HTTP status.
+KINDS = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
 
 
 class Failure(Exception):
-    """A command cannot go on: a one-line ``message`` and an exit code.
+    """A command cannot go on (exit 2): a one-line ``message``.
 
-    :param message: what went wrong and what to do, on one line.
-    :param exit_code: the process exit code, :data:`ERROR` unless told.
-    :param document: the JSON document to print with ``--json``; by default
-        ``{"type", "message"}``.
+    :param document: the JSON document of ``--json``; by default ``{"type",
+        "message"}`` with ``error_type``.
     :param retry: whether waiting may help (the site is still starting).
-    :param error_type: the ``type`` of the default document.
     """
 
-    def __init__(
-        self, message, exit_code=ERROR, document=None, retry=False, error_type="Error"
-    ):
+    def __init__(self, message, document=None, retry=False, error_type="Error"):
         super().__init__(message)
         self.message = message
-        self.exit_code = exit_code
         self.retry = retry
         self.document = document or {"type": error_type, "message": message}
 
 
+def refusal(status, body, http=True):
+    """The :class:`Failure` for the service's own refusal: its error ``body``,
+    its HTTP ``status`` (named in the message over ``http``) added."""
+    message = " ".join(str(body.get("message", "")).split())
+    kind = KINDS.get(status, body.get("type", "Error"))
+    how = f" (HTTP {status})" if http else ""
+    return Failure(f"{kind}{how}: {message}", document={**body, "status": status})
+
+
 class Door(Protocol):
-    """One site, over HTTP or in this process."""
+    """One site, over HTTP or in this process.
+
+    The HTTP door makes sure that it talks to collective.upgradeapi before it
+    sends anything that writes (``upgrade``, ``stamp``, ``unlock``, ``cancel``).
+    """
 
     #: How messages name the site: its URL, or its path in the database.
     name: str
@@ -46,17 +57,12 @@ class Door(Protocol):
     def upgrade_info(self, profile: str | None = None) -> dict:
         """What ``GET @upgrade[?profile=ID]`` answers."""
 
-    def prepare_run(self) -> None:
-        """Make sure that a run reaches collective.upgradeapi's engine."""
-
     def upgrade(
         self, body: dict, on_progress: Callable | None = None, interval: float = 1.0
     ) -> tuple[int, dict]:
-        """Run what ``POST @upgrade`` with ``body`` runs.
-
-        :param on_progress: called with a status document as steps start.
-        :param interval: seconds between two looks at the status (over HTTP).
-        :returns: ``(200, answer)``, or ``(500, error body)`` when a step failed.
+        """Run what ``POST @upgrade`` with ``body`` runs; ``on_progress`` gets
+        a status document as steps start (over HTTP: polled every ``interval``
+        seconds). Return ``(200, answer)``, or ``(500, error)`` when a step failed.
         """
 
     def stamp(self, profile_ids: list[str]) -> dict:
@@ -74,5 +80,51 @@ class Door(Protocol):
     def cancel(self) -> dict | None:
         """What ``DELETE @upgrade/run`` answers, or ``None`` without a run."""
 
-    def close(self) -> None:
-        """Let go of the site."""
+
+class Output:
+    """Where a command writes: text for people, or one JSON document.
+
+    Text goes to stdout unless ``as_json``; then stdout gets only the JSON
+    document. Progress and error messages always go to stderr.
+
+    :param sink: called with the JSON document instead of printing it
+        (``--all-sites`` prints one document for all sites).
+    :param label: put before error messages (the site, with ``--all-sites``).
+    """
+
+    def __init__(self, as_json, sink=None, label=None):
+        self.as_json = as_json
+        self.sink = sink
+        self.label = label
+
+    def line(self, text=""):
+        if not self.as_json:
+            click.echo(text)
+
+    def lines(self, lines):
+        for text in lines:
+            self.line(text)
+
+    def note(self, text):
+        click.echo(text, err=True)
+
+    def document(self, document):
+        if self.sink is not None:
+            self.sink(document)
+        elif self.as_json:
+            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+    def guard(self, f, *args, **kwargs):
+        """Call ``f``; return its exit code, or write a :class:`Failure` and
+        return :data:`ERROR`."""
+        try:
+            return f(*args, **kwargs)
+        except Failure as failure:
+            return self.fail(failure)
+
+    def fail(self, failure):
+        """Write ``failure``'s message and document; return :data:`ERROR`."""
+        where = f"{self.label}: " if self.label else ""
+        self.note(f"Error: {where}{failure.message}")
+        self.document(failure.document)
+        return ERROR

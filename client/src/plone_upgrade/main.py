@@ -1,16 +1,14 @@
 """The ``plone-upgrade`` command group and its console script."""
 
-from plone_upgrade import doors
+from plone_upgrade import options
+from plone_upgrade.commands import cancel
 from plone_upgrade.commands import check
 from plone_upgrade.commands import history
 from plone_upgrade.commands import plan
 from plone_upgrade.commands import stamp
+from plone_upgrade.commands import unlock
 from plone_upgrade.commands import wait
 from plone_upgrade.door import ERROR
-from plone_upgrade.locks import cancel
-from plone_upgrade.locks import unlock
-from plone_upgrade.options import ENVIRONMENT
-from plone_upgrade.options import EXIT_CODES
 from plone_upgrade.run import run
 
 import click
@@ -18,21 +16,14 @@ import sys
 import traceback
 
 
-def door_options(f):
-    """The options choosing the door, before the command (see :mod:`.doors`)."""
-    for option in reversed(doors.GROUP_OPTIONS):
-        f = option(f)
-    return f
-
-
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
-    epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
+    epilog=f"{options.EXIT_CODES}\n\n{options.ENVIRONMENT}",
 )
 @click.version_option(
     package_name="collective.upgradeapi.client", prog_name="plone-upgrade"
 )
-@door_options
+@options.with_options(*options.door_options(envvar="PLONE_ZOPE_CONF"))
 @click.pass_context
 def cli(ctx, zope_conf, site_id, all_sites):
     """See and run the upgrades of a Plone site, over HTTP or in-process.
@@ -57,7 +48,7 @@ def cli(ctx, zope_conf, site_id, all_sites):
 
     `plone-upgrade COMMAND --help` describes each command.
     """
-    doors.remember(ctx, zope_conf, site_id, all_sites)
+    options.remember(ctx, zope_conf, site_id, all_sites)
 
 
 for _command in (wait, check, plan, run, stamp, history, unlock, cancel):

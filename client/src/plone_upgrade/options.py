@@ -1,17 +1,31 @@
-"""What every command shares: its options and its output.
+"""What every command shares: its options, and the door it goes through.
 
-:func:`command` turns a function ``f(door, out, **options)`` into a command
-with the connection options and ``--json``; ``door`` is the
-:class:`.door.Door` of the site the command works on (see :mod:`.doors`).
+:func:`command` turns ``f(door, out, **options)`` into a command with the
+connection options, the door options and ``--json``. Over HTTP (``--url``),
+``door`` is a :class:`.http.Client`. With ``--zope-conf PATH``, the database
+of that configuration is opened in this process (``--site ID`` picks a Plone
+site, ``--all-sites`` takes them all) by the in-process door that
+collective.upgradeapi registers as the entry point :data:`IN_PROCESS`: a
+function ``run(f, where, user, as_json, options)`` returning the exit code.
+The door options may come before the command or after it; after it wins.
 """
 
-from plone_upgrade import doors
+from click.core import ParameterSource
+from dataclasses import dataclass
+from dataclasses import replace
+from importlib.metadata import entry_points
+from plone_upgrade.door import Failure
+from plone_upgrade.door import Output
+from plone_upgrade.http import Client
 
 import click
 import functools
-import json
+import os
+import sys
 
 
+COMMANDLINE = ParameterSource.COMMANDLINE
+IN_PROCESS = ("plone_upgrade.doors", "zope_conf")
 EXIT_CODES = """\b
 Exit codes:
   0  success; for `check`: the site is up to date
@@ -20,7 +34,6 @@ Exit codes:
      step what was committed before it stays
   2  usage error, connection refused, timeout, HTTP 400, 401, 403, 404,
      409 or any other error; the message is on stderr"""
-
 ENVIRONMENT = """\b
 Environment:
   PLONE_URL        the site's URL (--url)
@@ -30,43 +43,32 @@ Environment:
   PLONE_ZOPE_CONF  work in-process with this zope.conf (--zope-conf)"""
 
 
-class Output:
-    """Where a command writes: text for people, or one JSON document.
-
-    Text goes to stdout unless ``--json`` is given; then stdout gets only the
-    JSON document. Progress and error messages always go to stderr.
-
-    :param sink: called with the JSON document instead of printing it
-        (``--all-sites`` prints one document for all sites).
-    :param label: put before error messages (the site, with ``--all-sites``).
-    """
-
-    def __init__(self, as_json, sink=None, label=None):
-        self.as_json = as_json
-        self.sink = sink
-        self.label = label
-
-    def line(self, text=""):
-        if not self.as_json:
-            click.echo(text)
-
-    def lines(self, lines):
-        for text in lines:
-            self.line(text)
-
-    def note(self, text):
-        click.echo(text, err=True)
-
-    def document(self, document):
-        if self.sink is not None:
-            self.sink(document)
-        elif self.as_json:
-            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-
-    def fail(self, failure):
-        where = f"{self.label}: " if self.label else ""
-        self.note(f"Error: {where}{failure.message}")
-        self.document(failure.document)
+def door_options(envvar=None):
+    """``--zope-conf``, ``--site`` and ``--all-sites``, as decorators."""
+    return [
+        click.option(
+            "--zope-conf",
+            type=click.Path(exists=True, dir_okay=False),
+            envvar=envvar,
+            show_envvar=envvar is not None,
+            metavar="PATH",
+            help="Work in-process instead of over HTTP: open the database of "
+            "this Zope configuration (e.g. /app/etc/zope.conf) here.",
+        ),
+        click.option(
+            "--site",
+            "site_id",
+            metavar="ID",
+            help="With --zope-conf: the id of the Plone site at the Zope root "
+            "(default: the only one).",
+        ),
+        click.option(
+            "--all-sites",
+            is_flag=True,
+            help="With --zope-conf: every Plone site at the Zope root, one after "
+            "the other; the exit code is the worst of all.",
+        ),
+    ]
 
 
 CONNECTION_OPTIONS = [
@@ -100,16 +102,63 @@ CONNECTION_OPTIONS = [
         help="Trade user and password for a token first (POST @login) "
         "and send only the token.",
     ),
+    *door_options(),
 ]
+JSON_OPTION = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout (the server's answer, or the "
+    "error) and nothing else.",
+)
 
 
-def command(timeout, timeout_help, validate=None, in_process=True):
-    """Add the connection options and ``--json`` to a command.
+@dataclass
+class Where:
+    """The door chosen: ``zope_conf`` is ``None`` over HTTP."""
 
-    The command is called as ``f(door, out, **its_own_options)`` and
-    returns an exit code; a :class:`.door.Failure` ends it with its message.
+    zope_conf: str | None = None
+    site_id: str | None = None
+    all_sites: bool = False
+    #: How ``zope_conf`` was given (a :class:`click.core.ParameterSource`).
+    source: object = None
 
-    :param timeout: the default of ``--timeout``, in seconds.
+
+def with_options(*options):
+    """A decorator adding ``options`` (click decorators), in this order."""
+
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorator
+
+
+def remember(ctx, zope_conf, site_id, all_sites):
+    """Keep the door options given before the command (``ctx.obj``)."""
+    source = ctx.get_parameter_source("zope_conf")
+    ctx.obj = Where(zope_conf, site_id, all_sites, source)
+
+
+def first_wins(first, second, message):
+    """Of two options that exclude each other, whether the first is kept:
+    the command line beats the environment; both from one place: an error."""
+    if first == COMMANDLINE != second:
+        return True
+    if second == COMMANDLINE != first:
+        return False
+    raise click.UsageError(message)
+
+
+def command(
+    timeout=60.0,
+    timeout_help="Seconds to wait for the answer (0: no limit).",
+    validate=None,
+    in_process=True,
+):
+    """Add the connection and door options, ``--timeout`` and ``--json``.
+
     :param validate: called with the command's own options before anything
         connects; raises :class:`click.UsageError`.
     :param in_process: whether the command works with ``--zope-conf``.
@@ -119,40 +168,132 @@ def command(timeout, timeout_help, validate=None, in_process=True):
         @functools.wraps(f)
         def wrapper(url, user, token, login, timeout, as_json, **options):
             ctx = click.get_current_context()
-            where = doors.choose(ctx, url, options, in_process)
+            where = choose(ctx, url, options, in_process)
             if validate is not None:
                 validate(**options)
-            if where.zope_conf is None:
-                http = (url, user, token, login, timeout)
-                code = doors.over_http(f, ctx, Output(as_json), http, options)
-            else:
-                code = doors.in_process()(f, where, user, as_json, options)
+            if where.zope_conf is not None:
+                ctx.exit(in_process_door()(f, where, user, as_json, options))
+            user, token = credentials(ctx, user, token, login)
+            out = Output(as_json)
+            code = out.guard(
+                over_http, f, out, url, user, token, login, timeout, **options
+            )
             ctx.exit(code)
 
-        decorators = [
-            *CONNECTION_OPTIONS,
-            *doors.OPTIONS,
-            click.option(
-                "--timeout",
-                type=click.FloatRange(min=0),
-                default=timeout,
-                show_default=True,
-                metavar="SECONDS",
-                help=timeout_help,
-            ),
-            click.option(
-                "--json",
-                "as_json",
-                is_flag=True,
-                help="Print one JSON document on stdout (the server's answer, or "
-                "the error) and nothing else.",
-            ),
-        ]
-        for option in reversed(decorators):
-            wrapper = option(wrapper)
-        return wrapper
+        timeout_option = click.option(
+            "--timeout",
+            type=click.FloatRange(min=0),
+            default=timeout,
+            show_default=True,
+            metavar="SECONDS",
+            help=timeout_help,
+        )
+        return with_options(*CONNECTION_OPTIONS, timeout_option, JSON_OPTION)(wrapper)
 
     return decorator
+
+
+def choose(ctx, url, options, in_process):
+    """The door: the command's door options over the group's, checked; they
+    are taken out of ``options``.
+
+    :raises click.UsageError: the options contradict each other.
+    """
+    where = replace(ctx.find_object(Where) or Where())
+    zope_conf, site_id = options.pop("zope_conf"), options.pop("site_id")
+    all_sites = options.pop("all_sites")
+    if zope_conf:
+        where.zope_conf, where.source = zope_conf, COMMANDLINE
+    if site_id or all_sites:
+        where.site_id, where.all_sites = site_id, all_sites
+    if url and where.zope_conf:
+        from_url = ctx.get_parameter_source("url")
+        message = "Give either --url or --zope-conf, not both."
+        if first_wins(from_url, where.source, message):
+            where.zope_conf = None
+        else:
+            url = None
+    if not url and not where.zope_conf:
+        raise click.UsageError(
+            "Missing option '--url' (PLONE_URL): the site's URL. Or work "
+            "in-process with --zope-conf PATH."
+        )
+    if where.site_id and where.all_sites:
+        raise click.UsageError("Give either --site or --all-sites, not both.")
+    if where.zope_conf is None and (where.site_id or where.all_sites):
+        raise click.UsageError(
+            "--site and --all-sites need --zope-conf; over HTTP, --url names the site."
+        )
+    if where.zope_conf is not None:
+        _check_in_process(ctx, in_process)
+    return where
+
+
+def _check_in_process(ctx, in_process):
+    if not in_process:
+        raise click.UsageError(
+            f"`{ctx.info_name}` has no meaning with --zope-conf: the command opens "
+            "the database itself, there is no server to wait for."
+        )
+    for option in ("token", "login", "timeout"):
+        if ctx.get_parameter_source(option) == COMMANDLINE:
+            raise click.UsageError(
+                f"--{option} has no meaning with --zope-conf: nothing goes over HTTP."
+            )
+
+
+def in_process_door():
+    """The in-process door's ``run`` function (see :data:`IN_PROCESS`).
+
+    :raises click.UsageError: collective.upgradeapi is not installed here.
+    """
+    group, name = IN_PROCESS
+    for entry_point in entry_points(group=group, name=name):
+        return entry_point.load()
+    raise click.UsageError(
+        "--zope-conf works in the Python environment of the Zope instance, "
+        "where collective.upgradeapi is installed; it is not installed here."
+    )
+
+
+def credentials(ctx, user, token, login):
+    """``(user, token)``: at most one of them, unless ``--login``."""
+    if user and token and not login:
+        from_user, from_token = map(ctx.get_parameter_source, ("user", "token"))
+        message = "Give either --user or --token, not both."
+        if first_wins(from_user, from_token, message):
+            return user, None
+        return None, token
+    if login and not user:
+        raise click.UsageError("--login needs --user (or PLONE_USER).")
+    return user, token
+
+
+def over_http(f, out, url, user, token, login, timeout, **options):
+    """Run the command ``f`` on a :class:`.http.Client`; return the exit code."""
+    auth = ("token", token) if token and not login else None
+    if user and not login:
+        auth = ("basic", user, password(user))
+    client = Client(url, auth=auth, timeout=timeout or None)
+    if login:
+        client.login_with = (user, password(user))
+    try:
+        return f(client, out, **options)
+    finally:
+        client.close()
+
+
+def password(user):
+    """``PLONE_PASSWORD``, or asked for on a terminal."""
+    if os.environ.get("PLONE_PASSWORD") is not None:
+        return os.environ["PLONE_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise Failure(
+            f"No password for user {user!r}: set PLONE_PASSWORD (there is no "
+            "terminal to ask on).",
+            error_type="NoPassword",
+        )
+    return click.prompt(f"Password for {user}", hide_input=True, err=True)
 
 
 def plural(count, word):

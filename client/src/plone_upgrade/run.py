@@ -1,8 +1,7 @@
 """``plone-upgrade run``: upgrade, all or nothing, per profile or per step,
 or as a dry run; or mark chosen steps done without running them."""
 
-from plone_upgrade import output
-from plone_upgrade import progress as progressbar
+from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import OK
 from plone_upgrade.options import command
@@ -12,10 +11,7 @@ from plone_upgrade.options import plural
 import click
 
 
-COMMIT_MODES = ("run", "profile", "step")
-
-
-def _validate_run(profiles, all_profiles, steps, mark_done=False, **ignored):
+def _validate(profiles, all_profiles, steps, mark_done, **ignored):
     if all_profiles and profiles:
         raise click.UsageError("Give either --all or --profile, not both.")
     if steps and (profiles or all_profiles):
@@ -25,36 +21,6 @@ def _validate_run(profiles, all_profiles, steps, mark_done=False, **ignored):
             "--mark-done records chosen steps as done without running them: name "
             "them with --step, or their profiles with --profile (not --all)."
         )
-
-
-def run_body(dry_run, profiles, all_profiles, steps, commit=None, mark_done=False):
-    """The body of ``POST @upgrade`` for the options of ``run``.
-
-    ``commit`` and ``mark_done`` are sent only when given, so that a server
-    with an older collective.upgradeapi still takes the plain runs.
-    """
-    body = {"dry_run": dry_run}
-    if all_profiles:
-        body["profiles"] = "all"
-    elif profiles:
-        body["profiles"] = list(profiles)
-    if steps:
-        body["steps"] = list(steps)
-    if commit is not None:
-        body["commit"] = commit
-    if mark_done:
-        body["mark_done"] = True
-    return body
-
-
-def _selection_text(body):
-    if "steps" in body:
-        return plural(len(body["steps"]), "chosen step")
-    if body.get("profiles") == "all":
-        return "every profile with pending steps"
-    if "profiles" in body:
-        return ", ".join(body["profiles"])
-    return "Plone's core upgrade"
 
 
 @click.command(epilog=EXIT_CODES)
@@ -85,8 +51,7 @@ def _selection_text(body):
 )
 @click.option(
     "--commit",
-    type=click.Choice(COMMIT_MODES),
-    default=None,
+    type=click.Choice(("run", "profile", "step")),
     help="What one transaction holds: the whole run (all or nothing, the "
     "default), each profile, or each step. With profile or step, a failure "
     "keeps what was committed before it, and running again continues there.",
@@ -97,11 +62,7 @@ def _selection_text(body):
     help="Record the chosen steps (--step) or the pending steps of the chosen "
     "profiles (--profile) as done without running them.",
 )
-@click.option(
-    "--report",
-    is_flag=True,
-    help="Also print the full report of a successful run.",
-)
+@click.option("--report", is_flag=True, help="Also print the full report of a run.")
 @click.option(
     "--progress/--no-progress",
     default=True,
@@ -122,21 +83,9 @@ def _selection_text(body):
     timeout=0.0,
     timeout_help="Give up waiting for the answer after this many seconds (0: no "
     "limit); the server finishes the run anyway.",
-    validate=_validate_run,
+    validate=_validate,
 )
-def run(
-    door,
-    out,
-    dry_run,
-    profiles,
-    all_profiles,
-    steps,
-    commit,
-    mark_done,
-    report,
-    progress,
-    status_interval,
-):
+def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **shown):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
     Without --profile, --all or --step: Plone's core upgrade, exactly as
@@ -158,84 +107,52 @@ def run(
     Exit 0 when the run succeeded, 1 when a step failed, 2 on any other
     error (bad input: HTTP 400; another run going on: HTTP 409).
     """
-    body = run_body(dry_run, profiles, all_profiles, steps, commit, mark_done)
-    door.prepare_run()
+    # Options are sent only when given: an older server takes the plain runs.
+    body = {"dry_run": dry_run}
+    if all_profiles or profiles:
+        body["profiles"] = "all" if all_profiles else list(profiles)
+    what = "Plone's core upgrade"
+    if steps:
+        body["steps"], what = list(steps), plural(len(steps), "chosen step")
+    elif all_profiles:
+        what = "every profile with pending steps"
+    elif profiles:
+        what = ", ".join(profiles)
+    if commit is not None:
+        body["commit"] = commit
+    if mark_done:
+        body["mark_done"] = True
+        what += ", marking steps done without running them"
+    elif commit in ("profile", "step"):
+        what += f", one transaction per {commit}"
     kind = "Dry run" if dry_run else "Upgrade"
-    out.note(f"{kind} of {door.name}: {_announce(body, commit, mark_done)}...")
-    shown = _progress_display(out) if progress else None
+    out.note(f"{kind} of {door.name}: {what}...")
+    return _run(door, out, body, kind, **shown)
+
+
+def _run(door, out, body, kind, report, progress, status_interval):
+    """Run ``body`` showing its progress, then its outcome; the exit code."""
+    stderr = click.get_text_stream("stderr")
+    bar = None
+    if progress and not out.as_json and text.is_terminal(stderr):
+        bar = text.Bar(stderr)
+    elif progress:
+        bar = text.Lines(out.note)
     try:
-        status, document = door.upgrade(body, shown, interval=status_interval)
+        status, document = door.upgrade(body, bar, interval=status_interval)
     except BaseException:
-        if shown is not None:
-            shown.close()
+        if bar is not None:
+            bar.close()
         raise
     results = document.get("steps", [])
-    if shown is not None:
-        finished = [s for s in results if s.get("status") in ("done", "marked_done")]
-        shown.finish(len(finished), len(results), "done" if status == 200 else "failed")
+    if bar is not None:
+        ended = sum(step.get("status") in ("done", "marked_done") for step in results)
+        bar.finish(ended, len(results), "done" if status == 200 else "failed")
     out.document(document)
     if status == 200 and not results:
         out.line("Nothing to upgrade: no pending steps in this selection.")
         return OK
-    _show_results(out, document)
-    if status != 200:
-        _show_failure(out, document, kind)
-        return FAILED
-    out.line(_summary(document, dry_run, mark_done))
-    if report:
-        out.line()
-        out.line("Report:")
-        out.line(document.get("report", "").rstrip())
-    return OK
-
-
-def _announce(body, commit, mark_done):
-    """What the run will do, in words."""
-    what = _selection_text(body)
-    if mark_done:
-        what += ", marking steps done without running them"
-    elif commit in ("profile", "step"):
-        what += f", one transaction per {commit}"
-    return what
-
-
-def _progress_display(out):
-    """A bar on a terminal; plain lines otherwise or with --json."""
-    stderr = click.get_text_stream("stderr")
-    if not out.as_json and progressbar.is_terminal(stderr):
-        return progressbar.Bar(stderr)
-    return progressbar.Lines(out.note)
-
-
-def _summary(document, dry_run, mark_done):
-    """The closing line of a run that did not fail."""
-    results = document.get("steps", [])
-    done = sum(1 for step in results if step.get("status") == "done")
-    duration = document.get("duration")
-    took = f" in {duration:.1f} s" if isinstance(duration, (int, float)) else ""
-    if mark_done:
-        marked = sum(1 for step in results if step.get("status") == "marked_done")
-        what = "nothing was committed" if dry_run else "committed"
-        return (
-            f"{'Dry run' if dry_run else 'Done'}{took}: {plural(marked, 'step')} "
-            f"marked done without running them; {what}."
-        )
-    if dry_run:
-        return (
-            f"Dry run finished{took}: {plural(done, 'step')} ran; nothing "
-            "was committed."
-        )
-    commits = document.get("commits") or []
-    units = ""
-    if document.get("commit") in ("profile", "step"):
-        units = f" in {plural(len(commits), 'transaction')}"
-    return f"Upgrade finished{took}: {plural(done, 'step')} committed{units}."
-
-
-def _show_results(out, document):
-    """The step table, and the versions of the profiles the run touched."""
-    results = document.get("steps", [])
-    out.lines(output.step_results(results))
+    out.lines(text.step_results(results))
     touched = {step.get("profile") for step in results}
     profiles = [
         profile
@@ -245,54 +162,69 @@ def _show_results(out, document):
         != profile.get("versions", {}).get("after")
     ]
     if profiles:
-        out.line()
-        out.lines(output.profile_results(profiles))
+        out.lines(["", *text.profile_results(profiles)])
     out.line()
+    if status != 200:
+        out.lines(_failure(document, kind))
+        out.note(f"Error: {document.get('message')}")
+        return FAILED
+    out.line(_summary(document, body))
+    out.lines(text.report(document) if report else [])
+    return OK
 
 
-def _show_failure(out, document, kind):
-    """The failed step, its error and traceback, and the report."""
+def _summary(document, body):
+    """The closing line of a run that did not fail."""
+    results = document.get("steps", [])
+    done = sum(step.get("status") == "done" for step in results)
+    duration = document.get("duration")
+    took = f" in {duration:.1f} s" if isinstance(duration, (int, float)) else ""
+    if body.get("mark_done"):
+        marked = sum(step.get("status") == "marked_done" for step in results)
+        kind, what = "Done", "committed"
+        if body["dry_run"]:
+            kind, what = "Dry run", "nothing was committed"
+        return (
+            f"{kind}{took}: {plural(marked, 'step')} marked done without running "
+            f"them; {what}."
+        )
+    if body["dry_run"]:
+        ran = plural(done, "step")
+        return f"Dry run finished{took}: {ran} ran; nothing was committed."
+    units = ""
+    if document.get("commit") in ("profile", "step"):
+        units = f" in {plural(len(document.get('commits') or []), 'transaction')}"
+    return f"Upgrade finished{took}: {plural(done, 'step')} committed{units}."
+
+
+def _failure(document, kind):
+    """The failed step, its error and traceback, the report, and what a run
+    with ``commit`` per profile or step committed before the failure."""
     failed = document.get("failed_step") or {}
     error = failed.get("error") or {}
-    out.line(
+    lines = [
         f"Failed step: {failed.get('title')!r} (profile {failed.get('profile')}, "
-        f"id {failed.get('id')})"
-    )
-    out.line(f"Error: {error.get('type', 'Error')}: {error.get('message', '')}")
-    if error.get("traceback"):
-        out.line(error["traceback"].rstrip())
-    out.line()
-    out.line("Report:")
-    out.line((document.get("report") or "").rstrip())
-    out.line()
+        f"id {failed.get('id')})",
+        f"Error: {error.get('type', 'Error')}: {error.get('message', '')}",
+        *([error["traceback"].rstrip()] if error.get("traceback") else []),
+        *text.report(document),
+        "",
+    ]
     commits = document.get("commits") or []
-    if document.get("committed") and commits:
-        out.lines(committed_units(document))
-        unit = document.get("commit") or "unit"
-        out.line(
-            f"{kind} failed; the failing {unit} was aborted, what was committed "
-            f"before it stays ({plural(len(commits), 'transaction')}). Run the "
-            "same command again to continue from there."
-        )
-    else:
-        out.line(f"{kind} failed; nothing was committed.")
-    out.note(f"Error: {document.get('message')}")
-
-
-def committed_units(document):
-    """What a failed run with ``commit`` per profile or step made durable."""
-    titles = {
-        step.get("id"): step.get("title") or step.get("id")
-        for step in document.get("steps", [])
-    }
-    lines = ["Committed before the failure (these stay):"]
-    for unit in document.get("commits") or []:
-        steps = unit.get("steps") or []
-        txn = unit.get("transaction")
-        lines.append(
-            f"  {unit.get('unit')}: {plural(len(steps), 'step')}"
-            + (f" (transaction {txn})" if txn else "")
-        )
-        lines.extend(f"    {titles.get(step_id, step_id)}" for step_id in steps)
-    lines.append("")
-    return lines
+    if not (document.get("committed") and commits):
+        return [*lines, f"{kind} failed; nothing was committed."]
+    titles = {step.get("id"): step.get("title") for step in document.get("steps", [])}
+    lines.append("Committed before the failure (these stay):")
+    for unit in commits:
+        steps, txn = unit.get("steps") or [], unit.get("transaction")
+        txn = f" (transaction {txn})" if txn else ""
+        lines.append(f"  {unit.get('unit')}: {plural(len(steps), 'step')}{txn}")
+        lines += [f"    {titles.get(step) or step}" for step in steps]
+    unit, count = document.get("commit") or "unit", plural(len(commits), "transaction")
+    return [
+        *lines,
+        "",
+        f"{kind} failed; the failing {unit} was aborted, what was committed "
+        f"before it stays ({count}). Run the same command again to continue "
+        "from there.",
+    ]

@@ -18,10 +18,9 @@ from AccessControl.SecurityManagement import newSecurityManager
 from AccessControl.SecurityManagement import noSecurityManager
 from AccessControl.users import UnrestrictedUser
 from collective.upgradeapi.cli.site import SiteDoor
-from plone_upgrade.door import ERROR
 from plone_upgrade.door import Failure
 from plone_upgrade.door import OK
-from plone_upgrade.options import Output
+from plone_upgrade.door import Output
 from Testing.makerequest import makerequest
 from zope.component.hooks import setSite
 from zope.event import notify
@@ -30,6 +29,7 @@ from zope.globalrequest import setRequest
 from zope.traversing.interfaces import BeforeTraverseEvent
 
 import click
+import functools
 import getpass
 import json
 import os
@@ -37,9 +37,43 @@ import traceback
 import transaction
 
 
-#: The request's server: the ``@id`` of a site ``Plone`` is
-#: ``http://localhost/Plone/@upgrade``.
-ENVIRON = {"SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+def run(f, where, user, as_json, options):
+    """Run the command ``f(door, out, **options)`` on the chosen sites;
+    return the exit code (with ``--all-sites``: the worst).
+
+    :param where: a ``plone_upgrade.options.Where`` with ``zope_conf``.
+    :param user: the user the history records; the OS user if ``None``.
+    """
+    import Zope2
+
+    out = Output(as_json)
+    os.environ["ZOPE_CONFIG"] = os.path.abspath(where.zope_conf)
+    try:
+        app = Zope2.app()
+    except Exception as exc:
+        hint = ""
+        if exc.__class__.__name__ == "LockError":
+            hint = (
+                " Another process holds the lock of its FileStorage: stop the "
+                "Zope server that uses it, or serve the database with ZEO."
+            )
+        message = f"Cannot start Zope with {where.zope_conf}: {type(exc).__name__}"
+        failure = Failure(f"{message}: {exc}.{hint}", error_type="ZopeStartFailed")
+        return out.fail(failure)
+    app = makerequest(app, environ={"SERVER_NAME": "localhost", "SERVER_PORT": "80"})
+    app.REQUEST["PARENTS"] = [app]
+    setRequest(app.REQUEST)
+    try:
+        user = user or os_user()
+        manager = UnrestrictedUser(user, "", ["Manager"], [])
+        newSecurityManager(app.REQUEST, manager.__of__(app.acl_users))
+        return out.guard(_on_sites, f, app, where, user, as_json, options)
+    finally:
+        transaction.abort()
+        noSecurityManager()
+        clearRequest()
+        app._p_jar.close()
+        Zope2.DB.close()
 
 
 def os_user():
@@ -50,166 +84,67 @@ def os_user():
         return f"uid {os.getuid()}"
 
 
-def start_zope(zope_conf):
-    """Start Zope with ``zope_conf``; return the root, with a request.
-
-    :raises plone_upgrade.door.Failure: Zope cannot start (the message says why).
-    """
-    import Zope2
-
-    os.environ["ZOPE_CONFIG"] = os.path.abspath(zope_conf)
-    try:
-        app = Zope2.app()
-    except Exception as exc:
-        hint = ""
-        if exc.__class__.__name__ == "LockError":
-            hint = (
-                " Another process holds the lock of its FileStorage: stop the "
-                "Zope server that uses it, or serve the database with ZEO."
-            )
-        raise Failure(
-            f"Cannot start Zope with {zope_conf}: {exc.__class__.__name__}: "
-            f"{exc}.{hint}",
-            error_type="ZopeStartFailed",
-        )
-    app = makerequest(app, environ=dict(ENVIRON))
-    app.REQUEST["PARENTS"] = [app]
-    setRequest(app.REQUEST)
-    return app
-
-
-def stop_zope(app):
-    """Abort what is left, close the connection and the database."""
-    import Zope2
-
-    transaction.abort()
-    noSecurityManager()
-    clearRequest()
-    app._p_jar.close()
-    if Zope2.DB is not None:
-        Zope2.DB.close()
-
-
-def plone_sites(app):
-    """The Plone sites at the root of the database, by id."""
+def choose_sites(app, where):
+    """The Plone sites the command works on (see ``Where``), or a Failure:
+    no site, several without ``--site``, no site ``--site ID``."""
     from Products.CMFPlone.interfaces import IPloneSiteRoot
 
-    return [obj for obj in app.objectValues() if IPloneSiteRoot.providedBy(obj)]
-
-
-def choose_sites(app, where):
-    """The sites the command works on; see ``plone_upgrade.doors.Where``.
-
-    :raises plone_upgrade.door.Failure: no site, several without ``--site``, or no
-        site ``--site ID``.
-    """
-    sites = plone_sites(app)
+    sites = [obj for obj in app.objectValues() if IPloneSiteRoot.providedBy(obj)]
     ids = [site.getId() for site in sites]
-    listed = ", ".join(ids)
-    if where.all_sites:
+    place = f"at the root of the database of {where.zope_conf}"
+    if where.all_sites or (len(sites) == 1 and not where.site_id):
         return sites
-    if where.site_id:
-        if where.site_id not in ids:
-            raise Failure(
-                f"There is no Plone site {where.site_id!r} at the root of the "
-                f"database of {where.zope_conf}. Plone sites: {listed or 'none'}.",
-                document=_sites_error("SiteNotFound", where, ids),
-            )
+    if where.site_id in ids:
         return [sites[ids.index(where.site_id)]]
-    if not sites:
-        raise Failure(
-            f"There is no Plone site at the root of the database of {where.zope_conf}.",
-            document=_sites_error("NoSite", where, ids),
+    if where.site_id:
+        error_type = "SiteNotFound"
+        message = (
+            f"There is no Plone site {where.site_id!r} {place}. Plone sites: "
+            f"{', '.join(ids) or 'none'}."
         )
-    if len(sites) > 1:
-        raise Failure(
-            f"There are {len(sites)} Plone sites at the root of the database of "
-            f"{where.zope_conf}: {listed}. Choose one with --site ID, or give "
-            "--all-sites.",
-            document=_sites_error("SeveralSites", where, ids),
+    elif not sites:
+        error_type, message = "NoSite", f"There is no Plone site {place}."
+    else:
+        error_type = "SeveralSites"
+        message = (
+            f"There are {len(sites)} Plone sites {place}: {', '.join(ids)}. Choose "
+            "one with --site ID, or give --all-sites."
         )
-    return sites
+    document = {"type": error_type, "zope_conf": where.zope_conf, "sites": ids}
+    raise Failure(message, document=document)
 
 
-def _sites_error(error_type, where, ids):
-    return {"type": error_type, "zope_conf": where.zope_conf, "sites": ids}
-
-
-def run(f, where, user, as_json, options):
-    """Run the command ``f`` on the chosen sites; return the exit code.
-
-    :param f: the command, called as ``f(door, out, **options)``.
-    :param where: a ``plone_upgrade.doors.Where`` with ``zope_conf``.
-    :param user: the user the history records; the OS user if ``None``.
-    """
-    out = Output(as_json)
-    try:
-        app = start_zope(where.zope_conf)
-    except Failure as failure:
-        out.fail(failure)
-        return failure.exit_code
-    try:
-        user = user or os_user()
-        manager = UnrestrictedUser(user, "", ["Manager"], [])
-        newSecurityManager(app.REQUEST, manager.__of__(app.acl_users))
-        try:
-            sites = choose_sites(app, where)
-        except Failure as failure:
-            out.fail(failure)
-            return failure.exit_code
-        if not where.all_sites:
-            return on_site(f, app, sites[0], user, out, options)
-        return _on_every_site(f, app, sites, user, as_json, options)
-    finally:
-        stop_zope(app)
-
-
-def _on_every_site(f, app, sites, user, as_json, options):
-    """``--all-sites``: one site after the other, one JSON document for all."""
+def _on_sites(f, app, where, user, as_json, options):
+    sites = choose_sites(app, where)
+    if not where.all_sites:
+        return on_site(f, sites[0], user, Output(as_json), options)
     if not sites:
         click.echo("There is no Plone site at the root of the database.", err=True)
-    documents = {}
-    worst = OK
+    documents, worst = {}, OK
     for index, site in enumerate(sites):
         site_id = site.getId()
         if not as_json:
-            if index:
-                click.echo()
-            click.echo(f"=== {site_id} ===")
-        out = Output(
-            as_json,
-            sink=lambda document, site_id=site_id: documents.update(
-                {site_id: document}
-            ),
-            label=site_id,
-        )
-        worst = max(worst, on_site(f, app, site, user, out, options))
+            click.echo("\n" * bool(index) + f"=== {site_id} ===")
+        sink = functools.partial(documents.__setitem__, site_id)
+        out = Output(as_json, sink=sink, label=site_id)
+        worst = max(worst, on_site(f, site, user, out, options))
     if as_json:
         click.echo(json.dumps({"sites": documents}, indent=2, ensure_ascii=False))
     return worst
 
 
-def on_site(f, app, site, user, out, options):
+def on_site(f, site, user, out, options):
     """Run the command ``f`` on one site; return its exit code."""
-    request = app.REQUEST
     try:
         transaction.begin()
         # As a request does on its way to the site: the local site, the
         # browser layers of its add-ons.
-        notify(BeforeTraverseEvent(site, request))
-        return f(SiteDoor(site, user), out, **options)
-    except Failure as failure:
-        out.fail(failure)
-        return failure.exit_code
+        notify(BeforeTraverseEvent(site, site.REQUEST))
+        return out.guard(f, SiteDoor(site, user), out, **options)
     except Exception as exc:
         out.note(traceback.format_exc().rstrip())
-        out.fail(
-            Failure(
-                f"Unexpected error: {exc.__class__.__name__}: {exc}",
-                error_type=exc.__class__.__name__,
-            )
-        )
-        return ERROR
+        message = f"Unexpected error: {type(exc).__name__}: {exc}"
+        return out.fail(Failure(message, error_type=type(exc).__name__))
     finally:
         transaction.abort()
         setSite(None)

@@ -11,54 +11,38 @@ from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services.upgrade import body as request_body
 from plone_upgrade.door import Door
-from plone_upgrade.door import Failure
+from plone_upgrade.door import refusal
 
 import contextlib
 import transaction
 
 
-#: What an error is called, by its HTTP status, as over HTTP (without it).
-KINDS = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
-
-
 @contextlib.contextmanager
 def refusals(none_if_unknown=False):
-    """Turn the engine's :class:`.errors.UpgradeError` into a
-    :class:`plone_upgrade.door.Failure` whose document is the HTTP door's:
-    the error's body and its HTTP status.
-
-    :param none_if_unknown: let a 404 (no lock, no run) pass silently.
-    """
+    """The engine's :class:`.errors.UpgradeError` as the client's ``Failure``,
+    with the HTTP door's document; ``none_if_unknown``: no lock, no run, no
+    error."""
     try:
         yield
     except UpgradeError as error:
-        if none_if_unknown and isinstance(error, UnknownResource):
-            return
-        kind = KINDS.get(error.status, error.error_type)
-        message = " ".join(str(error.message).split())
-        raise Failure(
-            f"{kind}: {message}", document={**error.body(), "status": error.status}
-        )
+        if not (none_if_unknown and isinstance(error, UnknownResource)):
+            raise refusal(error.status, error.body(), http=False) from None
 
 
 class Progress:
     """A listener of the run (see :func:`.api.upgrade`): reports a status
     document shaped like ``GET @upgrade/status`` as each step starts and when
-    the run commits.
-
-    :param report: called with the status document.
-    :param only: the ids of the chosen steps, if steps were chosen.
-    """
+    the run commits; ``only``: the ids of the chosen steps."""
 
     def __init__(self, report, only=None):
         self.report = report
-        self.only = set(only or ()) or None
+        self.only = set(only or ())
         self.total = self.started = self.done = 0
 
     def __call__(self, event, payload):
         if event == "plan":
-            pending = [step for plan in payload for step in plan.pending]
-            self.total = len([s for s in pending if not self.only or s.id in self.only])
+            steps = [step for plan in payload for step in plan.pending]
+            self.total = len([s for s in steps if not self.only or s.id in self.only])
         elif event == "start":
             self.started += 1
             # Plone's core upgrade adds tasks while it runs (recatalog, roles).
@@ -70,22 +54,13 @@ class Progress:
             self._report("committing", None)
 
     def _report(self, state, step):
-        self.report(
-            {
-                "state": state,
-                "current_step": step,
-                "steps_done": self.done,
-                "steps_total": self.total,
-            }
-        )
+        status = {"state": state, "current_step": step, "steps_done": self.done}
+        self.report({**status, "steps_total": self.total})
 
 
 class SiteDoor(Door):
-    """The in-process door to ``site``.
-
-    :param site: the Plone site, acquisition-wrapped with a request.
-    :param user: who runs upgrades, for the history and the transaction.
-    """
+    """The in-process door to ``site`` (acquisition-wrapped with a request);
+    ``user`` runs the upgrades, for the history and the transaction."""
 
     def __init__(self, site, user):
         self.site = site
@@ -97,31 +72,24 @@ class SiteDoor(Door):
         with refusals():
             return documents.pending(self.site, self.service_url, profile)
 
-    def prepare_run(self):
-        """Nothing to check: this process runs this package's engine."""
-
     def upgrade(self, body, on_progress=None, interval=None):
-        listeners = []
         with refusals():
             # Read as the service reads "profiles" and "steps" of POST @upgrade.
             selection = request_body.selection(body)
-            if on_progress is not None:
-                listeners.append(Progress(on_progress, selection.steps))
+            progress = [Progress(on_progress, selection.steps)] if on_progress else []
             result = api.upgrade(
                 self.site,
                 selection,
                 dry_run=body.get("dry_run", False),
                 user=self.user,
-                listeners=listeners,
+                listeners=progress,
                 commit=body.get("commit", "run"),
                 mark_done=body.get("mark_done", False),
             )
             transaction.begin()
             answer = documents.run_result(self.site, result, self.service_url)
             failure = documents.run_failure(result, answer)
-        if failure is not None:
-            return failure.status, failure.body()
-        return 200, answer
+        return (200, answer) if failure is None else (failure.status, failure.body())
 
     def stamp(self, profile_ids):
         with refusals():
@@ -151,6 +119,3 @@ class SiteDoor(Door):
     def cancel(self):
         with refusals(none_if_unknown=True):
             return documents.cancelled(self.site, self.service_url, self.user)
-
-    def close(self):
-        """Nothing to close: :mod:`.inprocess` closes the database."""

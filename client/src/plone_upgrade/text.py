@@ -1,0 +1,295 @@
+"""The commands' text: tables and summaries for people and CI logs, and the
+progress of ``run`` on stderr (:class:`Bar` on a terminal, :class:`Lines`)."""
+
+from plone_upgrade.options import plural
+
+import shutil
+import threading
+
+
+def _text(value, empty="-"):
+    return empty if value is None or value == "" else str(value)
+
+
+def table(rows, headers, indent="  "):
+    """Lines of a plain table; the last column is not padded."""
+    rows = [headers, *([_text(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers) - 1)]
+    return [
+        (indent + "  ".join([*map(str.ljust, row, widths), row[-1]])).rstrip()
+        for row in rows
+    ]
+
+
+def versions(before, after):
+    before, after = _text(before, "?"), _text(after, "?")
+    return before if before == after else f"{before} -> {after}"
+
+
+def pending_steps(profile):
+    return [step for step in profile.get("steps", []) if not step.get("done")]
+
+
+def profile_versions(profile):
+    """``instance -> where a run ends``; past ``metadata.xml`` when the
+    profile's steps go further than it says (``metadata_lags``)."""
+    known = profile.get("versions", {})
+    fs = known.get("fs")
+    dests = [step.get("dest") for step in pending_steps(profile) if step.get("dest")]
+    end = dests[-1] if dests and profile.get("metadata_lags") else fs
+    text = versions(known.get("instance"), end)
+    return text + (f" (metadata.xml: {_text(fs)})" if end != fs else "")
+
+
+def summary(info):
+    """One line per profile with pending steps (``check``)."""
+    rows = [
+        [
+            profile.get("id"),
+            profile_versions(profile),
+            "database is newer than the code"
+            if profile.get("downgraded")
+            else plural(len(pending_steps(profile)), "step"),
+        ]
+        for profile in info.get("profiles", [])
+        if profile.get("downgraded") or pending_steps(profile)
+    ]
+    return table(rows, ["PROFILE", "VERSION", "PENDING"]) if rows else []
+
+
+def plan(profiles):
+    """The pending steps of each profile (``plan``)."""
+    lines = []
+    for profile in profiles:
+        pending, title = pending_steps(profile), profile.get("title")
+        header = profile["id"] + (" (core)" if profile.get("core") else "")
+        header += f": {title}" if title and title != profile["id"] else ""
+        header += f", {profile_versions(profile)}" + (
+            ": the database records a newer version than the code knows; it "
+            "cannot be upgraded"
+            if profile.get("downgraded")
+            else f", {plural(len(pending), 'pending step')}"
+        )
+        rows = [
+            [
+                step["id"],
+                versions(step.get("source"), step.get("dest")),
+                "yes" if step.get("proposed") else "no",
+                step.get("title"),
+            ]
+            for step in pending
+        ]
+        headers = ["STEP ID", "VERSIONS", "PROPOSED", "TITLE"]
+        lines += [header, *(table(rows, headers) if rows else []), ""]
+    return lines[:-1]
+
+
+def _duration(seconds):
+    return f"{seconds:.2f}s" if isinstance(seconds, (int, float)) else "-"
+
+
+def step_results(steps):
+    """One row per step attempted (``run``, ``history ID``)."""
+    rows = [
+        [
+            step.get("status"),
+            _duration(step.get("duration")),
+            step.get("profile"),
+            versions(step.get("source"), step.get("dest")),
+            step.get("title"),
+        ]
+        for step in steps
+    ]
+    return table(rows, ["STATUS", "TIME", "PROFILE", "VERSIONS", "TITLE"])
+
+
+def profile_results(profiles):
+    """The versions before and after a run, and the code's (``run``, ``stamp``)."""
+    rows = []
+    for profile in profiles:
+        found = profile.get("versions", {})
+        before_after = versions(found.get("before"), found.get("after"))
+        rows.append([profile.get("id"), before_after, found.get("fs")])
+    return table(rows, ["PROFILE", "VERSION", "CODE"])
+
+
+def report(document):
+    """The report of a run, after an empty line."""
+    return ["", "Report:", (document.get("report") or "").rstrip()]
+
+
+def selection(entry):
+    """What a recorded run was asked to do, in words."""
+    chosen = entry.get("selection") or {}
+    if chosen.get("steps"):
+        return f"steps {', '.join(chosen['steps'])}"
+    if chosen.get("profiles") == "all":
+        return "all profiles"
+    return ", ".join(chosen.get("profiles") or []) or "core upgrade"
+
+
+def _kind(entry):
+    return {True: "dry run", False: "run"}.get(entry.get("dry_run"))
+
+
+def run_error(entry):
+    """One line for the error of a recorded run, or ``None``."""
+    error = entry.get("error")
+    if not isinstance(error, dict):
+        return None
+    step = error.get("step")
+    where = ""
+    if isinstance(step, dict):
+        where = f" at step {step.get('title')!r} ({step.get('profile')})"
+    return f"{error.get('type', 'Error')}{where}: {error.get('message', '')}"
+
+
+def history(document):
+    """A table of the runs the site remembers, newest first (``history``)."""
+    entries = [item for item in document.get("items") or [] if isinstance(item, dict)]
+    if not entries:
+        return ["No upgrade run is recorded on this site."]
+    rows = []
+    for entry in entries:
+        steps = entry.get("steps")
+        done = None
+        if isinstance(steps, list):
+            done = sum(step.get("status") == "done" for step in steps)
+            done = f"{done}/{len(steps)}"
+        rows.append(
+            [
+                entry.get("id"),
+                entry.get("started"),
+                entry.get("user"),
+                _kind(entry),
+                entry.get("result"),
+                _duration(entry.get("duration")),
+                done,
+                selection(entry),
+            ]
+        )
+    headers = ["ID", "STARTED", "USER", "KIND", "RESULT", "TIME", "DONE", "SELECTION"]
+    lines = table(rows, headers, indent="")
+    for entry in entries:
+        if run_error(entry):
+            lines.append(f"Run {entry.get('id')}: {run_error(entry)}")
+    total = document.get("items_total")
+    if isinstance(total, int) and total > len(entries):
+        lines.append(f"({len(entries)} of {total} runs; --limit shows more.)")
+    return lines
+
+
+def run_details(entry):
+    """One recorded run: who, when, the steps, the error (``history ID``)."""
+    committed = ", committed" if entry.get("committed") else ", nothing committed"
+    lines = [
+        f"Run {entry.get('id')}: {_kind(entry) or 'run'} of {selection(entry)} by "
+        f"{_text(entry.get('user'))}",
+        f"Started:   {_text(entry.get('started'))}",
+        f"Finished:  {_text(entry.get('finished'))} "
+        f"({_duration(entry.get('duration'))})",
+        f"Result:    {_text(entry.get('result'))}{committed}",
+    ]
+    if run_error(entry):
+        lines.append(f"Error:     {run_error(entry)}")
+    if entry.get("steps"):
+        lines += ["", *step_results(entry["steps"])]
+    return lines
+
+
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def step_name(status):
+    """The step a status document says runs now: ``Title (profile)``."""
+    current = status.get("current_step")
+    if not isinstance(current, dict):
+        return _text(current, "")
+    name = current.get("title") or current.get("id") or ""
+    return name + (f" ({current['profile']})" if current.get("profile") else "")
+
+
+class Lines:
+    """One line per step as it starts (``  [3/12] Title (profile)``), on
+    ``note`` (stderr): for CI logs and pipes."""
+
+    def __init__(self, note):
+        self.note = note
+
+    def __call__(self, status):
+        if not status.get("current_step") or status.get("state") not in (
+            None,
+            "running",
+        ):
+            return
+        done, total = status.get("steps_done"), status.get("steps_total")
+        if isinstance(done, int):
+            done = min(done + 1, total) if isinstance(total, int) else done + 1
+        line = f"  [{_text(done, '?')}/{_text(total, '?')}] {step_name(status)}"
+        if status.get("stale"):
+            line += " (no sign of life from the server for a while)"
+        self.note(line)
+
+    def finish(self, *ignored):
+        """Nothing to draw or close: every line is complete."""
+
+    close = finish
+
+
+class Bar:
+    """A bar redrawn in place on the terminal ``stream``; thread-safe (over
+    HTTP the status is polled from a thread of its own)::
+
+        [#########...........]  45%  9/20  Title (profile)
+    """
+
+    def __init__(self, stream, columns=None):
+        self.stream = stream
+        self.columns = columns or shutil.get_terminal_size((80, 24)).columns
+        self.last = ""
+        self.drawn = False
+        self.lock = threading.Lock()
+
+    def __call__(self, status):
+        done, total = status.get("steps_done"), status.get("steps_total")
+        part = status.get("progress")
+        part = (
+            max(0.0, min(1.0, part / 100)) if isinstance(part, (int, float)) else None
+        )
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            part = max(0.0, min(1.0, done / total))
+        filled = round(20 * (part or 0.0))
+        line = f"[{'#' * filled}{'.' * (20 - filled)}] "
+        line += "  ?%" if part is None else f"{round(100 * part):3d}%"
+        if isinstance(total, int):
+            line += f"  {done if isinstance(done, int) else '?'}/{total}"
+        state, name = status.get("state"), step_name(status)
+        if state == "committing" or (state not in (None, "running") and not name):
+            name = str(state)
+        line += f"  {name}" if name else ""
+        line += " (no sign of life from the server)" if status.get("stale") else ""
+        with self.lock:
+            line = line[: max(10, self.columns - 1)]
+            padding = " " * max(0, len(self.last) - len(line))
+            self.stream.write(f"\r{line}{padding}")
+            self.stream.flush()
+            self.last, self.drawn = line, True
+
+    def finish(self, done, total, label="done"):
+        """Draw the final state (``done`` of ``total`` steps), end the line."""
+        if self.drawn:
+            self({"steps_done": done, "steps_total": total, "state": label})
+            self.close()
+
+    def close(self):
+        """End the bar's line (when one was drawn), leaving it as it is."""
+        with self.lock:
+            if self.drawn:
+                self.stream.write("\n")
+                self.stream.flush()
+                self.drawn = False
