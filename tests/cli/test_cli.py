@@ -1251,11 +1251,13 @@ class FakeTerminal:
 
 
 def test_progress_bar_renderer():
-    from plone_upgrade import text as progressbar
+    from plone_upgrade.door import Output
+    from plone_upgrade.text import is_terminal
+    from plone_upgrade.text import Progress
 
     stream = FakeTerminal()
-    assert progressbar.is_terminal(stream)
-    bar = progressbar.Bar(stream, columns=80)
+    assert is_terminal(stream)
+    bar = Progress(Output(as_json=False), stream, columns=80)
     step = {"title": "A long title of a step", "profile": "my.addon:default"}
 
     bar({"state": "running", "current_step": step, "steps_done": 1, "steps_total": 4})
@@ -1274,10 +1276,11 @@ def test_progress_bar_renderer():
 
 
 def test_progress_bar_fits_the_terminal():
-    from plone_upgrade import text as progressbar
+    from plone_upgrade.door import Output
+    from plone_upgrade.text import Progress
 
     stream = FakeTerminal()
-    bar = progressbar.Bar(stream, columns=40)
+    bar = Progress(Output(as_json=False), stream, columns=40)
 
     bar({"current_step": {"title": "x" * 100}, "steps_done": 0, "steps_total": 2})
 
@@ -1285,10 +1288,11 @@ def test_progress_bar_fits_the_terminal():
 
 
 def test_progress_bar_draws_nothing_for_an_empty_run():
-    from plone_upgrade import text as progressbar
+    from plone_upgrade.door import Output
+    from plone_upgrade.text import Progress
 
     stream = FakeTerminal()
-    progressbar.Bar(stream).finish(0, 0)
+    Progress(Output(as_json=False), stream).finish(0, 0)
 
     assert stream.written == []
 
@@ -1616,3 +1620,103 @@ def test_credentials_in_the_url_are_used_and_never_shown(cli):
     assert unreachable.returncode == 2
     assert "s3cret-nowhere" not in unreachable.stdout + unreachable.stderr
     assert "127.0.0.1:9/plone" in unreachable.stderr
+
+
+# -- content named @upgrade, other @upgrade services ------------------------------
+
+
+@pytest.fixture
+def shadow(site):
+    """A folder ``@upgrade`` at the site root, with Documents ``lock`` and
+    ``run``: what ``GET @upgrade``, ``GET @upgrade/lock`` and the DELETEs
+    of ``unlock`` and ``cancel`` reach instead of the services.
+
+    Made with ``_setObject``, which bypasses the guard that refuses this id
+    (as content made before the add-on was installed would be).
+    """
+    from plone.dexterity.utils import createContent
+
+    site._setObject("@upgrade", createContent("Folder", id="@upgrade", title="Shadow"))
+    folder = site["@upgrade"]
+    for name in ("lock", "run"):
+        folder._setObject(name, createContent("Document", id=name, title=name))
+    transaction.commit()
+
+    def state():
+        transaction.begin()
+        folder = site.get("@upgrade")
+        children = {k: (v.Title(), v.modified()) for k, v in folder.objectItems()}
+        return folder.Title(), folder.modified(), children
+
+    yield state
+    transaction.begin()
+    site._delObject("@upgrade", suppress_events=True)
+    transaction.commit()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["unlock"],
+        ["unlock", "--force"],
+        ["cancel"],
+        ["run", "--all"],
+        ["run", "--profile", BASE, "--dry-run"],
+        ["stamp", BASE],
+    ],
+)
+def test_content_named_upgrade_gets_no_delete_or_post(cli, shadow, snapshot, args):
+    before, database = shadow(), snapshot()
+
+    result = cli(*args, "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: GET {cli.url}/@upgrade answered a Folder ('Shadow'), not the "
+        "upgrade service: content named @upgrade shadows it. Nothing was changed; "
+        "rename or remove that content."
+    )
+    assert json.loads(result.stdout)["type"] == "NotUpgradeService"
+    assert shadow() == before, "the content is unchanged: nothing was deleted"
+    assert snapshot() == database
+
+
+@pytest.mark.parametrize("command", ["check", "plan", "history"])
+def test_content_named_upgrade_is_named_by_reading_commands(cli, shadow, command):
+    result = cli(command)
+
+    assert result.returncode == 2
+    assert "answered a Folder ('Shadow'), not the upgrade service" in one_line(
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("args", [["run"], ["stamp", "x:y"], ["cancel"]])
+def test_an_older_addon_gets_no_post_or_delete(fake, args):
+    """A service without the header: nothing that writes is sent to it."""
+    fake.addon = False
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("GET", "/plone/@upgrade/lock")] = (200, {"lock": {"user": "x"}})
+
+    result = fake_cli(fake, *args)
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"Error: {fake.url}/@upgrade answers without X-Upgrade-Service: the "
+        "collective.upgradeapi installed there is older than this client."
+    )
+    assert {method for method, _, _ in fake.seen} == {"GET"}
+
+
+def test_the_service_is_checked_once_per_session(fake):
+    """``run`` checks GET @upgrade once, then posts; the answer's header counts."""
+    fake.routes[("GET", "/plone/@upgrade")] = (200, UP_TO_DATE)
+    fake.routes[("POST", "/plone/@upgrade")] = (200, fake_run_answer(1))
+
+    result = fake_cli(fake, "run", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert [(method, path) for method, path, _ in fake.seen] == [
+        ("GET", "/plone/@upgrade"),
+        ("POST", "/plone/@upgrade"),
+    ]

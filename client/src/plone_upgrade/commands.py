@@ -1,5 +1,6 @@
 """The commands but ``run`` (:mod:`.run`), each thin over a :class:`.door.Door`."""
 
+from click import option
 from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import Failure
@@ -12,23 +13,13 @@ import click
 import time
 
 
-def _pending(profiles):
-    """The profiles with pending steps, and the number of those steps."""
-    profiles = [p for p in profiles if text.pending_steps(p)]
-    return profiles, sum(len(text.pending_steps(p)) for p in profiles)
-
-
 @click.command(epilog=EXIT_CODES)
 @command()
 def check(door, out):
     """Tell whether the site needs upgrading: exit 0 if not, 1 if it does.
 
-    Asks GET @upgrade. Counts the pending steps of every installed profile:
-    Plone core, its core add-ons and third-party add-ons. With --json, prints
-    the answer of GET @upgrade.
-
-    Exit 0 when the site is up to date, 1 when upgrades are pending, 2 on
-    an error.
+    Counts the pending steps of every installed profile (GET @upgrade): Plone
+    core, its core add-ons and third-party add-ons. Exit 2 on an error.
     """
     info = door.upgrade_info()
     out.document(info)
@@ -42,11 +33,8 @@ def check(door, out):
         version = info.get("versions", {}).get("instance")
         out.line(f"{door.name} is up to date (Plone profile version {version}).")
         return OK
-    profiles, steps = _pending(info.get("profiles", []))
-    out.line(
-        f"Upgrades pending on {door.name}: {plural(steps, 'step')} in "
-        f"{plural(len(profiles), 'profile')}."
-    )
+    pending = text.pending(info["profiles"], "step")
+    out.line(f"Upgrades pending on {door.name}: {pending}.")
     out.lines(text.summary(info))
     out.line(
         "`plone-upgrade plan` lists the steps; `plone-upgrade run --all` runs them."
@@ -55,66 +43,45 @@ def check(door, out):
 
 
 @click.command(epilog=EXIT_CODES)
-@click.option(
-    "--profile",
-    metavar="ID",
-    help="Only this profile, e.g. Products.CMFPlone:plone (GET @upgrade?profile=ID).",
+@option(
+    "--profile", metavar="ID", help="Only this profile, e.g. Products.CMFPlone:plone."
 )
 @command()
 def plan(door, out, profile):
     """List the pending upgrade steps, profile by profile, in run order.
 
     Shows each step's id (for `run --step`), its versions, whether
-    GenericSetup proposes it, and its title. With --json, prints the answer of
-    GET @upgrade.
-
-    Exit 0 when the plan was shown (pending steps or not), 2 on an error.
+    GenericSetup proposes it, and its title (GET @upgrade). Exit 0 when the
+    plan was shown, 2 on an error.
     """
     info = door.upgrade_info(profile=profile)
     out.document(info)
-    shown = [
-        p
-        for p in info.get("profiles", [])
-        if text.pending_steps(p) or p.get("downgraded")
-    ]
+    profiles = info.get("profiles", [])
+    shown = [p for p in profiles if text.pending_steps(p) or p.get("downgraded")]
     if not shown:
         what = f"profile {profile}" if profile else door.name
         out.line(f"Nothing to upgrade: {what} is up to date.")
         return OK
     out.lines(text.plan(shown))
-    profiles, steps = _pending(shown)
-    if steps:
-        out.line()
-        out.line(
-            f"{plural(steps, 'pending step')} in {plural(len(profiles), 'profile')}."
-        )
+    if any(map(text.pending_steps, shown)):
+        out.lines(["", f"{text.pending(shown, 'pending step')}."])
     return OK
 
 
 @click.command(epilog=EXIT_CODES)
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.1),
-    default=2.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Pause between attempts.",
-)
+@option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 @command(
     timeout=120.0,
     timeout_help="Give up after this many seconds in all (0: wait for ever).",
     in_process=False,
 )
 def wait(client, out, interval):
-    """Wait until the site answers GET @upgrade.
+    """Wait until the site answers GET @upgrade (over HTTP only).
 
-    For containers that start slowly: tries again while the connection is
-    refused, times out, or the answer is 404 or 502-504 (the site is not
-    there yet, a proxy has no backend yet). Fails at once on 401 and 403,
-    and when the site answers without collective.upgradeapi. Over HTTP
-    only: with --zope-conf there is no server to wait for.
-
-    Exit 0 when the site answers, 2 when it did not answer in time.
+    Tries again while the connection is refused, times out, or the answer is
+    404 or 502-504; fails at once on 401 and 403, and when something else
+    than collective.upgradeapi answers. Exit 0 when the site answers, 2 when
+    it did not answer in time.
     """
     limit, started, attempts = client.timeout, time.monotonic(), 0
     while True:
@@ -162,28 +129,15 @@ def wait(client, out, interval):
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("run_id", required=False, type=click.IntRange(min=1))
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=25,
-    show_default=True,
-    help="Show at most this many runs, newest first.",
-)
-@click.option(
-    "--report", is_flag=True, help="With RUN_ID: also print the run's report."
-)
+@option("--limit", type=click.IntRange(min=1), default=25, help="At most 25 runs.")
+@option("--report", is_flag=True, help="With RUN_ID: also print the run's report.")
 @command()
 def history(door, out, run_id, limit, report):
     """Show the upgrade runs the site remembers (GET @upgrade/history).
 
     Who ran what and when, dry run or not, the result, the duration and the
-    steps done. With RUN_ID, one run in full: its steps and its error (and
-    with --report, its report). With --json, prints the server's answer.
-
-    A server without the history service answers 404: "this server has no
-    upgrade history", exit 2.
-
-    Exit 0 when the history was shown, 2 on an error.
+    steps done; with RUN_ID, one run in full. Exit 0 when the history was
+    shown, 2 on an error.
     """
     document = door.history(run_id=run_id, limit=limit)
     out.document(document)
@@ -203,17 +157,11 @@ def stamp(door, out, profiles):
     """Record downgraded profiles at the version their code knows.
 
     A profile is downgraded when the database records a newer version than
-    its code knows (its metadata.xml and its steps' destinations). Usually
-    the code was downgraded: install the matching code instead. When the
-    recorded version is wrong, stamping records each PROFILE at its code's
-    version, with the lock held and the run in the history; no step runs.
-    Only downgraded profiles can be stamped (POST @upgrade {"stamp": [...]};
-    needs the permission 'collective.upgradeapi: Mark upgrade steps done',
-    Manager by default).
-
-    Exit 0 when every profile was stamped, 2 on an error (a profile unknown,
-    not installed or not downgraded: HTTP 400; no permission: 403; another
-    run going on: 409). Nothing is stamped when any profile is refused.
+    its code knows; usually the code was downgraded. When the record is
+    wrong, this records each PROFILE at its code's version, no step runs
+    (POST @upgrade {"stamp": [...]}; needs the permission
+    'collective.upgradeapi: Mark upgrade steps done'). Exit 0 when every
+    profile was stamped, 2 on an error: then nothing is stamped.
     """
     out.note(f"Stamp on {door.name}: {', '.join(profiles)}...")
     document = door.stamp(profiles)
@@ -232,40 +180,28 @@ def stamp(door, out, profiles):
     return OK
 
 
-WAIT_OPTION = click.option(
+WAIT_OPTION = option(
     "--wait",
     "wait_for",
     type=click.FloatRange(min=0),
     default=0,
-    show_default=True,
     metavar="SECONDS",
-    help="Then wait up to SECONDS for the run to stop and release the lock "
-    "(0: do not wait).",
+    help="Then wait up to SECONDS for the run to stop.",
 )
 EACH_ANSWER = "Seconds to wait for each answer (0: no limit)."
 
 
 @click.command(epilog=EXIT_CODES)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="When the lock is alive: ask its run to cancel (a live lock is never "
-    "broken; the run stops at its next step and releases it).",
-)
+@option("--force", is_flag=True, help="When the lock is alive: ask its run to cancel.")
 @WAIT_OPTION
 @command(timeout_help=EACH_ANSWER)
 def unlock(door, out, force, wait_for):
     """Break the upgrade lock of a run that died (DELETE @upgrade/lock).
 
-    A lock is stale when its process is gone (on the same host: at once) or
-    gave no heartbeat for a while (on another host); then it is broken and
-    its run is recorded as abandoned. A live lock is refused (exit 2): its run
-    could still commit, and another run would overlap it. With --force, its
-    run is asked to cancel instead, as `plone-upgrade cancel` does.
-
-    Exit 0 when the lock was broken, there was none, or (--force) its run was
-    asked to cancel; 2 on an error, a live lock without --force, or when
-    --wait ran out.
+    A stale lock (its process is gone, or no heartbeat for a while) is broken
+    and its run recorded as abandoned. A live lock is refused (exit 2), or
+    with --force its run is asked to cancel. Exit 0 when the lock was broken,
+    there was none, or its run was asked to cancel.
     """
     done = door.unlock(force)
     nothing = {"lock": None, "broken": False, "message": "No upgrade lock."}
@@ -280,13 +216,9 @@ def unlock(door, out, force, wait_for):
 def cancel(door, out, wait_for):
     """Cancel the running upgrade (DELETE @upgrade/run).
 
-    The run stops at its next step boundary (before its next step, or before
-    it commits), rolls back what it had not committed, is recorded as
-    cancelled by you, and releases the lock. The step running now is not
-    interrupted.
-
-    Exit 0 when the run was asked to cancel (with --wait: and stopped), or no
-    run was going on; 2 on an error or when --wait ran out.
+    The run stops at its next step boundary, rolls back what it had not
+    committed, and releases the lock. Exit 0 when the run was asked to cancel
+    (with --wait: and stopped) or none was going on, 2 on an error.
     """
     done = door.cancel()
     nothing = {"lock": None, "message": "No upgrade is running."}

@@ -1,8 +1,5 @@
-"""The HTTP door: a site's ``@upgrade`` services, with one-line error messages.
-
-Nothing here imports Zope or Plone: the client runs anywhere ``requests``
-does, for example on a CI runner next to a container.
-"""
+"""The HTTP door: a site's ``@upgrade`` services, with one-line error messages
+(no Zope, no Plone: it runs anywhere ``requests`` does, e.g. on a CI runner)."""
 
 from importlib import metadata
 from plone_upgrade.door import Door
@@ -11,7 +8,6 @@ from plone_upgrade.door import KINDS
 from plone_upgrade.door import refusal
 from urllib.parse import unquote
 from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 import requests
 import threading
@@ -25,16 +21,10 @@ NOT_LOADED = (
     "collective.upgradeapi is not loaded there (install it in the site's "
     "Python environment and restart Zope)"
 )
-NO_SERVICE = (
-    "This server has no upgrade {what} (HTTP 404 from {url}): the "
-    "collective.upgradeapi installed there is older, or the URL is not a "
-    "Plone site."
-)
+OLDER = "the collective.upgradeapi installed there is older"
 STATUS_KEYS = ("state", "current_step", "steps_done", "steps_total")
-USER_AGENT = (
-    f"plone-upgrade/{metadata.version('collective.upgradeapi.client')} "
-    f"python-requests/{requests.__version__}"
-)
+VERSION = metadata.version("collective.upgradeapi.client")
+USER_AGENT = f"plone-upgrade/{VERSION} python-requests/{requests.__version__}"
 #: Connection errors in words: what the error's text contains, what it means.
 REASONS = {
     "Connection refused": "connection refused",
@@ -56,27 +46,22 @@ def ours(response):
 
 def impostor(response, body):
     """What answered ``GET @upgrade`` instead of collective.upgradeapi, in words."""
-    url = response.url
     if "@type" in body:
         return (
-            f"GET {url} answered a {body['@type']} ({body.get('title')!r}), not "
-            "the upgrade service: content named @upgrade shadows it. Nothing was "
-            "changed; rename or remove that content."
+            f"GET {response.url} answered a {body['@type']} ({body.get('title')!r}), "
+            "not the upgrade service: content named @upgrade shadows it. Nothing "
+            "was changed; rename or remove that content."
         )
     if "needs_upgrade" in body:
-        return (
-            f"{url} answered without the header {HEADER[0]}: the "
-            "collective.upgradeapi installed there is older than this client."
-        )
-    return f"{url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
+        return f"{response.url} answers without {HEADER[0]}: {OLDER} than this client."
+    return f"{response.url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
 
 
 class Client(Door):
-    """Talks to one Plone site over HTTP: the :class:`.door.Door` of a URL.
+    """The :class:`.door.Door` of a site's URL (``http://localhost:8080/Plone``).
 
-    :param url: the site's URL, for example ``http://localhost:8080/Plone``.
     :param auth: ``None``, ``("basic", user, password)`` or ``("token", jwt)``;
-        by default the credentials written in the URL, which messages never show.
+        by default the credentials in the URL, which messages never show.
     :param timeout: seconds to wait for an answer, ``None`` for no limit.
     """
 
@@ -86,8 +71,7 @@ class Client(Door):
         if auth is None and parts.username is not None:
             auth = ("basic", unquote(parts.username), unquote(parts.password or ""))
         netloc = parts.netloc.rpartition("@")[2]
-        #: The URL; :attr:`name`: the site as messages name it.
-        self.url = self.name = urlunsplit(parts._replace(netloc=netloc))
+        self.url = self.name = parts._replace(netloc=netloc).geturl()
         self.auth = auth
         self.timeout = timeout
         #: ``(user, password)`` to trade for a token before the first request.
@@ -110,11 +94,8 @@ class Client(Door):
         self.session.close()
 
     def send(self, method, path, session=None, timeout=None, **kwargs):
-        """Send one request; return the response, whatever its status.
-
-        Connection problems and timeouts raise a :class:`Failure` with
-        ``retry=True``.
-        """
+        """The response to one request, whatever its status; connection
+        problems and timeouts raise a :class:`Failure` with ``retry``."""
         if self.login_with is not None and path != "@login":
             self.login(*self.login_with)
         url = f"{self.url}/{path}"
@@ -156,85 +137,72 @@ class Client(Door):
             )
         return body
 
-    def refused(self, response, not_found=None):
-        """The :class:`Failure` for an HTTP error ``response``."""
+    def answer(self, response, not_found=None):
+        """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`."""
         status = response.status_code
+        if status in (200, 202):
+            return self.body(response)
         try:
             body = self.body(response)
         except Failure:
             body = {}
         if status in (400, 409) or (status in KINDS and ours(response)):
-            return refusal(status, {"message": response.reason, **body})
-        message = self._error(response, body.get("message"), not_found)
-        document = {"type": response.reason or f"HTTP{status}", "message": message}
-        document = {**document, **body, "status": status}
-        return Failure(message, document, retry=status in (404, 502, 503, 504))
-
-    def _error(self, response, server, not_found):
-        """The message for an HTTP error that is not the service's refusal."""
-        status, who = response.status_code, self.who()
+            raise refusal(status, {"message": response.reason, **body})
+        who = None
+        if self.auth is not None:
+            who = f"user {self.auth[1]!r}" if self.auth[0] == "basic" else "the token"
         if status == 401 and who is None:
-            return (
+            message = (
                 "Unauthorized (HTTP 401): no credentials given; use --user "
                 "(PLONE_USER) with PLONE_PASSWORD, or --token (PLONE_TOKEN)."
             )
-        if status == 401:
-            return (
+        elif status == 401:
+            message = (
                 f"Unauthorized (HTTP 401): {self.url} refused {who}: wrong password "
                 "or token, or no 'Manage portal' permission on this site."
             )
-        if status == 403:
-            return (
+        elif status == 403:
+            message = (
                 f"Forbidden (HTTP 403): {who or 'an anonymous user'} may not manage "
                 f"{self.url}; upgrades need the 'Manage portal' permission."
             )
-        if status == 404:
-            return not_found or (
+        elif status == 404:
+            message = not_found or (
                 f"Not found (HTTP 404): {response.url}. Is {self.url} the URL of a "
                 f"Plone site? If it is, {NOT_LOADED}."
             )
-        server = " ".join(str(server or "").split())
-        return f"HTTP {status} {response.reason} from {response.url}" + (
-            f": {server}" if server else "."
-        )
-
-    def who(self):
-        """The credentials in words, ``None`` without."""
-        if self.auth is None:
-            return None
-        return f"user {self.auth[1]!r}" if self.auth[0] == "basic" else "the token"
+        else:
+            server = " ".join(str(body.get("message") or "").split())
+            message = f"HTTP {status} {response.reason} from {response.url}" + (
+                f": {server}" if server else "."
+            )
+        document = {"type": response.reason, "message": message, **body}
+        retry = status in (404, 502, 503, 504)
+        raise Failure(message, {**document, "status": status}, retry=retry)
 
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``)."""
         self.login_with = None
-        response = self.send(
-            "POST", "@login", json={"login": user, "password": password}
-        )
+        body = {"login": user, "password": password}
+        response = self.send("POST", "@login", json=body)
         if response.status_code == 401:
             raise Failure(
                 f"Unauthorized (HTTP 401): {self.url} refused the login of user "
                 f"{user!r}; check the user name and password.",
                 error_type="Unauthorized",
             )
-        if response.status_code != 200:
-            raise self.refused(
-                response,
-                f"Not found (HTTP 404): {response.url}. Is {self.url} the URL of a "
-                "Plone site with plone.restapi?",
-            )
-        token = self.body(response).get("token")
+        token = self.answer(response).get("token")
         if not isinstance(token, str) or not token:
             raise Failure(f"{response.url} answered no token.", error_type="NoToken")
         self.auth = ("token", token)
         self.session.auth = None
         self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def get(self, path, not_found=None, **kwargs):
-        """``GET path``: the answer of collective.upgradeapi's service.
+    def get(self, path, what=None, **kwargs):
+        """``GET path``'s answer. One without :data:`HEADER` is looked at: when
+        ``GET @upgrade`` answers something else, the :class:`Failure` says what.
 
-        An answer without its header (:data:`HEADER`) is looked at: when
-        ``GET @upgrade`` answers something else (content named ``@upgrade``,
-        plone.restapi's own service), the :class:`Failure` says what.
+        :param what: the service, for a 404: "this server has no upgrade WHAT".
         """
         response = self.send("GET", path, **kwargs)
         if ours(response):
@@ -244,19 +212,16 @@ class Client(Door):
             if root.status_code == 200 and not ours(root):
                 message = impostor(root, self.body(root))
                 raise Failure(message, error_type="NotUpgradeService")
-        return self.answer(response, not_found)
-
-    def answer(self, response, not_found=None):
-        """The JSON body of a 200 ``response``; a :class:`Failure` otherwise."""
-        if response.status_code != 200:
-            raise self.refused(response, not_found)
-        return self.body(response)
+        if what is not None:
+            what = (
+                f"This server has no upgrade {what} (HTTP 404 from {response.url}): "
+                f"{OLDER}, or the URL is not a Plone site."
+            )
+        return self.answer(response, what)
 
     def verify(self):
-        """Before the first request that writes: make sure that
-        collective.upgradeapi answers here, not content named ``@upgrade``
-        or plone.restapi's own ``@upgrade`` (which would run the core upgrade
-        whatever was asked)."""
+        """Before the first request that writes: make sure that it reaches
+        collective.upgradeapi (see :func:`impostor`)."""
         if not self.verified:
             self.upgrade_info(timeout=self.timeout or 60.0)
 
@@ -265,8 +230,7 @@ class Client(Door):
         return self.get(SERVICE, params=params, timeout=timeout)
 
     def _post(self, body):
-        """``POST @upgrade`` once verified; a redirect is refused (a POST must
-        not be sent again elsewhere)."""
+        """``POST @upgrade`` once verified; never redirected."""
         self.verify()
         response = self.send("POST", SERVICE, json=body, allow_redirects=False)
         if 300 <= response.status_code < 400:
@@ -306,34 +270,26 @@ class Client(Door):
                 watcher.join(timeout=interval + 5)
 
     def _watch(self, report, interval, stop):
-        """Poll ``GET @upgrade/status`` until ``stop``; ``report`` each new step.
-
-        Gives up quietly without a status service (404, other keys, no JSON)
-        or after five failed polls.
-        """
+        """Poll ``GET @upgrade/status`` until ``stop``, ``report`` each new step;
+        give up quietly without a status service or after five failed polls."""
         last, failures, delay = None, 0, min(interval, 0.5)
         with self.new_session() as session:
             while not stop.wait(delay) and failures < 5:
                 delay = interval
                 try:
-                    response = self.send(
-                        "GET", f"{SERVICE}/status", session, max(interval * 5, 5)
-                    )
+                    path, timeout = f"{SERVICE}/status", max(interval * 5, 5)
+                    status = self.send("GET", path, session, timeout).json()
                 except Failure:
                     failures += 1
                     continue
-                try:
-                    status = response.json() if response.status_code == 200 else None
                 except ValueError:
                     return
                 if not isinstance(status, dict) or not set(STATUS_KEYS) <= set(status):
                     return
                 key = tuple(repr(status[name]) for name in STATUS_KEYS)
-                state = status["state"]
                 # Before the run, after it, between two steps: nothing to show.
-                shown = state == "committing" or (
-                    state != "idle" and status["current_step"]
-                )
+                state, step = status["state"], status["current_step"]
+                shown = state == "committing" or (state != "idle" and step)
                 if shown and key != last and not stop.is_set():
                     last = key
                     report(status)
@@ -343,14 +299,10 @@ class Client(Door):
 
     def history(self, run_id=None, limit=None):
         path = f"{SERVICE}/history" + (f"/{run_id}" if run_id is not None else "")
-        params = {"b_size": limit} if limit else None
-        url = f"{self.url}/{path}"
-        return self.get(path, NO_SERVICE.format(what="history", url=url), params=params)
+        return self.get(path, "history", params={"b_size": limit} if limit else None)
 
     def lock(self):
-        url = f"{self.url}/{SERVICE}/lock"
-        what = NO_SERVICE.format(what="lock service", url=url)
-        return self.get(f"{SERVICE}/lock", what).get("lock")
+        return self.get(f"{SERVICE}/lock", "lock service").get("lock")
 
     def _delete(self, path, **params):
         """``DELETE @upgrade/<path>`` if there is a lock: the answer, or ``None``."""
@@ -358,11 +310,7 @@ class Client(Door):
             return None
         self.verify()
         response = self.send("DELETE", f"{SERVICE}/{path}", params=params or None)
-        if response.status_code == 404:
-            return None
-        if response.status_code == 202:
-            return self.body(response)
-        return self.answer(response)
+        return None if response.status_code == 404 else self.answer(response)
 
     def unlock(self, force):
         return self._delete("lock", **({"force": "true"} if force else {}))

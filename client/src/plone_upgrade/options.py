@@ -1,15 +1,12 @@
 """What every command shares: its options, and the door it goes through.
 
-:func:`command` turns ``f(door, out, **options)`` into a command with the
-connection options, the door options and ``--json``. Over HTTP (``--url``),
-``door`` is a :class:`.http.Client`. With ``--zope-conf PATH``, the database
-of that configuration is opened in this process (``--site ID`` picks a Plone
-site, ``--all-sites`` takes them all) by the in-process door that
-collective.upgradeapi registers as the entry point :data:`IN_PROCESS`: a
-function ``run(f, where, user, as_json, options)`` returning the exit code.
-The door options may come before the command or after it; after it wins.
+:func:`command` makes ``f(door, out, **options)`` a command. ``door`` is a
+:class:`.http.Client`, or with ``--zope-conf`` the in-process door's: the
+entry point :data:`IN_PROCESS` of collective.upgradeapi, a function
+``run(f, where, user, as_json, options)`` returning the exit code.
 """
 
+from click import option
 from click.core import ParameterSource
 from dataclasses import dataclass
 from dataclasses import replace
@@ -19,6 +16,7 @@ from plone_upgrade.door import Output
 from plone_upgrade.http import Client
 
 import click
+import contextlib
 import functools
 import os
 import sys
@@ -44,83 +42,53 @@ Environment:
 
 
 def door_options(envvar=None):
-    """``--zope-conf``, ``--site`` and ``--all-sites``, as decorators."""
+    """``--zope-conf``, ``--site``, ``--all-sites``: before or after the command."""
     return [
-        click.option(
+        option(
             "--zope-conf",
             type=click.Path(exists=True, dir_okay=False),
             envvar=envvar,
             show_envvar=envvar is not None,
             metavar="PATH",
-            help="Work in-process instead of over HTTP: open the database of "
-            "this Zope configuration (e.g. /app/etc/zope.conf) here.",
+            help="Work in-process: open the database of this Zope configuration.",
         ),
-        click.option(
-            "--site",
-            "site_id",
-            metavar="ID",
-            help="With --zope-conf: the id of the Plone site at the Zope root "
-            "(default: the only one).",
-        ),
-        click.option(
-            "--all-sites",
-            is_flag=True,
-            help="With --zope-conf: every Plone site at the Zope root, one after "
-            "the other; the exit code is the worst of all.",
-        ),
+        option("--site", "site_id", metavar="ID", help="With --zope-conf: this site."),
+        option("--all-sites", is_flag=True, help="With --zope-conf: every Plone site."),
     ]
 
 
+def from_env(name, envvar, metavar, help):
+    return option(name, envvar=envvar, show_envvar=True, metavar=metavar, help=help)
+
+
 CONNECTION_OPTIONS = [
-    click.option(
-        "--url",
-        envvar="PLONE_URL",
-        show_envvar=True,
-        metavar="URL",
-        help="The Plone site's URL, e.g. http://localhost:8080/Plone.",
+    from_env(
+        "--url", "PLONE_URL", "URL", "The site's URL: http://localhost:8080/Plone"
     ),
-    click.option(
+    option(
         "--user",
         "-u",
         envvar="PLONE_USER",
         show_envvar=True,
         metavar="NAME",
-        help="Basic authentication as this user; the password comes from "
-        "PLONE_PASSWORD or is asked for on the terminal. With --zope-conf: the "
-        "user the history records (default: the operating system's user).",
+        help="Basic authentication as this user (password: PLONE_PASSWORD or "
+        "asked for). With --zope-conf: the user the history records.",
     ),
-    click.option(
-        "--token",
-        envvar="PLONE_TOKEN",
-        show_envvar=True,
-        metavar="JWT",
-        help="Authenticate with this JSON Web Token instead.",
-    ),
-    click.option(
-        "--login",
-        is_flag=True,
-        help="Trade user and password for a token first (POST @login) "
-        "and send only the token.",
-    ),
+    from_env("--token", "PLONE_TOKEN", "JWT", "Authenticate with this JSON Web Token."),
+    option("--login", is_flag=True, help="Trade user and password for a token first."),
     *door_options(),
 ]
-JSON_OPTION = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON document on stdout (the server's answer, or the "
-    "error) and nothing else.",
-)
+JSON_OPTION = option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
 @dataclass
 class Where:
-    """The door chosen: ``zope_conf`` is ``None`` over HTTP."""
+    """The door chosen (``zope_conf`` is ``None`` over HTTP); ``source``: how
+    ``zope_conf`` was given (a :class:`click.core.ParameterSource`)."""
 
     zope_conf: str | None = None
     site_id: str | None = None
     all_sites: bool = False
-    #: How ``zope_conf`` was given (a :class:`click.core.ParameterSource`).
     source: object = None
 
 
@@ -128,8 +96,8 @@ def with_options(*options):
     """A decorator adding ``options`` (click decorators), in this order."""
 
     def decorator(f):
-        for option in reversed(options):
-            f = option(f)
+        for add in reversed(options):
+            f = add(f)
         return f
 
     return decorator
@@ -159,8 +127,7 @@ def command(
 ):
     """Add the connection and door options, ``--timeout`` and ``--json``.
 
-    :param validate: called with the command's own options before anything
-        connects; raises :class:`click.UsageError`.
+    :param validate: checks the command's own options before anything connects.
     :param in_process: whether the command works with ``--zope-conf``.
     """
 
@@ -173,12 +140,9 @@ def command(
                 validate(**options)
             if where.zope_conf is not None:
                 ctx.exit(in_process_door()(f, where, user, as_json, options))
-            user, token = credentials(ctx, user, token, login)
             out = Output(as_json)
-            code = out.guard(
-                over_http, f, out, url, user, token, login, timeout, **options
-            )
-            ctx.exit(code)
+            http = (url, user, token, login, timeout, options)
+            ctx.exit(out.guard(over_http, ctx, f, out, *http))
 
         timeout_option = click.option(
             "--timeout",
@@ -194,11 +158,8 @@ def command(
 
 
 def choose(ctx, url, options, in_process):
-    """The door: the command's door options over the group's, checked; they
-    are taken out of ``options``.
-
-    :raises click.UsageError: the options contradict each other.
-    """
+    """The door: the command's door options (taken out of ``options``) over
+    the group's; a :class:`click.UsageError` if options contradict each other."""
     where = replace(ctx.find_object(Where) or Where())
     zope_conf, site_id = options.pop("zope_conf"), options.pop("site_id")
     all_sites = options.pop("all_sites")
@@ -230,23 +191,21 @@ def choose(ctx, url, options, in_process):
 
 
 def _check_in_process(ctx, in_process):
+    """Only a command that may, without an option that means HTTP."""
     if not in_process:
         raise click.UsageError(
             f"`{ctx.info_name}` has no meaning with --zope-conf: the command opens "
             "the database itself, there is no server to wait for."
         )
-    for option in ("token", "login", "timeout"):
-        if ctx.get_parameter_source(option) == COMMANDLINE:
+    for name in ("token", "login", "timeout"):
+        if ctx.get_parameter_source(name) == COMMANDLINE:
             raise click.UsageError(
-                f"--{option} has no meaning with --zope-conf: nothing goes over HTTP."
+                f"--{name} has no meaning with --zope-conf: nothing goes over HTTP."
             )
 
 
 def in_process_door():
-    """The in-process door's ``run`` function (see :data:`IN_PROCESS`).
-
-    :raises click.UsageError: collective.upgradeapi is not installed here.
-    """
+    """The in-process door's ``run`` function (see :data:`IN_PROCESS`)."""
     group, name = IN_PROCESS
     for entry_point in entry_points(group=group, name=name):
         return entry_point.load()
@@ -256,31 +215,24 @@ def in_process_door():
     )
 
 
-def credentials(ctx, user, token, login):
-    """``(user, token)``: at most one of them, unless ``--login``."""
+def over_http(ctx, f, out, url, user, token, login, timeout, options):
+    """Run the command ``f`` on a :class:`.http.Client`; return the exit code."""
     if user and token and not login:
-        from_user, from_token = map(ctx.get_parameter_source, ("user", "token"))
-        message = "Give either --user or --token, not both."
-        if first_wins(from_user, from_token, message):
-            return user, None
-        return None, token
+        sources = map(ctx.get_parameter_source, ("user", "token"))
+        if first_wins(*sources, "Give either --user or --token, not both."):
+            token = None
+        else:
+            user = None
     if login and not user:
         raise click.UsageError("--login needs --user (or PLONE_USER).")
-    return user, token
-
-
-def over_http(f, out, url, user, token, login, timeout, **options):
-    """Run the command ``f`` on a :class:`.http.Client`; return the exit code."""
     auth = ("token", token) if token and not login else None
     if user and not login:
         auth = ("basic", user, password(user))
     client = Client(url, auth=auth, timeout=timeout or None)
     if login:
         client.login_with = (user, password(user))
-    try:
+    with contextlib.closing(client):
         return f(client, out, **options)
-    finally:
-        client.close()
 
 
 def password(user):

@@ -1,6 +1,7 @@
 """``plone-upgrade run``: upgrade, all or nothing, per profile or per step,
 or as a dry run; or mark chosen steps done without running them."""
 
+from click import option
 from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import OK
@@ -24,54 +25,20 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
 
 
 @click.command(epilog=EXIT_CODES)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Run every step, then roll everything back; nothing is written.",
-)
-@click.option(
-    "--profile",
-    "profiles",
-    multiple=True,
-    metavar="ID",
-    help="Upgrade this profile (repeatable), in the site's run order.",
-)
-@click.option(
-    "--all",
-    "all_profiles",
-    is_flag=True,
-    help="Upgrade every installed profile with pending steps, core first.",
-)
-@click.option(
-    "--step",
-    "steps",
-    multiple=True,
-    metavar="ID",
-    help="Run this step only (repeatable; ids from `plan`).",
-)
-@click.option(
+@option("--dry-run", is_flag=True, help="Run every step, then roll everything back.")
+@option("--profile", "profiles", multiple=True, metavar="ID", help="This profile.")
+@option("--all", "all_profiles", is_flag=True, help="Every profile, core first.")
+@option("--step", "steps", multiple=True, metavar="ID", help="This step (see `plan`).")
+@option(
     "--commit",
     type=click.Choice(("run", "profile", "step")),
-    help="What one transaction holds: the whole run (all or nothing, the "
-    "default), each profile, or each step. With profile or step, a failure "
-    "keeps what was committed before it, and running again continues there.",
+    help="What one transaction holds: the whole run (the default), each profile, "
+    "or each step; then a failure keeps what was committed before it.",
 )
-@click.option(
-    "--mark-done",
-    is_flag=True,
-    help="Record the chosen steps (--step) or the pending steps of the chosen "
-    "profiles (--profile) as done without running them.",
-)
-@click.option("--report", is_flag=True, help="Also print the full report of a run.")
-@click.option(
-    "--progress/--no-progress",
-    default=True,
-    show_default=True,
-    help="Show the progress on stderr while the run goes on: a bar on a "
-    "terminal, one line per step otherwise (when the server offers GET "
-    "@upgrade/status).",
-)
-@click.option(
+@option("--mark-done", is_flag=True, help="Record the steps as done; run none.")
+@option("--report", is_flag=True, help="Also print the full report of a run.")
+@option("--progress/--no-progress", default=True, help="Show the progress on stderr.")
+@option(
     "--status-interval",
     type=click.FloatRange(min=0.05),
     default=1.0,
@@ -88,24 +55,14 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
 def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **shown):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
-    Without --profile, --all or --step: Plone's core upgrade, exactly as
-    Plone's own upgrade view runs it. If a step fails, nothing of the run is
-    committed: the failed step, its error and the report are printed, and
-    the exit code is 1. A dry run runs every step and commits nothing.
+    Without --profile, --all or --step: Plone's core upgrade, as Plone's own
+    view runs it. If a step fails, nothing is committed (with --commit
+    profile or step: what was committed before it stays, and running again
+    continues there). --mark-done needs the permission
+    'collective.upgradeapi: Mark upgrade steps done'. Over HTTP, nothing is
+    posted before collective.upgradeapi answered GET @upgrade.
 
-    With --commit profile or step, each profile or step is committed on its
-    own: a failure aborts its unit only, and the output lists what stays
-    committed. Running the same command again continues from there.
-
-    With --mark-done, the chosen steps are recorded as done without running
-    them (needs the permission 'collective.upgradeapi: Mark upgrade steps
-    done', Manager by default).
-
-    Over HTTP, checks first that the site answers with collective.upgradeapi
-    (GET @upgrade), so that no other @upgrade service runs by mistake.
-
-    Exit 0 when the run succeeded, 1 when a step failed, 2 on any other
-    error (bad input: HTTP 400; another run going on: HTTP 409).
+    Exit 0 when the run succeeded, 1 when a step failed, 2 on any other error.
     """
     # Options are sent only when given: an older server takes the plain runs.
     body = {"dry_run": dry_run}
@@ -132,12 +89,7 @@ def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **
 
 def _run(door, out, body, kind, report, progress, status_interval):
     """Run ``body`` showing its progress, then its outcome; the exit code."""
-    stderr = click.get_text_stream("stderr")
-    bar = None
-    if progress and not out.as_json and text.is_terminal(stderr):
-        bar = text.Bar(stderr)
-    elif progress:
-        bar = text.Lines(out.note)
+    bar = text.Progress(out) if progress else None
     try:
         status, document = door.upgrade(body, bar, interval=status_interval)
     except BaseException:

@@ -1,8 +1,9 @@
 """The commands' text: tables and summaries for people and CI logs, and the
-progress of ``run`` on stderr (:class:`Bar` on a terminal, :class:`Lines`)."""
+progress of ``run`` on stderr."""
 
 from plone_upgrade.options import plural
 
+import click
 import shutil
 import threading
 
@@ -28,6 +29,13 @@ def versions(before, after):
 
 def pending_steps(profile):
     return [step for step in profile.get("steps", []) if not step.get("done")]
+
+
+def pending(profiles, word):
+    """``N steps in M profiles``, counting the pending steps only."""
+    profiles = [p for p in profiles if pending_steps(p)]
+    steps = sum(len(pending_steps(p)) for p in profiles)
+    return f"{plural(steps, word)} in {plural(len(profiles), 'profile')}"
 
 
 def profile_versions(profile):
@@ -197,14 +205,6 @@ def run_details(entry):
     return lines
 
 
-def is_terminal(stream):
-    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def step_name(status):
     """The step a status document says runs now: ``Title (profile)``."""
     current = status.get("current_step")
@@ -214,65 +214,55 @@ def step_name(status):
     return name + (f" ({current['profile']})" if current.get("profile") else "")
 
 
-class Lines:
-    """One line per step as it starts (``  [3/12] Title (profile)``), on
-    ``note`` (stderr): for CI logs and pipes."""
-
-    def __init__(self, note):
-        self.note = note
-
-    def __call__(self, status):
-        if not status.get("current_step") or status.get("state") not in (
-            None,
-            "running",
-        ):
-            return
-        done, total = status.get("steps_done"), status.get("steps_total")
-        if isinstance(done, int):
-            done = min(done + 1, total) if isinstance(total, int) else done + 1
-        line = f"  [{_text(done, '?')}/{_text(total, '?')}] {step_name(status)}"
-        if status.get("stale"):
-            line += " (no sign of life from the server for a while)"
-        self.note(line)
-
-    def finish(self, *ignored):
-        """Nothing to draw or close: every line is complete."""
-
-    close = finish
+def bar(status, width=20):
+    """A status document as a bar: ``[#########...]  45%  9/20  Title (profile)``."""
+    done, total = status.get("steps_done"), status.get("steps_total")
+    part = status.get("progress")
+    part = part / 100 if isinstance(part, (int, float)) else None
+    if isinstance(done, int) and isinstance(total, int) and total > 0:
+        part = done / total
+    part = None if part is None else max(0.0, min(1.0, part))
+    filled = round(width * (part or 0.0))
+    line = f"[{'#' * filled}{'.' * (width - filled)}] "
+    line += "  ?%" if part is None else f"{round(100 * part):3d}%"
+    if isinstance(total, int):
+        line += f"  {done if isinstance(done, int) else '?'}/{total}"
+    state, name = status.get("state"), step_name(status)
+    if state == "committing" or (state not in (None, "running") and not name):
+        name = str(state)
+    line += f"  {name}" if name else ""
+    return line + (" (no sign of life from the server)" if status.get("stale") else "")
 
 
-class Bar:
-    """A bar redrawn in place on the terminal ``stream``; thread-safe (over
-    HTTP the status is polled from a thread of its own)::
+class Progress:
+    """The progress of ``run`` on stderr, from status documents (those of
+    ``GET @upgrade/status``): a bar redrawn in place on a terminal, else one
+    line per step as it starts (``  [3/12] Title (profile)``), for CI logs.
 
-        [#########...........]  45%  9/20  Title (profile)
+    Thread-safe: over HTTP the status is polled from a thread of its own.
     """
 
-    def __init__(self, stream, columns=None):
-        self.stream = stream
+    def __init__(self, out, stream=None, columns=None):
+        self.out = out
+        self.stream = stream or click.get_text_stream("stderr")
+        self.terminal = not out.as_json and is_terminal(self.stream)
         self.columns = columns or shutil.get_terminal_size((80, 24)).columns
         self.last = ""
         self.drawn = False
         self.lock = threading.Lock()
 
     def __call__(self, status):
-        done, total = status.get("steps_done"), status.get("steps_total")
-        part = status.get("progress")
-        part = (
-            max(0.0, min(1.0, part / 100)) if isinstance(part, (int, float)) else None
-        )
-        if isinstance(done, int) and isinstance(total, int) and total > 0:
-            part = max(0.0, min(1.0, done / total))
-        filled = round(20 * (part or 0.0))
-        line = f"[{'#' * filled}{'.' * (20 - filled)}] "
-        line += "  ?%" if part is None else f"{round(100 * part):3d}%"
-        if isinstance(total, int):
-            line += f"  {done if isinstance(done, int) else '?'}/{total}"
-        state, name = status.get("state"), step_name(status)
-        if state == "committing" or (state not in (None, "running") and not name):
-            name = str(state)
-        line += f"  {name}" if name else ""
-        line += " (no sign of life from the server)" if status.get("stale") else ""
+        if self.terminal:
+            return self.draw(bar(status))
+        if status.get("current_step") and status.get("state") in (None, "running"):
+            done, total = status.get("steps_done"), status.get("steps_total")
+            if isinstance(done, int):
+                done = min(done + 1, total) if isinstance(total, int) else done + 1
+            line = f"  [{_text(done, '?')}/{_text(total, '?')}] {step_name(status)}"
+            stale = " (no sign of life from the server for a while)"
+            self.out.note(line + (stale if status.get("stale") else ""))
+
+    def draw(self, line):
         with self.lock:
             line = line[: max(10, self.columns - 1)]
             padding = " " * max(0, len(self.last) - len(line))
@@ -283,7 +273,7 @@ class Bar:
     def finish(self, done, total, label="done"):
         """Draw the final state (``done`` of ``total`` steps), end the line."""
         if self.drawn:
-            self({"steps_done": done, "steps_total": total, "state": label})
+            self.draw(bar({"steps_done": done, "steps_total": total, "state": label}))
             self.close()
 
     def close(self):
@@ -293,3 +283,11 @@ class Bar:
                 self.stream.write("\n")
                 self.stream.flush()
                 self.drawn = False
+
+
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
