@@ -1263,7 +1263,7 @@ def test_progress_bar_renderer():
     bar({"state": "running", "current_step": step, "steps_done": 1, "steps_total": 4})
     bar({"state": "committing", "steps_done": 4, "steps_total": 4, "stale": True})
     bar({"state": "running", "progress": 50})
-    bar.finish(3, 4, "failed")
+    bar.end({"steps_done": 3, "steps_total": 4, "state": "failed"})
 
     assert stream.written == [
         "\r[#####...............]  25%  1/4  A long title of a step (my.addon:default)",
@@ -1292,7 +1292,7 @@ def test_progress_bar_draws_nothing_for_an_empty_run():
     from plone_upgrade.text import Progress
 
     stream = FakeTerminal()
-    Progress(Output(as_json=False), stream).finish(0, 0)
+    Progress(Output(as_json=False), stream).end({"steps_done": 0, "steps_total": 0})
 
     assert stream.written == []
 

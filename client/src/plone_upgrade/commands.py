@@ -5,21 +5,22 @@ from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import Failure
 from plone_upgrade.door import OK
+from plone_upgrade.options import cli
 from plone_upgrade.options import command
 from plone_upgrade.options import EXIT_CODES
 from plone_upgrade.options import plural
 
 import click
+import math
 import time
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @command()
 def check(door, out):
     """Tell whether the site needs upgrading: exit 0 if not, 1 if it does.
 
-    Counts the pending steps of every installed profile (GET @upgrade): Plone
-    core, its core add-ons and third-party add-ons. Exit 2 on an error.
+    Counts the pending steps of every installed profile (GET @upgrade).
     """
     info = door.upgrade_info()
     out.document(info)
@@ -42,7 +43,7 @@ def check(door, out):
     return FAILED
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @option(
     "--profile", metavar="ID", help="Only this profile, e.g. Products.CMFPlone:plone."
 )
@@ -50,9 +51,8 @@ def check(door, out):
 def plan(door, out, profile):
     """List the pending upgrade steps, profile by profile, in run order.
 
-    Shows each step's id (for `run --step`), its versions, whether
-    GenericSetup proposes it, and its title (GET @upgrade). Exit 0 when the
-    plan was shown, 2 on an error.
+    Each step's id (for `run --step`), versions, whether GenericSetup
+    proposes it, and title (GET @upgrade).
     """
     info = door.upgrade_info(profile=profile)
     out.document(info)
@@ -68,7 +68,7 @@ def plan(door, out, profile):
     return OK
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 @command(
     timeout=120.0,
@@ -79,55 +79,41 @@ def wait(client, out, interval):
     """Wait until the site answers GET @upgrade (over HTTP only).
 
     Tries again while the connection is refused, times out, or the answer is
-    404 or 502-504; fails at once on 401 and 403, and when something else
-    than collective.upgradeapi answers. Exit 0 when the site answers, 2 when
-    it did not answer in time.
+    404 or 502-504; fails at once on 401, 403, or another service.
     """
-    limit, started, attempts = client.timeout, time.monotonic(), 0
+    started, attempts = time.monotonic(), 0
+    deadline = started + (client.timeout or math.inf)
     while True:
         attempts += 1
-        left = None if limit is None else limit - (time.monotonic() - started)
         try:
-            timeout = 10.0 if left is None else max(0.1, min(10.0, left))
+            timeout = max(0.1, min(10.0, deadline - time.monotonic()))
             info = client.upgrade_info(timeout=timeout)
             break
         except Failure as failure:
-            left = None if limit is None else limit - (time.monotonic() - started)
+            left = deadline - time.monotonic()
             if not failure.retry:
                 raise
-            if left is not None and left <= 0:
-                message = f"{client.url} did not answer within {limit:g} s"
+            if left <= 0:
+                late = f"{client.url} did not answer within {client.timeout:g} s"
+                document = {"type": "Timeout", "message": f"{late}.", "url": client.url}
+                document.update(ready=False, attempts=attempts)
+                document["last_error"] = failure.document
                 tried = plural(attempts, "attempt")
-                raise Failure(
-                    f"{message} ({tried}); last: {failure.message}",
-                    document={
-                        "type": "Timeout",
-                        "message": f"{message}.",
-                        "url": client.url,
-                        "ready": False,
-                        "attempts": attempts,
-                        "last_error": failure.document,
-                    },
-                )
+                raise Failure(f"{late} ({tried}); last: {failure.message}", document)
             if attempts == 1:
                 out.note(f"Waiting for {client.url}: {failure.message}")
-            time.sleep(interval if left is None else min(interval, left))
+            time.sleep(min(interval, left))
     waited = time.monotonic() - started
+    document = {"url": client.url, "ready": True, "waited": round(waited, 3)}
     out.document(
-        {
-            "url": client.url,
-            "ready": True,
-            "waited": round(waited, 3),
-            "attempts": attempts,
-            "needs_upgrade": info["needs_upgrade"],
-        }
+        {**document, "attempts": attempts, "needs_upgrade": info["needs_upgrade"]}
     )
     state = "upgrades are pending" if info["needs_upgrade"] else "it is up to date"
     out.line(f"{client.url} answers after {waited:.1f} s; {state}.")
     return OK
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @click.argument("run_id", required=False, type=click.IntRange(min=1))
 @option("--limit", type=click.IntRange(min=1), default=25, help="At most 25 runs.")
 @option("--report", is_flag=True, help="With RUN_ID: also print the run's report.")
@@ -135,9 +121,7 @@ def wait(client, out, interval):
 def history(door, out, run_id, limit, report):
     """Show the upgrade runs the site remembers (GET @upgrade/history).
 
-    Who ran what and when, dry run or not, the result, the duration and the
-    steps done; with RUN_ID, one run in full. Exit 0 when the history was
-    shown, 2 on an error.
+    Who ran what and when, the result, the steps done; with RUN_ID, one run.
     """
     document = door.history(run_id=run_id, limit=limit)
     out.document(document)
@@ -150,18 +134,14 @@ def history(door, out, run_id, limit, report):
     return OK
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
 @command()
 def stamp(door, out, profiles):
     """Record downgraded profiles at the version their code knows.
 
-    A profile is downgraded when the database records a newer version than
-    its code knows; usually the code was downgraded. When the record is
-    wrong, this records each PROFILE at its code's version, no step runs
-    (POST @upgrade {"stamp": [...]}; needs the permission
-    'collective.upgradeapi: Mark upgrade steps done'). Exit 0 when every
-    profile was stamped, 2 on an error: then nothing is stamped.
+    For a database that records a newer version than the code knows; no step
+    runs (POST @upgrade {"stamp": [...]}). Nothing is stamped on an error.
     """
     out.note(f"Stamp on {door.name}: {', '.join(profiles)}...")
     document = door.stamp(profiles)
@@ -172,11 +152,9 @@ def stamp(door, out, profiles):
             f"Stamped {profile.get('id')} at version {found.get('after')} "
             f"(was {found.get('before')})."
         )
-    out.line()
-    out.lines(text.profile_results(document.get("profiles", [])))
+    out.lines(["", *text.profile_results(document.get("profiles", []))])
     if document.get("run_id") is not None:
-        out.line()
-        out.line(f"Recorded as run {document['run_id']} in the history.")
+        out.lines(["", f"Recorded as run {document['run_id']} in the history."])
     return OK
 
 
@@ -191,17 +169,14 @@ WAIT_OPTION = option(
 EACH_ANSWER = "Seconds to wait for each answer (0: no limit)."
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @option("--force", is_flag=True, help="When the lock is alive: ask its run to cancel.")
 @WAIT_OPTION
 @command(timeout_help=EACH_ANSWER)
 def unlock(door, out, force, wait_for):
     """Break the upgrade lock of a run that died (DELETE @upgrade/lock).
 
-    A stale lock (its process is gone, or no heartbeat for a while) is broken
-    and its run recorded as abandoned. A live lock is refused (exit 2), or
-    with --force its run is asked to cancel. Exit 0 when the lock was broken,
-    there was none, or its run was asked to cancel.
+    A live lock is refused (exit 2); with --force its run is asked to cancel.
     """
     done = door.unlock(force)
     nothing = {"lock": None, "broken": False, "message": "No upgrade lock."}
@@ -210,15 +185,13 @@ def unlock(door, out, force, wait_for):
     return _answered(door, out, done, nothing, none, wait_for)
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @WAIT_OPTION
 @command(timeout_help=EACH_ANSWER)
 def cancel(door, out, wait_for):
     """Cancel the running upgrade (DELETE @upgrade/run).
 
-    The run stops at its next step boundary, rolls back what it had not
-    committed, and releases the lock. Exit 0 when the run was asked to cancel
-    (with --wait: and stopped) or none was going on, 2 on an error.
+    It stops at its next step boundary and rolls back what was not committed.
     """
     done = door.cancel()
     nothing = {"lock": None, "message": "No upgrade is running."}
@@ -227,8 +200,7 @@ def cancel(door, out, wait_for):
 
 
 def _answered(door, out, done, nothing, none, wait_for):
-    """Show the answer of ``unlock`` or ``cancel`` (``nothing`` and ``none``
-    without a lock), then wait at most ``wait_for`` seconds for the lock to go."""
+    """Show what ``unlock`` or ``cancel`` did, then wait for the lock to go."""
     if done is None:
         out.document(nothing)
         out.line(none)

@@ -1,11 +1,5 @@
-"""What a command needs of a site (:class:`Door`), how it fails, where it writes.
+"""What a command needs of a site (:class:`Door`), how it fails, where it writes."""
 
-Both doors implement :class:`Door`: :class:`plone_upgrade.http.Client` over
-HTTP, ``collective.upgradeapi.cli.site.SiteDoor`` in-process. Every method
-answers the document the ``@upgrade`` service would, or raises :class:`Failure`.
-"""
-
-from collections.abc import Callable
 from typing import Protocol
 
 import click
@@ -21,12 +15,9 @@ KINDS = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict"
 
 
 class Failure(Exception):
-    """A command cannot go on (exit 2): a one-line ``message``.
-
-    :param document: the JSON document of ``--json``; by default ``{"type",
-        "message"}`` with ``error_type``.
-    :param retry: whether waiting may help (the site is still starting).
-    """
+    """A command cannot go on (exit 2): a one-line ``message``, the JSON
+    ``document`` of ``--json`` (by default ``{"type": error_type, "message"}``),
+    and whether waiting may help (``retry``: the site is still starting)."""
 
     def __init__(self, message, document=None, retry=False, error_type="Error"):
         super().__init__(message)
@@ -45,11 +36,9 @@ def refusal(status, body, http=True):
 
 
 class Door(Protocol):
-    """One site, over HTTP or in this process.
-
-    The HTTP door makes sure that it talks to collective.upgradeapi before it
-    sends anything that writes (``upgrade``, ``stamp``, ``unlock``, ``cancel``).
-    """
+    """One site: :class:`plone_upgrade.http.Client` over HTTP, or in-process
+    ``collective.upgradeapi.cli.site.SiteDoor``. Each method answers what the
+    ``@upgrade`` service would, or raises :class:`Failure`."""
 
     #: How messages name the site: its URL, or its path in the database.
     name: str
@@ -57,13 +46,10 @@ class Door(Protocol):
     def upgrade_info(self, profile: str | None = None) -> dict:
         """What ``GET @upgrade[?profile=ID]`` answers."""
 
-    def upgrade(
-        self, body: dict, on_progress: Callable | None = None, interval: float = 1.0
-    ) -> tuple[int, dict]:
+    def upgrade(self, body: dict, on_progress=None, interval=1.0) -> tuple[int, dict]:
         """Run what ``POST @upgrade`` with ``body`` runs; ``on_progress`` gets
-        a status document as steps start (over HTTP: polled every ``interval``
-        seconds). Return ``(200, answer)``, or ``(500, error)`` when a step failed.
-        """
+        status documents (over HTTP: polled every ``interval`` seconds).
+        Return ``(200, answer)``, or ``(500, error)`` when a step failed."""
 
     def stamp(self, profile_ids: list[str]) -> dict:
         """What ``POST @upgrade`` with ``{"stamp": profile_ids}`` answers."""
@@ -82,15 +68,9 @@ class Door(Protocol):
 
 
 class Output:
-    """Where a command writes: text for people, or one JSON document.
-
-    Text goes to stdout unless ``as_json``; then stdout gets only the JSON
-    document. Progress and error messages always go to stderr.
-
-    :param sink: called with the JSON document instead of printing it
-        (``--all-sites`` prints one document for all sites).
-    :param label: put before error messages (the site, with ``--all-sites``).
-    """
+    """Where a command writes: text on stdout, or with ``as_json`` only one
+    JSON document there; progress and errors on stderr. ``sink`` takes the
+    document instead, ``label`` goes before errors (both for ``--all-sites``)."""
 
     def __init__(self, as_json, sink=None, label=None):
         self.as_json = as_json
@@ -115,8 +95,7 @@ class Output:
             click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
     def guard(self, f, *args, **kwargs):
-        """Call ``f``; return its exit code, or write a :class:`Failure` and
-        return :data:`ERROR`."""
+        """``f``'s exit code, or :meth:`fail`'s."""
         try:
             return f(*args, **kwargs)
         except Failure as failure:

@@ -1,9 +1,7 @@
-"""What every command shares: its options, and the door it goes through.
+"""The command group, and what every command shares: its options, the door.
 
-:func:`command` makes ``f(door, out, **options)`` a command. ``door`` is a
-:class:`.http.Client`, or with ``--zope-conf`` the in-process door's: the
-entry point :data:`IN_PROCESS` of collective.upgradeapi, a function
-``run(f, where, user, as_json, options)`` returning the exit code.
+:func:`command` makes ``f(door, out, **options)`` a command; with ``--zope-conf``
+the door is the in-process one collective.upgradeapi registers (:data:`IN_PROCESS`).
 """
 
 from click import option
@@ -11,6 +9,7 @@ from click.core import ParameterSource
 from dataclasses import dataclass
 from dataclasses import replace
 from importlib.metadata import entry_points
+from plone_upgrade.door import ERROR
 from plone_upgrade.door import Failure
 from plone_upgrade.door import Output
 from plone_upgrade.http import Client
@@ -20,6 +19,7 @@ import contextlib
 import functools
 import os
 import sys
+import traceback
 
 
 COMMANDLINE = ParameterSource.COMMANDLINE
@@ -101,12 +101,6 @@ def with_options(*options):
         return f
 
     return decorator
-
-
-def remember(ctx, zope_conf, site_id, all_sites):
-    """Keep the door options given before the command (``ctx.obj``)."""
-    source = ctx.get_parameter_source("zope_conf")
-    ctx.obj = Where(zope_conf, site_id, all_sites, source)
 
 
 def first_wins(first, second, message):
@@ -250,3 +244,39 @@ def password(user):
 
 def plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
+    epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
+)
+@click.version_option(
+    package_name="collective.upgradeapi.client", prog_name="plone-upgrade"
+)
+@with_options(*door_options(envvar="PLONE_ZOPE_CONF"))
+@click.pass_context
+def cli(ctx, zope_conf, site_id, all_sites):
+    """See and run the upgrades of a Plone site, over HTTP or in-process.
+
+    Over HTTP (--url), talks to the @upgrade services of collective.upgradeapi
+    as a user with the 'Manage portal' permission. With --zope-conf, every
+    command but wait opens the site's database in this process instead.
+
+    \b
+    In CI, after the new image has started:
+      plone-upgrade wait
+      plone-upgrade check || plone-upgrade run --all --dry-run
+      plone-upgrade run --all
+    """
+    source = ctx.get_parameter_source("zope_conf")
+    ctx.obj = Where(zope_conf, site_id, all_sites, source)
+
+
+def main(args=None):
+    """The console script: an unexpected exception exits with 2 (not Python's
+    1, which means "upgrades pending" or "a step failed")."""
+    try:
+        return cli.main(args=args, prog_name="plone-upgrade")
+    except Exception:
+        traceback.print_exc()
+        sys.exit(ERROR)

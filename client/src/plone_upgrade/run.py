@@ -5,6 +5,7 @@ from click import option
 from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import OK
+from plone_upgrade.options import cli
 from plone_upgrade.options import command
 from plone_upgrade.options import EXIT_CODES
 from plone_upgrade.options import plural
@@ -24,7 +25,7 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
         )
 
 
-@click.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES)
 @option("--dry-run", is_flag=True, help="Run every step, then roll everything back.")
 @option("--profile", "profiles", multiple=True, metavar="ID", help="This profile.")
 @option("--all", "all_profiles", is_flag=True, help="Every profile, core first.")
@@ -55,14 +56,10 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
 def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **shown):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
-    Without --profile, --all or --step: Plone's core upgrade, as Plone's own
-    view runs it. If a step fails, nothing is committed (with --commit
-    profile or step: what was committed before it stays, and running again
-    continues there). --mark-done needs the permission
-    'collective.upgradeapi: Mark upgrade steps done'. Over HTTP, nothing is
-    posted before collective.upgradeapi answered GET @upgrade.
-
-    Exit 0 when the run succeeded, 1 when a step failed, 2 on any other error.
+    Without --profile, --all or --step: Plone's core upgrade. A failed step
+    exits 1; nothing is committed, or with --commit profile or step what was
+    committed before it stays. Over HTTP, nothing is posted before
+    collective.upgradeapi answered GET @upgrade.
     """
     # Options are sent only when given: an older server takes the plain runs.
     body = {"dry_run": dry_run}
@@ -89,17 +86,16 @@ def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **
 
 def _run(door, out, body, kind, report, progress, status_interval):
     """Run ``body`` showing its progress, then its outcome; the exit code."""
-    bar = text.Progress(out) if progress else None
+    shown, last = text.Progress(out) if progress else None, None
     try:
-        status, document = door.upgrade(body, bar, interval=status_interval)
-    except BaseException:
-        if bar is not None:
-            bar.close()
-        raise
-    results = document.get("steps", [])
-    if bar is not None:
+        status, document = door.upgrade(body, shown, interval=status_interval)
+        results = document.get("steps", [])
         ended = sum(step.get("status") in ("done", "marked_done") for step in results)
-        bar.finish(ended, len(results), "done" if status == 200 else "failed")
+        state = "done" if status == 200 else "failed"
+        last = {"steps_done": ended, "steps_total": len(results), "state": state}
+    finally:
+        if shown is not None:
+            shown.end(last)
     out.document(document)
     if status == 200 and not results:
         out.line("Nothing to upgrade: no pending steps in this selection.")

@@ -51,17 +51,13 @@ def profile_versions(profile):
 
 def summary(info):
     """One line per profile with pending steps (``check``)."""
-    rows = [
-        [
-            profile.get("id"),
-            profile_versions(profile),
-            "database is newer than the code"
-            if profile.get("downgraded")
-            else plural(len(pending_steps(profile)), "step"),
-        ]
-        for profile in info.get("profiles", [])
-        if profile.get("downgraded") or pending_steps(profile)
-    ]
+    rows = []
+    for profile in info.get("profiles", []):
+        state = plural(len(pending_steps(profile)), "step")
+        if profile.get("downgraded"):
+            state = "database is newer than the code"
+        if profile.get("downgraded") or pending_steps(profile):
+            rows.append([profile["id"], profile_versions(profile), state])
     return table(rows, ["PROFILE", "VERSION", "PENDING"]) if rows else []
 
 
@@ -159,23 +155,13 @@ def history(document):
         return ["No upgrade run is recorded on this site."]
     rows = []
     for entry in entries:
+        row = [entry.get(key) for key in ("id", "started", "user")]
         steps = entry.get("steps")
         done = None
         if isinstance(steps, list):
-            done = sum(step.get("status") == "done" for step in steps)
-            done = f"{done}/{len(steps)}"
-        rows.append(
-            [
-                entry.get("id"),
-                entry.get("started"),
-                entry.get("user"),
-                _kind(entry),
-                entry.get("result"),
-                _duration(entry.get("duration")),
-                done,
-                selection(entry),
-            ]
-        )
+            done = f"{sum(s.get('status') == 'done' for s in steps)}/{len(steps)}"
+        row += [_kind(entry), entry.get("result"), _duration(entry.get("duration"))]
+        rows.append([*row, done, selection(entry)])
     headers = ["ID", "STARTED", "USER", "KIND", "RESULT", "TIME", "DONE", "SELECTION"]
     lines = table(rows, headers, indent="")
     for entry in entries:
@@ -270,14 +256,10 @@ class Progress:
             self.stream.flush()
             self.last, self.drawn = line, True
 
-    def finish(self, done, total, label="done"):
-        """Draw the final state (``done`` of ``total`` steps), end the line."""
-        if self.drawn:
-            self.draw(bar({"steps_done": done, "steps_total": total, "state": label}))
-            self.close()
-
-    def close(self):
-        """End the bar's line (when one was drawn), leaving it as it is."""
+    def end(self, status=None):
+        """Draw the last ``status`` (if any) and end the bar's line."""
+        if self.drawn and status is not None:
+            self.draw(bar(status))
         with self.lock:
             if self.drawn:
                 self.stream.write("\n")

@@ -1,17 +1,11 @@
 """The in-process door: ``plone-upgrade --zope-conf PATH COMMAND``.
 
-:func:`run` is the entry point ``plone_upgrade.doors: zope_conf`` that the
-client calls: imported only with ``--zope-conf``, this is where Zope starts,
-as ``Zope2.app()`` documents for scripts (``ZOPE_CONFIG``, no WSGI server).
-Then, like ``zconsole run``: a request for ``http://localhost/`` (so that the
-``@id`` of a site ``Plone`` is ``http://localhost/Plone/@upgrade``) and a
-security manager for a ``Manager`` named after the user the history records.
-Before a command works on a site, the request traverses into it as a request
-of the site would (site hook, browser layers).
-
-The lock and history live in the database: a ``runwsgi`` process serving the
-same ZEO or RelStorage database and this door refuse each other's runs. A
-FileStorage can be opened by one process only: stop the server, or use ZEO.
+:func:`run` is the entry point ``plone_upgrade.doors: zope_conf``. It starts
+Zope as ``Zope2.app()`` documents for scripts, then like ``zconsole run``
+makes a request for ``http://localhost/`` and works as a ``Manager`` named
+after the user the history records. The lock and history live in the
+database: a server on the same ZEO or RelStorage database and this door
+refuse each other's runs; a FileStorage is opened by one process only.
 """
 
 from AccessControl.SecurityManagement import newSecurityManager
@@ -38,12 +32,9 @@ import transaction
 
 
 def run(f, where, user, as_json, options):
-    """Run the command ``f(door, out, **options)`` on the chosen sites;
-    return the exit code (with ``--all-sites``: the worst).
-
-    :param where: a ``plone_upgrade.options.Where`` with ``zope_conf``.
-    :param user: the user the history records; the OS user if ``None``.
-    """
+    """Run the command ``f(door, out, **options)`` on the sites ``where``
+    (``plone_upgrade.options.Where``) chooses as ``user`` (default: the OS
+    user); return the exit code, with ``--all-sites`` the worst."""
     import Zope2
 
     out = Output(as_json)
@@ -115,6 +106,7 @@ def choose_sites(app, where):
 
 
 def _on_sites(f, app, where, user, as_json, options):
+    """One site, or with ``--all-sites`` each, one JSON document for all."""
     sites = choose_sites(app, where)
     if not where.all_sites:
         return on_site(f, sites[0], user, Output(as_json), options)

@@ -1,9 +1,6 @@
-"""One Plone site opened in this process: the in-process :class:`Door`.
-
-:class:`SiteDoor` answers what ``plone_upgrade.http.Client`` answers over
-HTTP, with the same documents (:mod:`collective.upgradeapi.documents`) and
-the same errors, through the engine API (:mod:`collective.upgradeapi.api`).
-"""
+"""One Plone site opened in this process: :class:`SiteDoor` answers what the
+HTTP door does, with the same documents (:mod:`..documents`) and errors,
+through the engine API (:mod:`..api`)."""
 
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
@@ -31,31 +28,30 @@ def refusals(none_if_unknown=False):
 
 class Progress:
     """A listener of the run (see :func:`.api.upgrade`): reports a status
-    document shaped like ``GET @upgrade/status`` as each step starts and when
-    the run commits; ``only``: the ids of the chosen steps."""
+    document shaped like ``GET @upgrade/status``'s as each step starts and
+    when the run commits; ``only``: the ids of the chosen steps."""
 
     def __init__(self, report, only=None):
-        self.report = report
-        self.only = set(only or ())
-        self.total = self.started = self.done = 0
+        self.report, self.only, self.started = report, set(only or ()), 0
+        self.status = {"current_step": None, "steps_done": 0, "steps_total": 0}
 
     def __call__(self, event, payload):
+        status = self.status
         if event == "plan":
             steps = [step for plan in payload for step in plan.pending]
-            self.total = len([s for s in steps if not self.only or s.id in self.only])
+            steps = [s for s in steps if not self.only or s.id in self.only]
+            status["steps_total"] = len(steps)
         elif event == "start":
-            self.started += 1
             # Plone's core upgrade adds tasks while it runs (recatalog, roles).
-            self.total = max(self.total, self.started)
-            self._report("running", payload.task.ref())
+            self.started += 1
+            status["steps_total"] = max(status["steps_total"], self.started)
+            self.report(
+                {**status, "state": "running", "current_step": payload.task.ref()}
+            )
         elif event == "end" and payload.status in ("done", "marked_done"):
-            self.done += 1
+            status["steps_done"] += 1
         elif event == "commit":
-            self._report("committing", None)
-
-    def _report(self, state, step):
-        status = {"state": state, "current_step": step, "steps_done": self.done}
-        self.report({**status, "steps_total": self.total})
+            self.report({**status, "state": "committing"})
 
 
 class SiteDoor(Door):
