@@ -1,11 +1,11 @@
-"""The HTTP door: a site's ``@upgrade`` services, with one-line error messages
-(no Zope, no Plone: it runs anywhere ``requests`` does, e.g. on a CI runner)."""
+"""The HTTP door: a site's ``@upgrade`` services (no Zope, no Plone: it runs
+anywhere ``requests`` does, e.g. on a CI runner)."""
 
 from importlib import metadata
+from plone_upgrade import answers
+from plone_upgrade.answers import ours
 from plone_upgrade.door import Door
 from plone_upgrade.door import Failure
-from plone_upgrade.door import KINDS
-from plone_upgrade.door import refusal
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
@@ -14,56 +14,15 @@ import threading
 
 
 SERVICE = "@upgrade"
-#: Every answer of collective.upgradeapi's services carries this header;
-#: plone.restapi's own ``@upgrade`` and content named ``@upgrade`` do not.
-HEADER = ("X-Upgrade-Service", "collective.upgradeapi")
-NOT_LOADED = (
-    "collective.upgradeapi is not loaded there (install it in the site's "
-    "Python environment and restart Zope)"
-)
-OLDER = "the collective.upgradeapi installed there is older"
 STATUS_KEYS = ("state", "current_step", "steps_done", "steps_total")
 VERSION = metadata.version("collective.upgradeapi.client")
 USER_AGENT = f"plone-upgrade/{VERSION} python-requests/{requests.__version__}"
-#: Connection errors in words: what the error's text contains, what it means.
-REASONS = {
-    "Connection refused": "connection refused",
-    "Name or service not known": "unknown host",
-    "nodename nor servname": "unknown host",
-    "Temporary failure in name resolution": "unknown host",
-    "No route to host": "no route to host",
-    "Network is unreachable": "network unreachable",
-    "Connection reset": "connection reset by the server",
-    "RemoteDisconnected": "the server closed the connection",
-    "CERTIFICATE_VERIFY_FAILED": "its TLS certificate is not trusted",
-}
-
-
-def ours(response):
-    """Whether collective.upgradeapi's service gave ``response``."""
-    return response.headers.get(HEADER[0]) == HEADER[1]
-
-
-def impostor(response, body):
-    """What answered ``GET @upgrade`` instead of collective.upgradeapi, in words."""
-    if "@type" in body:
-        return (
-            f"GET {response.url} answered a {body['@type']} ({body.get('title')!r}), "
-            "not the upgrade service: content named @upgrade shadows it. Nothing "
-            "was changed; rename or remove that content."
-        )
-    if "needs_upgrade" in body:
-        return f"{response.url} answers without {HEADER[0]}: {OLDER} than this client."
-    return f"{response.url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
 
 
 class Client(Door):
-    """The :class:`.door.Door` of a site's URL (``http://localhost:8080/Plone``).
-
-    :param auth: ``None``, ``("basic", user, password)`` or ``("token", jwt)``;
-        by default the credentials in the URL, which messages never show.
-    :param timeout: seconds to wait for an answer, ``None`` for no limit.
-    """
+    """The :class:`.door.Door` of a site's URL; ``auth``: ``("basic", user,
+    password)``, ``("token", jwt)`` or by default the credentials in the URL
+    (which messages never show); ``timeout``: seconds, ``None`` for no limit."""
 
     def __init__(self, url, auth=None, timeout=None):
         url = url.strip().rstrip("/").removesuffix(f"/{SERVICE}")
@@ -108,9 +67,8 @@ class Client(Door):
             message = f"No answer from {url} within {timeout:g} s (see --timeout)."
             raise Failure(message, retry=True, error_type="Timeout")
         except requests.ConnectionError as exc:
-            found = [words for text, words in REASONS.items() if text in str(exc)]
             raise Failure(
-                f"Cannot connect to {self.url}: {(found or [type(exc).__name__])[0]}. "
+                f"Cannot connect to {self.url}: {answers.reason(exc)}. "
                 "Is the site running at this address? (`plone-upgrade wait` waits "
                 "for it.)",
                 retry=True,
@@ -131,54 +89,20 @@ class Client(Door):
                 retry=True,
                 error_type="NotJSON",
             )
-        if not isinstance(body, dict):
-            raise Failure(
-                f"{response.url} answered unexpected JSON.", error_type="NotJSON"
-            )
-        return body
+        if isinstance(body, dict):
+            return body
+        raise Failure(f"{response.url} answered unexpected JSON.", error_type="NotJSON")
 
     def answer(self, response, not_found=None):
-        """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`."""
-        status = response.status_code
-        if status in (200, 202):
+        """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`
+        (see :func:`.answers.failure`)."""
+        if response.status_code in (200, 202):
             return self.body(response)
         try:
             body = self.body(response)
         except Failure:
             body = {}
-        if status in (400, 409) or (status in KINDS and ours(response)):
-            raise refusal(status, {"message": response.reason, **body})
-        who = None
-        if self.auth is not None:
-            who = f"user {self.auth[1]!r}" if self.auth[0] == "basic" else "the token"
-        if status == 401 and who is None:
-            message = (
-                "Unauthorized (HTTP 401): no credentials given; use --user "
-                "(PLONE_USER) with PLONE_PASSWORD, or --token (PLONE_TOKEN)."
-            )
-        elif status == 401:
-            message = (
-                f"Unauthorized (HTTP 401): {self.url} refused {who}: wrong password "
-                "or token, or no 'Manage portal' permission on this site."
-            )
-        elif status == 403:
-            message = (
-                f"Forbidden (HTTP 403): {who or 'an anonymous user'} may not manage "
-                f"{self.url}; upgrades need the 'Manage portal' permission."
-            )
-        elif status == 404:
-            message = not_found or (
-                f"Not found (HTTP 404): {response.url}. Is {self.url} the URL of a "
-                f"Plone site? If it is, {NOT_LOADED}."
-            )
-        else:
-            server = " ".join(str(body.get("message") or "").split())
-            message = f"HTTP {status} {response.reason} from {response.url}" + (
-                f": {server}" if server else "."
-            )
-        document = {"type": response.reason, "message": message, **body}
-        retry = status in (404, 502, 503, 504)
-        raise Failure(message, {**document, "status": status}, retry=retry)
+        raise answers.failure(self, response, body, not_found)
 
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``)."""
@@ -210,18 +134,18 @@ class Client(Door):
         elif response.status_code not in (401, 403):
             root = response if path == SERVICE else self.send("GET", SERVICE)
             if root.status_code == 200 and not ours(root):
-                message = impostor(root, self.body(root))
+                message = answers.impostor(root, self.body(root))
                 raise Failure(message, error_type="NotUpgradeService")
         if what is not None:
             what = (
                 f"This server has no upgrade {what} (HTTP 404 from {response.url}): "
-                f"{OLDER}, or the URL is not a Plone site."
+                f"{answers.OLDER}, or the URL is not a Plone site."
             )
         return self.answer(response, what)
 
     def verify(self):
         """Before the first request that writes: make sure that it reaches
-        collective.upgradeapi (see :func:`impostor`)."""
+        collective.upgradeapi (see :func:`.answers.impostor`)."""
         if not self.verified:
             self.upgrade_info(timeout=self.timeout or 60.0)
 
@@ -230,17 +154,9 @@ class Client(Door):
         return self.get(SERVICE, params=params, timeout=timeout)
 
     def _post(self, body):
-        """``POST @upgrade`` once verified; never redirected."""
+        """``POST @upgrade`` once verified; never redirected (see :meth:`answer`)."""
         self.verify()
-        response = self.send("POST", SERVICE, json=body, allow_redirects=False)
-        if 300 <= response.status_code < 400:
-            location = response.headers.get("Location") or "another address"
-            raise Failure(
-                f"{response.url} redirects to {location} (HTTP "
-                f"{response.status_code}); give the site's final URL with --url.",
-                error_type="Redirect",
-            )
-        return response
+        return self.send("POST", SERVICE, json=body, allow_redirects=False)
 
     def upgrade(self, body, on_progress=None, interval=1.0):
         self.verify()  # before the status is polled: logs in once

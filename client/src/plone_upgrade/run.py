@@ -29,14 +29,14 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
 @option("--dry-run", is_flag=True, help="Run every step, then roll everything back.")
 @option("--profile", "profiles", multiple=True, metavar="ID", help="This profile.")
 @option("--all", "all_profiles", is_flag=True, help="Every profile, core first.")
-@option("--step", "steps", multiple=True, metavar="ID", help="This step (see `plan`).")
+@option("--step", "steps", multiple=True, metavar="ID", help="This step (see plan).")
 @option(
     "--commit",
     type=click.Choice(("run", "profile", "step")),
     help="What one transaction holds: the whole run (the default), each profile, "
     "or each step; then a failure keeps what was committed before it.",
 )
-@option("--mark-done", is_flag=True, help="Record the steps as done; run none.")
+@option("--mark-done", is_flag=True, help="Record the chosen steps as done; run none.")
 @option("--report", is_flag=True, help="Also print the full report of a run.")
 @option("--progress/--no-progress", default=True, help="Show the progress on stderr.")
 @option(
