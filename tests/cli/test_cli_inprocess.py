@@ -205,6 +205,21 @@ def test_plan_unknown_profile(instance):
     }
 
 
+def test_a_refusal_says_what_to_do_in_commands(instance):
+    """The engine's hints, in the command line's terms (not HTTP's)."""
+    before = instance.state({BASE: "1000"})
+
+    result = instance.cli("run", "--profile", "no.such:default", "--json")
+
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "Error: Bad request: Unknown profile id(s): no.such:default. "
+        "`plone-upgrade plan` lists the pending steps with their ids."
+    )
+    assert json.loads(result.stdout)["unknown_profiles"] == ["no.such:default"]
+    assert instance.state() == before
+
+
 def test_dry_run_changes_nothing(instance):
     before = instance.state({CORE: OLD, BASE: "1000"})
 

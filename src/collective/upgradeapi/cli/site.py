@@ -4,6 +4,10 @@ through the engine API (:mod:`..api`)."""
 
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
+from collective.upgradeapi.errors import BREAK
+from collective.upgradeapi.errors import CANCEL
+from collective.upgradeapi.errors import FOLLOW
+from collective.upgradeapi.errors import LIST
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services.upgrade import body as request_body
@@ -14,16 +18,26 @@ import contextlib
 import transaction
 
 
+#: The hints of an :class:`.errors.UpgradeError` in the command line's terms.
+HOW = {
+    FOLLOW: "`plone-upgrade history` shows the run once it has ended.",
+    CANCEL: "`plone-upgrade cancel` cancels it.",
+    BREAK: "`plone-upgrade unlock` breaks the lock; its run is recorded as abandoned.",
+    LIST: "`plone-upgrade plan` lists the pending steps with their ids.",
+}
+
+
 @contextlib.contextmanager
 def refusals(none_if_unknown=False):
     """The engine's :class:`.errors.UpgradeError` as the client's ``Failure``,
-    with the HTTP door's document; ``none_if_unknown``: no lock, no run, no
-    error."""
+    its hints in words; ``none_if_unknown``: no lock, no run, no error."""
     try:
         yield
     except UpgradeError as error:
         if not (none_if_unknown and isinstance(error, UnknownResource)):
-            raise refusal(error.status, error.body(), http=False) from None
+            said = " ".join([error.message, *(HOW[hint] for hint in error.hints)])
+            body = {**error.body(), "message": said}
+            raise refusal(error.status, body, http=False) from None
 
 
 class Progress:
