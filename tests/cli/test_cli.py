@@ -1632,18 +1632,24 @@ def test_credentials_in_the_url_are_used_and_never_shown(cli):
 @pytest.fixture
 def shadow(site):
     """A folder ``@upgrade`` at the site root, with Documents ``lock`` and
-    ``run``: what ``GET @upgrade``, ``GET @upgrade/lock`` and the DELETEs
-    of ``unlock`` and ``cancel`` reach instead of the services.
+    ``run``, answering in the services' place: what ``GET @upgrade``, ``GET
+    @upgrade/lock`` and the DELETEs of ``unlock`` and ``cancel`` reach.
 
-    Made with ``_setObject``, which bypasses the guard that refuses this id
-    (as content made before the add-on was installed would be).
+    This package's guard makes the services win over such content; it is
+    taken away here, as on a server where the guard is missing or fails. The
+    content is added without events, which the guard would refuse.
     """
+    from collective.upgradeapi.services import guard
     from plone.dexterity.utils import createContent
+    from zope.component import getGlobalSiteManager
 
-    site._setObject("@upgrade", createContent("Folder", id="@upgrade", title="Shadow"))
-    folder = site["@upgrade"]
+    registry = getGlobalSiteManager()
+    assert registry.unregisterAdapter(guard.SiteRootTraverse)
+    folder = createContent("Folder", id="@upgrade", title="Shadow")
+    site._setObject("@upgrade", folder, suppress_events=True)
     for name in ("lock", "run"):
-        folder._setObject(name, createContent("Document", id=name, title=name))
+        document = createContent("Document", id=name, title=name)
+        site["@upgrade"]._setObject(name, document, suppress_events=True)
     transaction.commit()
 
     def state():
@@ -1653,6 +1659,7 @@ def shadow(site):
         return folder.Title(), folder.modified(), children
 
     yield state
+    registry.registerAdapter(guard.SiteRootTraverse)
     transaction.begin()
     site._delObject("@upgrade", suppress_events=True)
     transaction.commit()
