@@ -725,6 +725,27 @@ def test_dry_run_changes_nothing(cli, rewind, snapshot, api):
     assert "Test step base-1001-a ran." in result.stdout
 
 
+def test_dry_run_prints_what_it_would_change(cli, rewind, snapshot):
+    rewind({BASE: "1000"})
+    before = snapshot()
+
+    plan = cli("run", "--profile", BASE, "--dry-run")
+    quiet = cli("run", "--profile", BASE, "--dry-run", "--no-changes")
+
+    assert plan.returncode == quiet.returncode == 0, plan.stderr + quiet.stderr
+    assert snapshot() == before
+    changes = plan.stdout.split("Changes:\n", 1)[1].split("\n\n", 1)[0]
+    # Per step, as a plan: what the registry re-import step runs, and a step
+    # whose work is none of the categories the report covers.
+    assert (
+        "Base: re-import the registry\n"
+        f"  ~ import steps {BASE}: plone.app.registry" in changes
+    )
+    assert "Base: a single step\n    (no change)" in changes
+    assert "Changes:" not in quiet.stdout
+    assert "\033[" not in changes  # no colour when stdout is no terminal
+
+
 def test_dry_run_json(cli, rewind, snapshot):
     rewind({CORE: OLD})
     before = snapshot()

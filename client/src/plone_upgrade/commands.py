@@ -128,9 +128,8 @@ def history(door, out, run_id, limit, report):
     if run_id is None:
         out.lines(text.history(document))
     else:
-        out.lines(
-            text.run_details(document) + (text.report(document) if report else [])
-        )
+        out.lines(text.run_details(document) + text.changes(document))
+        out.lines(text.report(document) if report else [])
     return OK
 
 

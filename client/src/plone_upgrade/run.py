@@ -37,6 +37,12 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
     "or each step; then a failure keeps what was committed before it.",
 )
 @option("--mark-done", is_flag=True, help="Record the chosen steps as done; run none.")
+@option(
+    "--changes/--no-changes",
+    default=None,
+    help="Report what each step changed (+ added, ~ changed, - removed); on by "
+    "default for a dry run.",
+)
 @option("--report", is_flag=True, help="Also print the full report of a run.")
 @option("--progress/--no-progress", default=True, help="Show the progress on stderr.")
 @option(
@@ -53,7 +59,18 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
     "limit); the server finishes the run anyway.",
     validate=_validate,
 )
-def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **shown):
+def run(
+    door,
+    out,
+    dry_run,
+    profiles,
+    all_profiles,
+    steps,
+    commit,
+    mark_done,
+    changes,
+    **shown,
+):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
     Without --profile, --all or --step: Plone's core upgrade. A failed step
@@ -74,6 +91,8 @@ def run(door, out, dry_run, profiles, all_profiles, steps, commit, mark_done, **
         what = ", ".join(profiles)
     if commit is not None:
         body["commit"] = commit
+    if changes is not None:
+        body["changes"] = changes
     if mark_done:
         body["mark_done"] = True
         what += ", marking steps done without running them"
@@ -101,6 +120,7 @@ def _run(door, out, body, kind, report, progress, status_interval):
         out.line("Nothing to upgrade: no pending steps in this selection.")
         return OK
     out.lines(text.step_results(results))
+    out.lines(text.changes(document))
     touched = {step.get("profile") for step in results}
     profiles = [
         profile

@@ -1,6 +1,7 @@
 """The commands' text: tables and summaries for people and CI logs, and the
 progress of ``run`` on stderr."""
 
+from plone_upgrade.changes import render
 from plone_upgrade.options import plural
 
 import click
@@ -115,6 +116,17 @@ def profile_results(profiles):
         before_after = versions(found.get("before"), found.get("after"))
         rows.append([profile.get("id"), before_after, found.get("fs")])
     return table(rows, ["PROFILE", "VERSION", "CODE"])
+
+
+def changes(document):
+    """What each step changed, as a plan (:mod:`plone_upgrade.changes`), after
+    an empty line; nothing when the run did not record it. Colours on a
+    terminal."""
+    if document.get("changes") is None:
+        return []
+    color = click.get_text_stream("stdout").isatty()
+    plan = render(document.get("steps") or [], color=color).rstrip("\n")
+    return ["", "Changes:", plan] if plan else []
 
 
 def report(document):

@@ -95,6 +95,7 @@ class SiteDoor(Door):
                 listeners=progress,
                 commit=body.get("commit", "run"),
                 mark_done=body.get("mark_done", False),
+                changes=body.get("changes"),
             )
             transaction.begin()
             answer = documents.run_result(self.site, result, self.service_url)
