@@ -23,6 +23,7 @@ Example, in a script run with ``zconsole run``::
 
 from AccessControl import getSecurityManager
 from Acquisition import aq_parent
+from collective.upgradeapi import config
 from collective.upgradeapi.engine.plan import Planner
 from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
@@ -100,6 +101,7 @@ def upgrade(
     commit=RUN,
     mark_done=False,
     changes=None,
+    hold_writes=None,
 ):
     """Run ``selection`` on ``site`` with the lock, status and history around it.
 
@@ -124,6 +126,11 @@ def upgrade(
     :param changes: record what each step changes (``result.changes`` and
         each step's ``changes``, see :mod:`.engine.changes`); ``None`` (the
         default) records it for a dry run only.
+    :param hold_writes: ``True``: other writers are held off (503) for the
+        whole run; ``False``: never; ``None``: the site's default (see
+        :func:`.config.hold_mode`), by default only while a unit runs again
+        after a write conflict. The result's ``writes_held`` says how long
+        they were held.
     :returns: the :class:`.engine.results.RunResult`; a failed step is a
         result too (``result.ok`` is false, nothing was committed).
     :raises .engine.selection.SelectionError: the selection cannot run (400).
@@ -159,11 +166,13 @@ def upgrade(
         total,
         runner.planner.instance_version,
         profiles,
+        config.hold_mode(site, hold_writes),
     ) as tracked:
         runner.listeners.extend([tracked, *listeners])
         tracked.result = runner.run(
             selection, before_commit=_audit(site, tracked, user_id, user_path)
         )
+    tracked.result.writes_held = tracked.held
     return tracked.result
 
 

@@ -11,7 +11,7 @@ environment variable                            zope.conf key      default
 ``COLLECTIVE_UPGRADEAPI_STALE_AFTER`` (s)       ``stale-after``    60
 ``COLLECTIVE_UPGRADEAPI_HISTORY_SIZE`` (runs)   ``history-size``   100
 ``COLLECTIVE_UPGRADEAPI_HOST`` (a name)         ``host``           the host name
-``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (on/off)   ``write-hold``     off
+``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (on/off)   ``write-hold``     unset
 ==============================================  =================  =======
 
 In ``zope.conf``::
@@ -96,20 +96,22 @@ def host_name():
     return socket.gethostname()
 
 
-#: (environment variable, zope.conf key, default): hold off other writers
-#: while a real upgrade runs (see :mod:`collective.upgradeapi.doors.hold`).
-WRITE_HOLD = ("COLLECTIVE_UPGRADEAPI_WRITE_HOLD", "write-hold", False)
+#: (environment variable, zope.conf key, default): the process default of
+#: the write hold (see :mod:`collective.upgradeapi.doors.hold`).
+WRITE_HOLD = ("COLLECTIVE_UPGRADEAPI_WRITE_HOLD", "write-hold", None)
 TRUTHY = ("1", "true", "yes", "on")
 FALSY = ("0", "false", "no", "off")
 
 
 def write_hold():
-    """Whether requests that would write get 503 while a real upgrade runs.
+    """The process default of the write hold: ``True`` (hold writes for the
+    whole run), ``False`` (never hold them) or ``None`` (not set).
 
-    Off unless ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (environment) or
-    ``write-hold`` (zope.conf) says ``on``, ``true``, ``yes`` or ``1``; the
-    environment wins, so ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD=off`` turns off
-    what zope.conf turned on. Any other value is ignored with a warning.
+    ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD`` (environment) or ``write-hold``
+    (zope.conf): ``on``, ``true``, ``yes``, ``1`` or ``off``, ``false``,
+    ``no``, ``0``; the environment wins, so
+    ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD=off`` turns off what zope.conf turned
+    on. Any other value is ignored with a warning.
     """
     variable, key, default = WRITE_HOLD
     for source, raw in (
@@ -125,3 +127,37 @@ def write_hold():
             return False
         logger.warning("Ignoring %s=%r: on or off is expected.", source, raw)
     return default
+
+
+#: The write hold's modes (see :mod:`collective.upgradeapi.doors.hold`):
+#: writes held for the whole run, only while a unit is run again after a
+#: write conflict (the default), or never.
+WHOLE_RUN = "whole_run"
+RETRIES = "retries"
+NEVER = "never"
+#: The registry record of a site's default (a ``Bool``).
+HOLD_RECORD = "collective.upgradeapi.hold_writes"
+
+
+def hold_mode(site, asked=None):
+    """The write hold's mode of a run on ``site``.
+
+    :param asked: ``True`` or ``False`` as the run asked (``hold_writes``),
+        or ``None``: then the site's registry record :data:`HOLD_RECORD`
+        when it has one, else the process default (:func:`write_hold`), else
+        :data:`RETRIES`. ``True`` is :data:`WHOLE_RUN`, ``False``
+        :data:`NEVER`.
+    """
+    for choice in (asked, lambda: _site_default(site), write_hold):
+        value = choice() if callable(choice) else choice
+        if isinstance(value, bool):
+            return WHOLE_RUN if value else NEVER
+    return RETRIES
+
+
+def _site_default(site):
+    from plone.registry.interfaces import IRegistry
+    from zope.component import queryUtility
+
+    registry = queryUtility(IRegistry, context=site)
+    return registry.get(HOLD_RECORD) if registry is not None else None

@@ -88,8 +88,9 @@ def run_result(site, result, service_url):
     plone.restapi's keys (``@id``, ``dry_run``, ``report``, ``upgraded``,
     ``versions``) plus ``steps``, ``profiles``, ``committed``, ``commit`` (what
     one transaction held), ``commits`` (each committed transaction with its
-    steps), ``duration``, ``run_id`` and ``run``; ``changes`` (the run's, and
-    each step's) when the run recorded them.
+    steps), ``duration``, ``run_id``, ``run`` and ``writes_held`` (how long
+    other writes were held, see :mod:`.doors.hold`); ``changes`` (the run's,
+    and each step's) when the run recorded them.
     """
     planner = Planner(site)
     core_id = planner.core_profile_id
@@ -111,6 +112,7 @@ def run_result(site, result, service_url):
         "run_id": result.run_id,
         "run": run_url(service_url, result.run_id),
         **({} if result.changes is None else {"changes": result.changes}),
+        "writes_held": getattr(result, "writes_held", None),
     }
 
 

@@ -1,9 +1,14 @@
-"""The write hold: while a real run holds the lock, other writers wait.
+"""The write hold: while a real run holds writes, other writers wait.
 
-Opt-in (:func:`collective.upgradeapi.config.write_hold`). A subscriber to
-Zope's ``IPubBeforeCommit`` runs just before the publisher commits a
-request's transaction. When that transaction changed objects in the site's
-database and a real (not dry) run holds the site's lock, it raises
+Each real run has a mode (:func:`collective.upgradeapi.config.hold_mode`),
+kept in its lock's ``writes_held``: ``whole_run`` holds writes while the run
+holds the lock; ``retries`` (the default) only while a unit runs again after
+a write conflict (the lock's ``writes_held.holding``, set by the run before
+the unit runs again and cleared when it commits); ``never`` never.
+
+A subscriber to Zope's ``IPubBeforeCommit`` runs just before the publisher
+commits a request's transaction. When that transaction changed objects in
+the site's database and the site's lock holds writes, it raises
 :class:`.refusals.WriteHeld`: Zope aborts the transaction (nothing the request
 did is committed, no after-success hook runs) and answers 503 with
 ``Retry-After``. Requests that write nothing, reads, go on.
@@ -67,9 +72,7 @@ def changed(txn, db):
 
 @adapter(IPubBeforeCommit)
 def hold_writers(event):
-    """Raise :class:`.refusals.WriteHeld` for a write while a real run runs."""
-    if not config.write_hold():
-        return
+    """Raise :class:`.refusals.WriteHeld` for a write while a run holds writes."""
     request = event.request
     if isinstance(request.get("PUBLISHED"), LET_THROUGH):
         return
@@ -80,6 +83,9 @@ def hold_writers(event):
         return
     lock = fresh_lock(site)
     if lock is None or lock.get("dry_run") or lock.get("stale"):
+        return
+    held = lock.get("writes_held") or {}
+    if held.get("mode") != config.WHOLE_RUN and not held.get("holding"):
         return
     logger.info(
         "Write hold: %s %s was not committed, an upgrade is running.",

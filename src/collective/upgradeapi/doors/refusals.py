@@ -73,16 +73,22 @@ class DoorClosed(Locked):
 
 
 class WriteHeld(UpgradeError):
-    """A request that would write, while a real run holds the lock and the
-    write hold is on: 503 with ``Retry-After``."""
+    """A request that would write, while a real run holds writes (see
+    :mod:`.hold`): 503 with ``Retry-After``."""
 
     status = 503
     error_type = "WriteHeld"
 
     def __init__(self, lock, retry_after=RETRY_AFTER):
+        held = lock.get("writes_held") or {}
+        until = (
+            "while it runs again a part of its work that met a write conflict"
+            if held.get("holding")
+            else "until it ends (hold_writes)"
+        )
         super().__init__(
             f"{_holder(lock)} is running on this site, and writes are held off "
-            "until it ends (the site's write hold is on). Nothing of this "
+            f"{until}. Nothing of this "
             f"request was saved. Try again in {retry_after} seconds; GET "
             "@upgrade/status shows the run's progress.",
             lock=lock,

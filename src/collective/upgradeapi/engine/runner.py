@@ -122,16 +122,20 @@ class Runner:
             with logcapture.capture() as collector, changes.recording(recorder):
                 self._collector = collector
                 try:
-                    self._execute(selection, plans, result)
-                except StepFailed:
-                    self._list_not_run(selection, plans, result)
+                    if self.commit == RUN and not self.dry_run:
+                        self._units.run_whole(
+                            lambda: self._attempt(selection, plans, result)
+                        )
+                    else:
+                        self._attempt(selection, plans, result)
                 finally:
                     self._collector = None
                 result.report = collector.text()
                 if recorder is not None:
                     result.changes = recorder.total(result.steps)
                     result.report += changeset.summary(result.changes) + "\n"
-            self._finish(result)
+            # What is left: a failing, doomed or dry unit.
+            self._units.txn.finish(False)
         result.committed = bool(result.commits)
         if result.commits:
             result.transaction_id = result.commits[-1]["transaction"]
@@ -140,16 +144,11 @@ class Runner:
         result.duration = time.monotonic() - started
         return result
 
-    def _finish(self, result):
-        """Commit a whole-run transaction that did not fail; abort the rest."""
-        txn = self._units.txn
-        if self._units.active or self.dry_run or not result.ok or txn.isDoomed():
-            # Units committed themselves; what is left is the failing unit.
-            txn.finish(False)
-            return
-        steps = [step for step in result.steps if step.status != NOT_RUN]
-        self._units.commit("run", steps)
-        self._units.txn.finish(False)
+    def _attempt(self, selection, plans, result):
+        try:
+            self._execute(selection, plans, result)
+        except StepFailed:
+            self._list_not_run(selection, plans, result)
 
     def _execute(self, selection, plans, result):
         if self.dry_run:

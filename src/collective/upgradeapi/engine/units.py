@@ -6,9 +6,13 @@ pending steps, or one step; Plone's core follow-ups are units of their own)
 commits on its own as soon as it is done, with the profile's recorded version
 moved past what the unit did, so a later run continues where this one
 stopped. A failing unit is aborted; the units before it stay committed. A
-write conflict at a unit's commit retries that unit only, from the newest
-state, up to :data:`ATTEMPTS` times. A dry run is one doomed transaction
-whatever the mode.
+dry run is one doomed transaction whatever the mode.
+
+A write conflict in a unit (the whole run with ``commit="run"``) aborts it
+and runs it again from the newest state, up to :data:`ATTEMPTS` times in
+all: ``notify("retry", (label, step_results))`` comes first, so that the
+run's lock holds writers off while the unit runs again (see
+:mod:`collective.upgradeapi.doors.hold`).
 """
 
 from collective.upgradeapi.engine import txn as txn_module
@@ -52,27 +56,46 @@ class Units:
         if not self.active:
             work()
             return
-        for attempt in range(1, ATTEMPTS + 1):
+
+        def attempt():
+            work()
+            self.commit(label, step_results)
+
+        self._attempts(label, lambda: step_results, attempt, _reset)
+
+    def run_whole(self, work):
+        """Do ``work()``, the whole run of ``commit="run"``, and commit it
+        unless a step failed or doomed it; run it again after a conflict."""
+        result = self.result
+
+        def attempt():
+            work()
+            if result.ok and not self.txn.isDoomed():
+                self.commit("run", [s for s in result.steps if s.status != NOT_RUN])
+
+        self._attempts("run", lambda: result.steps, attempt, list.clear)
+
+    def _attempts(self, label, step_results, attempt, reset):
+        for number in range(1, ATTEMPTS + 1):
             try:
-                work()
-                self.commit(label, step_results)
+                attempt()
                 return
             except ConflictError:
                 self.txn.finish(False)
-                self.txn = txn_module.next_transaction()
-                if attempt == ATTEMPTS:
+                if number == ATTEMPTS:
+                    self.txn = txn_module.next_transaction()
                     raise
                 logger.warning(
                     "Write conflict in unit %s (attempt %d of %d); running it "
                     "again from the newest state.",
                     label,
-                    attempt,
+                    number,
                     ATTEMPTS,
                 )
-                for step_result in step_results:
-                    step_result.status = NOT_RUN
-                    step_result.log = []
-                    step_result.error = None
+                self.notify("retry", (label, step_results()))
+                reset(step_results())
+                # Begun after the hold: the unit sees every write before it.
+                self.txn = txn_module.next_transaction()
 
     def commit(self, label, step_results):
         """Commit the current transaction as the unit ``label``; begin the next."""
@@ -94,3 +117,10 @@ class Units:
             }
         )
         self.txn = txn_module.next_transaction()
+
+
+def _reset(step_results):
+    for step_result in step_results:
+        step_result.status = NOT_RUN
+        step_result.log = []
+        step_result.error = None

@@ -326,4 +326,5 @@ def full(data, url):
         "report": data["report"],
         "transaction": data.get("transaction"),
         "cancel_requested": data.get("cancel_requested"),
+        "writes_held": data.get("writes_held"),
     }

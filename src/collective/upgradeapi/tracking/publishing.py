@@ -58,6 +58,7 @@ STATUS_KEYS = (
     "heartbeat",
     "stale",
     "error_info",
+    "writes_held",
     "last_run",
 )
 
@@ -101,6 +102,14 @@ class Progress:
         self.values["steps_done"] += step_result.status == "done"
         self.values["current_step"] = None
         self.ended.append(step_result.as_dict())
+        self.dirty = True
+
+    def retried(self, step_results):
+        """The unit of ``step_results`` runs again: its steps count again."""
+        values = self.values
+        values["steps_started"] -= sum(1 for r in step_results if r.status != "not_run")
+        values["steps_done"] -= sum(1 for r in step_results if r.status == "done")
+        values.update(phase=RUNNING, current_step=None)
         self.dirty = True
 
     def commit_point(self, side, token):
@@ -230,6 +239,7 @@ def status(state):
         run_id=progress.get("run_id"),
         heartbeat=held["heartbeat"],
         stale=held["stale"],
+        writes_held=held["writes_held"],
         last_run=last,
     )
     return answer
@@ -261,5 +271,6 @@ def outcome_status(last):
         commit=(last.get("selection") or {}).get("commit", "run"),
         run_id=last["id"],
         error_info=last["error"],
+        writes_held=last.get("writes_held"),
     )
     return answer

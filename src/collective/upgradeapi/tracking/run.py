@@ -10,6 +10,7 @@ it writes is in :mod:`.state`. Here: what the history and the answer say for
 each way a run can end.
 """
 
+from collective.upgradeapi import config
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import history
@@ -30,7 +31,16 @@ logger = logging.getLogger("collective.upgradeapi")
 
 
 @contextmanager
-def tracked_run(site, user, dry_run, selection, steps_total, versions, profiles=()):
+def tracked_run(
+    site,
+    user,
+    dry_run,
+    selection,
+    steps_total,
+    versions,
+    profiles=(),
+    hold=config.NEVER,
+):
     """The lifecycle of one run, around the work done in the ``with`` block.
 
     Yields the :class:`TrackedRun` (a listener for the runner); the block sets
@@ -46,9 +56,10 @@ def tracked_run(site, user, dry_run, selection, steps_total, versions, profiles=
     :param profiles: the profiles the run is planned to touch, as the
         history records them (``{"id", "versions"}``), so that a run that
         dies keeps them.
+    :param hold: the write hold's mode (:func:`.config.hold_mode`).
     :raises .errors.Locked: another run holds the lock; nothing recorded.
     """
-    tracked = TrackedRun(site, user, dry_run, selection)
+    tracked = TrackedRun(site, user, dry_run, selection, hold)
     tracked.acquire(steps_total, profiles)
     try:
         yield tracked
@@ -62,6 +73,7 @@ def tracked_run(site, user, dry_run, selection, steps_total, versions, profiles=
             error_type="ConflictError",
             status=409,
             run_id=tracked.run_id,
+            writes_held=tracked.held,
         ) from None
     except BaseException as exc:
         error = summary(exc)
@@ -105,18 +117,21 @@ def _profiles(tracked, versions):
 
 
 def _conflict_message(tracked, profiles):
-    what = (
-        "nothing was committed and the upgrade was not retried"
-        if tracked.progress.values["commit"] == "run"
-        else "the conflicting unit was retried and then rolled back; the "
-        "units before it stay committed"
+    unit = "upgrade" if tracked.progress.values["commit"] == "run" else "unit"
+    kept = (
+        "the units before it stay committed"
         if profiles.get("committed")
-        else "the conflicting unit was retried and then rolled back; nothing "
-        "was committed"
+        else "nothing was committed"
+    )
+    held = (
+        "without holding writes (hold_writes: false)"
+        if tracked.hold == config.NEVER
+        else "with other writes held"
     )
     return (
         "Another transaction changed the same data while the upgrade ran "
-        f"(a write conflict); {what}. Run it again, when editors are less busy."
+        f"(a write conflict); the conflicting {unit} was run again {held}, "
+        f"conflicted each time and was rolled back; {kept}. Run it again."
     )
 
 

@@ -53,6 +53,18 @@ GONE = (
 )
 
 
+def held_writes(mode, holding=False, seconds=0.0, units=()):
+    """The ``writes_held`` record of a run: its write hold's ``mode``,
+    whether writes are ``holding`` now, for how many ``seconds`` they were
+    held, and the ``units`` run again after a write conflict."""
+    return {
+        "mode": mode,
+        "holding": holding,
+        "seconds": round(seconds, 3),
+        "units": list(units),
+    }
+
+
 class RunState:
     """The lock, progress and history of one site, and their rules.
 
@@ -138,11 +150,24 @@ class RunState:
             if request
             else None,
             "committing": bool(held.get("committing")),
+            "writes_held": held.get("writes_held"),
         }
 
-    def take(self, token, user, dry_run, selection, progress, profiles=()):
+    def take(
+        self,
+        token,
+        user,
+        dry_run,
+        selection,
+        progress,
+        profiles=(),
+        hold=config.RETRIES,
+    ):
         """Take the lock for the run ``token``, record the run as running and
         its first ``progress`` (a dict, its ``run_id`` set here).
+
+        :param hold: the write hold's mode (:func:`.config.hold_mode`), kept
+            in the lock's ``writes_held`` with what was held so far.
 
         A lock whose holder is a process of this host that is gone is taken
         over (its run recorded as abandoned).
@@ -165,6 +190,7 @@ class RunState:
                 "since": at,
                 "dry_run": dry_run,
                 "holder": holders.identity(),
+                "writes_held": held_writes(hold),
             },
         )
         total = progress["steps_total"]
@@ -209,13 +235,25 @@ class RunState:
             self.publish(token, run_id, progress, steps)
         return verdict
 
-    def left_commit(self, token, run_id, steps):
+    def left_commit(self, token, run_id, steps, writes_held=None):
         """The run ``token`` committed a unit, its ``steps`` (``[profile,
-        id]``), and goes on."""
+        id]``), and goes on; ``writes_held`` (what was held so far, writes
+        no longer held) replaces the lock's."""
         held = self.get("lock")
         if self.holds(token) and held.get("committing"):
-            self.set("lock", {k: v for k, v in held.items() if k != "committing"})
+            held = {k: v for k, v in held.items() if k != "committing"}
+            if writes_held is not None:
+                held["writes_held"] = writes_held
+            self.set("lock", held)
             history.steps_committed(self, run_id, steps)
+
+    def retry_unit(self, token, writes_held):
+        """The run ``token`` runs a unit again after a write conflict (it is
+        not committing any more); ``writes_held`` replaces the lock's: the
+        write hold holds writers while it says ``holding``."""
+        if self.holds(token):
+            held = {k: v for k, v in self.get("lock").items() if k != "committing"}
+            self.set("lock", {**held, "writes_held": writes_held})
 
     def finish(self, token, run_id, outcome, ended=(), **data):
         """Record the end of the run ``token`` and release its lock, at once.

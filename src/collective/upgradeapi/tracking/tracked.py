@@ -21,6 +21,7 @@ at once), and its run is recorded as abandoned (``ProcessGone``), with what
 it had committed, by the first process that sees its lock.
 """
 
+from collective.upgradeapi import config
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
@@ -34,6 +35,7 @@ from collective.upgradeapi.tracking.store import SideConnection
 import logging
 import signal
 import threading
+import time
 import uuid
 
 
@@ -69,9 +71,11 @@ class TrackedRun:
     :param user: who runs it.
     :param dry_run: whether the run is a dry run.
     :param selection: what was asked, for the history (a JSON-able dict).
+    :param hold: the write hold's mode (:func:`.config.hold_mode`); a dry
+        run never holds writes.
     """
 
-    def __init__(self, site, user, dry_run, selection):
+    def __init__(self, site, user, dry_run, selection, hold=config.NEVER):
         self.site = site
         self.db = site._p_jar.db()
         self.oid = site._p_oid
@@ -96,6 +100,16 @@ class TrackedRun:
         #: whether the run is committing (a signal waits for the commit).
         self.committing = False
         self._previous_handlers = {}
+        self.hold = config.NEVER if dry_run else hold
+        #: seconds writes were held by units that ended, since when (a
+        #: ``time.monotonic()``) the unit running now holds them, the units
+        #: run again after a write conflict.
+        self.held_seconds = 0.0
+        self.held_since = None
+        self.retried = []
+        self.acquired = None
+        #: the ``writes_held`` recorded when the run ended.
+        self.held = None
 
     def acquire(self, steps_total, profiles=()):
         """Take the lock and record the run as running, in one transaction;
@@ -119,8 +133,10 @@ class TrackedRun:
                     self.selection,
                     self.progress.values,
                     profiles,
+                    self.hold,
                 )
             )
+            self.acquired = time.monotonic()
             self.ticker = Ticker(self)
             self.ticker.start()
             self._handle_signals()
@@ -151,7 +167,9 @@ class TrackedRun:
         try:
             if self.ticker is not None:
                 self.ticker.stop()
+            self._release_hold()
             data = {**_outcome(result, error), **recorded}
+            data["writes_held"] = self.held = self.writes_held()
             ended = self.progress.ended if result is None else ()
 
             def record(state):
@@ -229,10 +247,15 @@ class TrackedRun:
         if event == "committed":
             self.committing = False
             if self.progress.values["commit"] != "run":
+                self._release_hold()
                 keys = [[r.task.profile, r.task.id] for r in payload]
+                held = self.writes_held()
                 self._write(
-                    lambda state: state.left_commit(self.token, self.run_id, keys)
+                    lambda state: state.left_commit(self.token, self.run_id, keys, held)
                 )
+            return
+        if event == "retry":
+            self._retry(*payload)
             return
         if event == "start":
             self._stop_if_asked(payload)
@@ -249,6 +272,35 @@ class TrackedRun:
             self.step = None
             progress.step_ended(payload)
         self.ticker.publish_at(progress.due)
+
+    # -- the write hold ----------------------------------------------------
+
+    def writes_held(self):
+        """The run's ``writes_held`` (see :func:`.state.held_writes`)."""
+        seconds = self.held_seconds
+        if self.hold == config.WHOLE_RUN and self.acquired is not None:
+            seconds = time.monotonic() - self.acquired
+        elif self.held_since is not None:
+            seconds += time.monotonic() - self.held_since
+        return states.held_writes(
+            self.hold, self.held_since is not None, seconds, self.retried
+        )
+
+    def _retry(self, label, step_results):
+        """A unit runs again after a write conflict: writes are held from
+        now until it commits (unless the mode is ``never``), the lock saying
+        so before the unit's new transaction begins."""
+        self.retried.append(label)
+        self.progress.retried(step_results)
+        if self.hold == config.RETRIES and self.held_since is None:
+            self.held_since = time.monotonic()
+        held = self.writes_held()
+        self._write(lambda state: state.retry_unit(self.token, held))
+
+    def _release_hold(self):
+        if self.held_since is not None:
+            self.held_seconds += time.monotonic() - self.held_since
+            self.held_since = None
 
     def _write(self, change):
         try:

@@ -27,6 +27,7 @@ KEYS = (
     "mark_done",
     "stamp",
     "changes",
+    "hold_writes",
 )
 COMMIT_MODES = ("run", "profile", "step")
 FLAGS = ("dry_run", "dryRun")
@@ -113,7 +114,8 @@ def selection(data):
 
 
 def _options(data, selection):
-    """``{"commit", "mark_done", "changes"}`` from a checked body."""
+    """``{"commit", "mark_done", "changes", "hold_writes"}`` from a checked
+    body."""
     commit = data.get("commit", "run")
     if commit not in COMMIT_MODES:
         raise BadInput(
@@ -135,11 +137,19 @@ def _options(data, selection):
         raise BadInput(
             f"'changes' must be true or false, got {json.dumps(changes)[:100]}."
         )
+    hold_writes = data.get("hold_writes")
+    if "hold_writes" in data and not isinstance(hold_writes, bool):
+        raise BadInput(
+            "'hold_writes' must be true (hold other writes for the whole run) "
+            "or false (never hold them); leave it out for the site's default. "
+            f"Got {json.dumps(hold_writes)[:100]}."
+        )
     return {
         "commit": commit,
         "mark_done": mark_done,
         "stamp": None,
         "changes": changes,
+        "hold_writes": hold_writes,
     }
 
 
@@ -167,7 +177,8 @@ def parse(raw, query=()):
         names = shown(unknown)
         raise BadInput(
             f"Unknown key(s): {', '.join(names)}. Allowed keys: dry_run "
-            "(or its alias dryRun), profiles, steps, commit, mark_done, changes.",
+            "(or its alias dryRun), profiles, steps, commit, mark_done, changes, "
+            "hold_writes.",
             unknown_keys=names,
         )
     if "stamp" in data:

@@ -14,13 +14,13 @@ from zope.interface import alsoProvides
 
 class UpgradePost(UpgradeSubPathService):
     """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps", "commit",
-    "mark_done", "changes"}``.
+    "mark_done", "changes", "hold_writes"}``.
 
     Answers plone.restapi's keys (``@id``, ``dry_run``, ``report``,
     ``upgraded``, ``versions``) plus ``steps``, ``profiles``, ``committed``,
-    ``duration``, ``run_id`` and ``run`` (the history entry's URL), and
-    ``changes`` (per step and for the run) for a dry run, or when
-    ``"changes": true`` asks for it on a real run. A failing
+    ``duration``, ``run_id``, ``run`` (the history entry's URL) and
+    ``writes_held``, and ``changes`` (per step and for the run) for a dry
+    run, or when ``"changes": true`` asks for it on a real run. A failing
     step: HTTP 500, nothing committed. Bad input: HTTP 400, nothing run.
     Another run holds the lock: HTTP 409.
     """
