@@ -14,7 +14,7 @@ default write hold (only while a unit runs again after a write conflict):
   the answer, the status and the history say how long writes were held.
 
 The figures (documents, edits per second, run duration, writes held) are
-printed (``pytest -s``).
+logged (``pytest -o log_cli=true -k live_site``).
 """
 
 from collective.upgradeapi import config
@@ -29,6 +29,7 @@ from plone.app.testing import SITE_OWNER_PASSWORD
 from plone.app.testing import TEST_USER_ID
 from plone.app.testing import TEST_USER_NAME
 
+import logging
 import os
 import pytest
 import threading
@@ -37,6 +38,7 @@ import transaction
 
 
 pytestmark = pytest.mark.slow
+logger = logging.getLogger("collective.upgradeapi.tests")
 
 LIVE = "collective.upgradeapi.testing:live"
 FIRST = "Live: touch the documents 1"
@@ -181,8 +183,8 @@ def test_an_upgrade_finishes_on_a_live_site(
     )
     assert site.portal_setup.getLastVersionForProfile(LIVE) == ("4",)
     written = editors.count(ok)
-    print(
-        f"\nlive site, commit={commit}: {DOCUMENTS} documents, "
+    logger.warning(
+        f"live site, commit={commit}: {DOCUMENTS} documents, "
         f"{len(editors.edits)} edits ({written} saved, {editors.count(held)} "
         f"held with 503, others: {len(editors.edits) - written - editors.count(held)}) "
         f"in {editors.seconds:.1f} s = {len(editors.edits) / editors.seconds:.1f}/s; "

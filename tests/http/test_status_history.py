@@ -1,5 +1,6 @@
 """One upgrade at a time: the lock, the live status and the history of runs."""
 
+from collective.upgradeapi.engine import units
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.testing import slow
@@ -81,6 +82,7 @@ def test_status_idle(site, api, example):
         "heartbeat": None,
         "stale": None,
         "error_info": None,
+        "writes_held": None,
         "last_run": None,
     }
 
@@ -321,10 +323,30 @@ def test_stale_after_is_configurable(api, plant_lock, monkeypatch):
     assert (lock["stale"], lock["stale_after"]) == (True, 10)
 
 
-def test_conflict_is_answered_not_rerun(api, rewind, snapshot):
+def test_a_conflict_runs_the_run_again(api, rewind, snapshot):
+    """A write conflict: the whole run (commit "run") runs again from the
+    newest state, with writes held, and commits."""
+    rewind({FLAKY: "6000"})
+    slow.CONFLICTS["left"] = 1
+    try:
+        response = api.post("/@upgrade", json={"profiles": [FLAKY]})
+    finally:
+        slow.CONFLICTS["left"] = 0
+
+    assert response.status_code == 200, response.text
+    held = response.json()["writes_held"]
+    assert (held["mode"], held["holding"], held["units"]) == ("retries", False, ["run"])
+    assert held["seconds"] > 0
+    # The first attempt was rolled back: the step's work is there once.
+    assert snapshot()["markers"] == ["flaky-6001"]
+    runs = api.get("/@upgrade/history").json()["items"]
+    assert [(run["id"], run["result"]) for run in runs] == [(1, "success")]
+
+
+def test_conflict_after_every_attempt_is_answered(api, rewind, snapshot):
     rewind({FLAKY: "6000"})
     before = snapshot()
-    slow.CONFLICTS["left"] = 1
+    slow.CONFLICTS["left"] = units.ATTEMPTS
     try:
         response = api.post("/@upgrade", json={"profiles": [FLAKY]})
     finally:
@@ -333,13 +355,14 @@ def test_conflict_is_answered_not_rerun(api, rewind, snapshot):
     assert response.status_code == 409, response.text
     assert response.json()["type"] == "ConflictError"
     assert "Run it again" in response.json()["message"]
+    assert response.json()["writes_held"]["units"] == ["run"] * (units.ATTEMPTS - 1)
     assert snapshot() == before
     runs = api.get("/@upgrade/history").json()["items"]
     assert [(run["id"], run["result"]) for run in runs] == [(1, "error")]
     assert runs[0]["error"]["type"] == "ConflictError"
     assert api.get("/@upgrade/lock").json()["lock"] is None
 
-    # Asked again, the run goes through: the step ran once per request.
+    # Asked again, the run goes through.
     response = api.post("/@upgrade", json={"profiles": [FLAKY]})
     assert response.status_code == 200, response.text
     assert snapshot()["markers"] == ["flaky-6001"]

@@ -135,7 +135,8 @@ def upgrade(
         result too (``result.ok`` is false, nothing was committed).
     :raises .engine.selection.SelectionError: the selection cannot run (400).
     :raises .errors.Locked: another run holds the lock (409).
-    :raises .errors.UpgradeError: a write conflict (409), nothing committed;
+    :raises .errors.UpgradeError: a write conflict at every attempt of a
+        unit (409), nothing more committed;
         ``mark_done`` without the permission :data:`MARK_DONE` (403).
     """
     if mark_done:

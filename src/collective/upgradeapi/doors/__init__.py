@@ -8,8 +8,9 @@
 - :mod:`.classic`: the classic upgrade forms (``@@plone-upgrade``, the add-ons
   control panel's upgrade button, portal_setup's upgrade form and
   ``upgradeProfile``) refuse with 409 while the lock is held;
-- :mod:`.hold`: the opt-in write hold: other requests that would write get
-  503 while a real run holds the lock.
+- :mod:`.hold`: the write hold: other requests that would write get 503
+  while a real run holds writes (its whole run, or a unit it runs again
+  after a write conflict).
 
 What they answer is in :mod:`.refusals`.
 """

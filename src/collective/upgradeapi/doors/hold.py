@@ -81,7 +81,14 @@ def hold_writers(event):
         return
     if not changed(transaction.get(), site._p_jar.db()):
         return
-    lock = fresh_lock(site)
+    try:
+        lock = fresh_lock(site)
+    except Exception:
+        logger.warning(
+            "Write hold: the upgrade lock could not be read; the write goes on.",
+            exc_info=True,
+        )
+        return
     if lock is None or lock.get("dry_run") or lock.get("stale"):
         return
     held = lock.get("writes_held") or {}

@@ -10,7 +10,7 @@ This module knows nothing of HTTP, locks or history. :class:`Runner` takes a
 - **Real run**: a step that raises aborts the whole transaction; no step of
   the run stays applied. A step's commit becomes a savepoint, so the run stays
   atomic; the run commits once, at its end, with a note and the user for the
-  Undo tab.
+  Undo tab. A write conflict runs it again (see :mod:`.units`).
 
 Most callers want :func:`collective.upgradeapi.api.upgrade`, which adds the
 lock, the live status and the history around a run.
