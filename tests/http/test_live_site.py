@@ -1,6 +1,7 @@
 """An upgrade that finishes on a live site.
 
-A site with :data:`DOCUMENTS` documents in one folder; editor threads edit
+A site with :data:`DOCUMENTS` documents in one folder (a layer of its own,
+made once); editor threads edit
 them over HTTP, as fast as the server answers, each edit a document of its
 own; the live profile's three steps change every one of those documents
 (:mod:`collective.upgradeapi.testing.live`). In each commit mode, with the
@@ -18,23 +19,28 @@ logged (``pytest -o log_cli=true -k live_site``).
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.testing import FIXTURE
 from collective.upgradeapi.testing import live
 from collective.upgradeapi.testing import slow
 from collective.upgradeapi.testing.status import at_step
 from collective.upgradeapi.testing.status import wait_for_status
+from plone.app.testing import FunctionalTesting
 from plone.app.testing import login
+from plone.app.testing import logout
+from plone.app.testing import PloneSandboxLayer
 from plone.app.testing import setRoles
 from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
 from plone.app.testing import TEST_USER_ID
 from plone.app.testing import TEST_USER_NAME
+from plone.testing.zope import WSGI_SERVER_FIXTURE
+from pytest_plone import fixtures_factory
 
 import logging
 import os
 import pytest
 import threading
 import time
-import transaction
 
 
 pytestmark = pytest.mark.slow
@@ -46,18 +52,41 @@ DOCUMENTS = 2000
 EDITORS = 3
 
 
+class LiveSiteLayer(PloneSandboxLayer):
+    """The test site plus the folder ``live`` with :data:`DOCUMENTS`
+    Documents, made once for every test of this module."""
+
+    defaultBases = (FIXTURE,)
+
+    def setUpPloneSite(self, portal):
+        setRoles(portal, TEST_USER_ID, ["Manager"])
+        login(portal, TEST_USER_NAME)
+        portal.invokeFactory("Folder", live.FOLDER)
+        for number in range(DOCUMENTS):
+            portal[live.FOLDER].invokeFactory(
+                "Document", f"doc-{number}", title="Before"
+            )
+        logout()
+
+
+LIVE_SITE = FunctionalTesting(
+    bases=(LiveSiteLayer(), WSGI_SERVER_FIXTURE),
+    name="CollectiveUpgradeAPI:LiveSite",
+)
+# Set up for this module's tests only, then torn down.
+globals().update(fixtures_factory(((LIVE_SITE, "live_site"),), keep_session=False))
+
+
+@pytest.fixture
+def site(live_site):
+    """This module's site: the fixtures of ``conftest`` use it."""
+    return live_site["portal"]
+
+
 @pytest.fixture
 def folder(site):
-    """The folder ``live`` with :data:`DOCUMENTS` Documents, committed."""
-    setRoles(site, TEST_USER_ID, ["Manager"])
-    login(site, TEST_USER_NAME)
-    site.invokeFactory("Folder", live.FOLDER)
-    folder = site[live.FOLDER]
-    for number in range(DOCUMENTS):
-        folder.invokeFactory("Document", f"doc-{number}", title="Before")
-    transaction.commit()
     live.reset()
-    yield folder
+    yield site[live.FOLDER]
     live.reset()
 
 
