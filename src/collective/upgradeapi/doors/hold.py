@@ -8,14 +8,21 @@ the unit runs again and cleared when it commits); ``never`` never.
 
 A subscriber to Zope's ``IPubBeforeCommit`` runs just before the publisher
 commits a request's transaction. When that transaction changed objects in
-the site's database and the site's lock holds writes, it raises
-:class:`.refusals.WriteHeld`: Zope aborts the transaction (nothing the request
-did is committed, no after-success hook runs) and answers 503 with
-``Retry-After``. Requests that write nothing, reads, go on.
+the site's database, it joins the transaction a data manager
+(:class:`HoldCheck`) that votes last: there, the site's lock is read, and
+when it holds writes, :class:`.refusals.WriteHeld` is raised: the
+transaction is aborted (nothing the request did is committed, no
+after-success hook runs) and Zope answers 503 with ``Retry-After``. Requests
+that write nothing, reads, go on.
 
 - The lock is read as committed now, through a connection of its own (the
   request's connection shows the database as it was when the request began),
   and only for requests that wrote something.
+- It is read while the request's transaction holds the storage's commit lock
+  (the database's own data manager voted first): a run that starts holding
+  writes commits that after the write (which its next attempt then sees), or
+  before the check (which then holds the write). No write slips between a
+  hold and the attempt it protects.
 - The run's own request is never held: the run commits through its own
   transaction manager and releases the lock before the publisher commits,
   and the ``@upgrade`` services are left alone anyway.
@@ -72,31 +79,63 @@ def changed(txn, db):
 
 @adapter(IPubBeforeCommit)
 def hold_writers(event):
-    """Raise :class:`.refusals.WriteHeld` for a write while a run holds writes."""
+    """Have a request that wrote checked at the end of its commit."""
     request = event.request
     if isinstance(request.get("PUBLISHED"), LET_THROUGH):
         return
     site = plone_site()
     if site is None:
         return
-    if not changed(transaction.get(), site._p_jar.db()):
-        return
-    try:
-        lock = fresh_lock(site)
-    except Exception:
-        logger.warning(
-            "Write hold: the upgrade lock could not be read; the write goes on.",
-            exc_info=True,
+    txn = transaction.get()
+    if changed(txn, site._p_jar.db()):
+        txn.join(HoldCheck(site, request))
+
+
+class HoldCheck:
+    """A data manager that raises :class:`.refusals.WriteHeld` at its vote,
+    the last one, while the site's lock holds writes."""
+
+    transaction_manager = None
+
+    def __init__(self, site, request):
+        self.site = site
+        self.request = request
+
+    def sortKey(self):  # noqa: N802 (the data manager interface's name)
+        return "~collective.upgradeapi.write-hold"
+
+    def tpc_vote(self, txn):
+        try:
+            lock = fresh_lock(self.site)
+        except Exception:
+            logger.warning(
+                "Write hold: the upgrade lock could not be read; the write goes on.",
+                exc_info=True,
+            )
+            return
+        if lock is None or lock.get("dry_run") or lock.get("stale"):
+            return
+        held = lock.get("writes_held") or {}
+        if held.get("mode") != config.WHOLE_RUN and not held.get("holding"):
+            return
+        logger.info(
+            "Write hold: %s %s was not committed, an upgrade is running.",
+            self.request.get("REQUEST_METHOD"),
+            self.request.get("PATH_INFO"),
         )
-        return
-    if lock is None or lock.get("dry_run") or lock.get("stale"):
-        return
-    held = lock.get("writes_held") or {}
-    if held.get("mode") != config.WHOLE_RUN and not held.get("holding"):
-        return
-    logger.info(
-        "Write hold: %s %s was not committed, an upgrade is running.",
-        request.get("REQUEST_METHOD"),
-        request.get("PATH_INFO"),
-    )
-    raise WriteHeld(lock)
+        raise WriteHeld(lock)
+
+    def abort(self, txn):
+        pass
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_finish(self, txn):
+        pass
+
+    def tpc_abort(self, txn):
+        pass
