@@ -13,6 +13,8 @@ outcome of the last run (``committed``, ``rolled_back``, ``failed``,
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.engine.results import DONE
+from collective.upgradeapi.engine.results import NOT_RUN
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
@@ -107,8 +109,8 @@ class Progress:
     def retried(self, step_results):
         """The unit of ``step_results`` runs again: its steps count again."""
         values = self.values
-        values["steps_started"] -= sum(1 for r in step_results if r.status != "not_run")
-        values["steps_done"] -= sum(1 for r in step_results if r.status == "done")
+        values["steps_started"] -= sum(1 for r in step_results if r.status != NOT_RUN)
+        values["steps_done"] -= sum(1 for r in step_results if r.status == DONE)
         values.update(phase=RUNNING, current_step=None)
         self.dirty = True
 

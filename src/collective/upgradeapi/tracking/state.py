@@ -166,12 +166,11 @@ class RunState:
         """Take the lock for the run ``token``, record the run as running and
         its first ``progress`` (a dict, its ``run_id`` set here).
 
-        :param hold: the write hold's mode (:func:`.config.hold_mode`), kept
-            in the lock's ``writes_held`` with what was held so far.
-
         A lock whose holder is a process of this host that is gone is taken
         over (its run recorded as abandoned).
 
+        :param hold: the write hold's mode (:func:`.config.hold_mode`), kept
+            in the lock's ``writes_held`` with what was held so far.
         :returns: the run's id in the history.
         :raises .errors.Locked: another run holds the lock.
         """
