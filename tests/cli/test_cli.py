@@ -1001,11 +1001,15 @@ def test_run_posts_commit_and_mark_done(fake):
 
     fake_cli(fake, "run", "--all", "--commit", "step")
     fake_cli(fake, "run", "--step", "1", "--mark-done", "--commit", "run")
+    fake_cli(fake, "run", "--hold-writes", "--no-changes")
+    fake_cli(fake, "run", "--dry-run", "--no-hold-writes", "--changes")
 
     bodies = [json.loads(body) for method, _, body in fake.seen if method == "POST"]
     assert bodies == [
         {"dry_run": False, "profiles": "all", "commit": "step"},
         {"dry_run": False, "steps": ["1"], "commit": "run", "mark_done": True},
+        {"dry_run": False, "changes": False, "hold_writes": True},
+        {"dry_run": True, "changes": True, "hold_writes": False},
     ]
 
 

@@ -149,6 +149,24 @@ def test_dry_run_totals_and_summary(api, changing):
     assert "1 object removed (1 Document)" in summary
 
 
+def test_the_history_keeps_the_report(api, changing, example):
+    answer = _post(api, dry_run=True).json()
+
+    response = api.get(f"/@upgrade/history/{answer['run_id']}")
+
+    example("upgrade_history_changes", response)
+    entry = response.json()
+    assert entry["changes"] == answer["changes"]
+    assert [s.get("changes") for s in entry["steps"]] == [
+        s["changes"] for s in answer["steps"]
+    ]
+    # A run without a report keeps none.
+    quiet = _post(api, dry_run=True, changes=False).json()
+    entry = api.get(f"/@upgrade/history/{quiet['run_id']}").json()
+    assert "changes" not in entry
+    assert all("changes" not in step for step in entry["steps"])
+
+
 def test_real_run_reports_what_the_database_then_holds(api, changing):
     before = changing()
 

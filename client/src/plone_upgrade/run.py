@@ -38,6 +38,13 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
 )
 @option("--mark-done", is_flag=True, help="Record the chosen steps as done; run none.")
 @option(
+    "--hold-writes/--no-hold-writes",
+    default=None,
+    help="Hold other writers (503) for the whole run, or never; by default the "
+    "site's choice (writes are held only while a unit runs again after a write "
+    "conflict).",
+)
+@option(
     "--changes/--no-changes",
     default=None,
     help="Report what each step changed (+ added, ~ changed, - removed); on by "
@@ -69,6 +76,7 @@ def run(
     commit,
     mark_done,
     changes,
+    hold_writes,
     **shown,
 ):
     """Run the pending upgrades (POST @upgrade), all or nothing.
@@ -93,6 +101,8 @@ def run(
         body["commit"] = commit
     if changes is not None:
         body["changes"] = changes
+    if hold_writes is not None:
+        body["hold_writes"] = hold_writes
     if mark_done:
         body["mark_done"] = True
         what += ", marking steps done without running them"

@@ -96,6 +96,7 @@ class SiteDoor(Door):
                 commit=body.get("commit", "run"),
                 mark_done=body.get("mark_done", False),
                 changes=body.get("changes"),
+                hold_writes=body.get("hold_writes"),
             )
             transaction.begin()
             answer = documents.run_result(self.site, result, self.service_url)

@@ -327,4 +327,6 @@ def full(data, url):
         "transaction": data.get("transaction"),
         "cancel_requested": data.get("cancel_requested"),
         "writes_held": data.get("writes_held"),
+        # The change report, when the run recorded one.
+        **({"changes": data["changes"]} if data.get("changes") is not None else {}),
     }

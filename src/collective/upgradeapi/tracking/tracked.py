@@ -22,6 +22,7 @@ it had committed, by the first process that sees its lock.
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
@@ -40,6 +41,10 @@ import uuid
 
 
 logger = logging.getLogger("collective.upgradeapi")
+
+#: Most bytes of a run's change report its history entry keeps, and as much
+#: again for its steps' reports (see :func:`.engine.changeset.bound`).
+CHANGES_BUDGET = 32 * 1024
 
 
 class LockLost(RunCancelled):
@@ -358,9 +363,16 @@ def _outcome(result, error):
     data = {"error": error}
     if result is None:
         return data
+    steps = [step.as_dict() for step in result.steps]
+    if result.changes is not None:
+        # The change report, bounded: the run's, and a share of it per step.
+        data["changes"] = changeset.bound(result.changes, CHANGES_BUDGET)
+        share = max(1024, CHANGES_BUDGET // max(len(steps), 1))
+        for step, ran in zip(steps, result.steps, strict=True):
+            step["changes"] = changeset.bound(ran.changes or {}, share)
     data.update(
         profiles=[profile.as_dict() for profile in result.profiles],
-        steps=[step.as_dict() for step in result.steps],
+        steps=steps,
         report=result.report,
         committed=result.committed,
         transaction=result.transaction_id,
