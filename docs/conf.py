@@ -15,5 +15,5 @@ root_doc = "index"
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-html_theme = "alabaster"
+html_theme = "plone_sphinx_theme"
 intersphinx_mapping = {}
