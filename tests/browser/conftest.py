@@ -10,9 +10,8 @@ Screenshots for the docs (``docs/screenshots/``) are written with
 ``UPDATE_EXAMPLES=1``, like the HTTP examples.
 """
 
+from collective.upgradeapi.testing.status import log_in
 from pathlib import Path
-from plone.app.testing import SITE_OWNER_NAME
-from plone.app.testing import SITE_OWNER_PASSWORD
 
 import os
 import pytest
@@ -65,17 +64,7 @@ def browser():
 def login_cookie(site):
     """Plone's ``__ac`` cookie of the site owner, from the login form."""
     with requests.Session() as session:
-        response = session.post(
-            f"{site.absolute_url()}/login",
-            data={
-                "__ac_name": SITE_OWNER_NAME,
-                "__ac_password": SITE_OWNER_PASSWORD,
-                "buttons.login": "Log in",
-            },
-            allow_redirects=False,
-        )
-        assert response.status_code == 302, response.text
-        return session.cookies["__ac"]
+        return log_in(session, site.absolute_url())
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ browser send: Plone's ``__ac`` cookie, a form body, no token, another Origin.
 Every refusal leaves the database as it was.
 """
 
+from collective.upgradeapi.testing.status import log_in
 from collective.upgradeapi.testing.versions import CORE
 from collective.upgradeapi.testing.versions import FS
 from collective.upgradeapi.testing.versions import LAST
 from plone.app.testing import SITE_OWNER_NAME
-from plone.app.testing import SITE_OWNER_PASSWORD
 
 import html
 import pytest
@@ -29,16 +29,7 @@ def cookie(site):
     """A browser's session: logged in through Plone's login form (``__ac``)."""
     session = requests.Session()
     session.headers.update(HTML)
-    response = session.post(
-        f"{site.absolute_url()}/login",
-        data={
-            "__ac_name": SITE_OWNER_NAME,
-            "__ac_password": SITE_OWNER_PASSWORD,
-            "buttons.login": "Log in",
-        },
-        allow_redirects=False,
-    )
-    assert response.status_code == 302, response.text
+    log_in(session, site.absolute_url())
     session.base = site.absolute_url()
     yield session
     session.close()

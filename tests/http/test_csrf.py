@@ -6,9 +6,7 @@ application/json`` or a plone.protect token; clients with an
 The cookie is Plone's own ``__ac``, from a real login through the login form.
 """
 
-# The fixtures shared with test_doors are imported: they are arguments here.
-# ruff: noqa: F401, F811
-
+from collective.upgradeapi.testing.status import log_in
 from plone.app.testing import SITE_OWNER_NAME
 from plone.app.testing import SITE_OWNER_PASSWORD
 
@@ -31,18 +29,7 @@ def cookie(site):
     no ``Authorization`` header."""
     session = requests.Session()
     session.headers["Accept"] = "application/json"
-    response = session.post(
-        f"{site.absolute_url()}/login",
-        data={
-            "__ac_name": SITE_OWNER_NAME,
-            "__ac_password": SITE_OWNER_PASSWORD,
-            "buttons.login": "Log in",
-        },
-        headers={"Accept": "text/html"},
-        allow_redirects=False,
-    )
-    assert response.status_code == 302, response.text
-    assert "__ac" in session.cookies
+    log_in(session, site.absolute_url())
     session.base = site.absolute_url()
     yield session
     session.close()

@@ -1,6 +1,27 @@
-"""Helpers for tests that follow a run through ``GET @upgrade/status``."""
+"""Helpers for functional tests over HTTP: log in as a browser does, and
+follow a run through ``GET @upgrade/status``."""
+
+from plone.app.testing import SITE_OWNER_NAME
+from plone.app.testing import SITE_OWNER_PASSWORD
 
 import time
+
+
+def log_in(session, site_url):
+    """Log ``session`` in as the site owner through Plone's login form: an
+    ``__ac`` cookie, no ``Authorization`` header; return the cookie."""
+    response = session.post(
+        f"{site_url}/login",
+        data={
+            "__ac_name": SITE_OWNER_NAME,
+            "__ac_password": SITE_OWNER_PASSWORD,
+            "buttons.login": "Log in",
+        },
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text
+    return session.cookies["__ac"]
 
 
 def wait_for_status(api, predicate, timeout=120):
