@@ -91,6 +91,15 @@ def test_private_name_is_used_where_listed(name, used_in):
     )
 
 
+def test_permission_attribute_names_are_as_the_role_map_reads_them():
+    """engine/changeset.role_map finds a permission's stored roles by the
+    name Zope gives its attribute (``_<name>_Permission``)."""
+    from AccessControl.Permission import getPermissionIdentifier
+
+    name = getPermissionIdentifier("Modify portal content")
+    assert name.startswith("_") and name.endswith("_Permission")
+
+
 def test_resolve_tells_a_missing_name():
     assert not resolve("ZODB.Connection.Connection._no_such_attribute")
     assert not resolve("transaction.TransactionManager._no_such_attribute")

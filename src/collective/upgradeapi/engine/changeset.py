@@ -106,7 +106,9 @@ _PERMISSIONS = {}
 def role_map(site):
     """The role settings stored on the site (Zope keeps each permission's
     roles in an attribute of the object; a list acquires, a tuple does not).
-    Permissions not set there acquire their roles and cannot change unseen."""
+    Permissions not set there acquire their roles and cannot change unseen.
+    The attributes are named as ``getPermissionIdentifier`` names them
+    (``_<name>_Permission``; tests/engine/test_compat.py checks it)."""
     found = {}
     for attribute, roles in vars(aq_base(site)).items():
         if attribute.startswith("_") and attribute.endswith("_Permission"):
