@@ -4,21 +4,39 @@ Each test upgrades one rewound site twice: with Plone's own API
 (``portal_migration.upgrade``, ``portal_setup.upgradeProfile``), read what it
 left, abort; then with this add-on, read again, compare. :func:`site_state`
 reads what an upgrade can change; :func:`differences` names each difference.
+:func:`check_report` holds a change report against two states; the
+``plone60`` fixture opens copies of a database made by Plone 6.0.
 """
 
+from AccessControl.SecurityManagement import newSecurityManager
+from AccessControl.SecurityManagement import noSecurityManager
+from AccessControl.users import UnrestrictedUser
 from Acquisition import aq_base
 from collections import UserList
 from collections.abc import Mapping
 from collective.upgradeapi import compat
 from collective.upgradeapi.testing import steps
+from pathlib import Path
 from plone.app.testing import SITE_OWNER_NAME
 from plone.registry.interfaces import IRegistry
 from plone.testing.zope import login
 from plone.testing.zope import logout
+from Testing.makerequest import makerequest
+from ZODB.FileStorage import FileStorage
 from zope.component import getUtility
+from zope.component.hooks import getSite
+from zope.component.hooks import setSite
+from zope.event import notify
+from zope.globalrequest import getRequest
+from zope.globalrequest import setRequest
+from zope.traversing.interfaces import BeforeTraverseEvent
 
 import contextlib
+import gzip
 import pytest
+import shutil
+import transaction
+import ZODB
 
 
 # -- the snapshot --------------------------------------------------------------
@@ -227,6 +245,99 @@ def differences(plone, addon, limit=10):
     return lines
 
 
+# -- the change report against the state ---------------------------------------
+
+MISSING = object()
+#: The sections of the state the change report covers. What it does not cover
+#: (local components, the workflows' own definitions, the markers of the test
+#: steps, content beyond the catalog's size) is left out of the comparison.
+COVERED = (
+    "profile_versions",
+    "registry_records",
+    "catalog_state",
+    "type_infos",
+    "actions",
+    "role_map",
+    "workflows",
+)
+
+
+def changed_keys(before, after):
+    """Per covered section, the keys whose value differs."""
+    return {
+        section: {
+            key
+            for key in before[section].keys() | after[section].keys()
+            if before[section].get(key, MISSING) != after[section].get(key, MISSING)
+        }
+        for section in COVERED
+    }
+
+
+def _names(part):
+    return set(part.get("added", ())) | set(part.get("removed", ()))
+
+
+def _count(report, verb):
+    by_type = report.get("content", {}).get(verb, {})
+    return sum(entry["count"] for entry in by_type.values())
+
+
+def reported_keys(report):
+    """The same keys, as the change report names them."""
+    catalog = report.get("catalog", {})
+    actions = report.get("actions", {})
+    moved = _names(actions)
+    chains = report.get("workflows", {}).get("chains", {})
+    return {
+        "profile_versions": set(report.get("versions", {})),
+        "registry_records": _names(report.get("registry", {}))
+        | set(report.get("registry", {}).get("changed", {})),
+        "catalog_state": {
+            f"index {name}" for name in _names(catalog.get("indexes", {}))
+        }
+        | ({"metadata"} if catalog.get("metadata") else set())
+        | ({"size"} if _count(report, "added") != _count(report, "removed") else set()),
+        "type_infos": _names(report.get("types", {}))
+        | set(report.get("types", {}).get("changed", {})),
+        "actions": {
+            f"portal_actions{path}" for path in moved | set(actions.get("changed", {}))
+        }
+        | {f"portal_actions{path.rsplit('/', 1)[0]} (order)" for path in moved},
+        "role_map": set(report.get("role_map", {})),
+        "workflows": {
+            "(default chain)" if name == "(default)" else f"chain {name}"
+            for part in chains.values()
+            for name in part
+        },
+    }
+
+
+def check_report(report, before, after, setup):
+    """Assert that the change ``report`` names exactly the keys that changed
+    from the state ``before`` to ``after`` in :data:`COVERED`; return them.
+
+    The state reads the versions of profiles with upgrade steps and of core
+    add-ons; the report also those of profiles a step installed: their new
+    version is checked against ``setup`` (``portal_setup``) instead.
+    """
+    real = changed_keys(before, after)
+    reported = reported_keys(report)
+    for profile_id in reported["profile_versions"] - set(after["profile_versions"]):
+        old, new = report["versions"][profile_id]
+        assert old == "unknown"
+        assert ".".join(setup.getLastVersionForProfile(profile_id)) == new
+        reported["profile_versions"].discard(profile_id)
+    wrong = [
+        f"{section}: changed, not reported: {sorted(real[section] - keys)}; "
+        f"reported, not changed: {sorted(keys - real[section])}"
+        for section, keys in reported.items()
+        if keys != real[section]
+    ]
+    assert not wrong, "The change report is wrong:\n" + "\n".join(wrong)
+    return real
+
+
 # -- fixtures ------------------------------------------------------------------
 
 
@@ -256,8 +367,62 @@ def state():
 def compare():
     """``compare(plone, addon)``: fail with every difference of two states."""
 
-    def compare(plone, addon):
+    def compare(plone, addon, message="Plone and this add-on differ"):
         diff = differences(plone, addon)
-        assert not diff, "Plone and this add-on differ:\n" + "\n".join(diff)
+        assert not diff, f"{message}:\n" + "\n".join(diff)
 
     return compare
+
+
+@pytest.fixture
+def report_truth():
+    """:func:`check_report`, for the tests."""
+    return check_report
+
+
+#: A database made by Plone 6.0.15: see ``scripts/make-plone60-fixture.py``.
+PLONE60 = Path(__file__).parent.parent / "fixtures" / "plone60.fs.gz"
+
+
+@contextlib.contextmanager
+def _open_site(path):
+    """The site ``Plone`` of the FileStorage at ``path``, as the in-process
+    door opens one: a request at the top, the site hook and the browser layers
+    set (``BeforeTraverseEvent``), a Manager working. Closed afterwards, all
+    uncommitted work aborted, the previous site hook and request put back."""
+    previous_site, previous_request = getSite(), getRequest()
+    db = ZODB.DB(FileStorage(str(path)))
+    connection = db.open()
+    try:
+        app = makerequest(connection.root()["Application"])
+        app.REQUEST["PARENTS"] = [app]
+        setRequest(app.REQUEST)
+        manager = UnrestrictedUser("upgrader", "", ["Manager"], [])
+        newSecurityManager(app.REQUEST, manager.__of__(app.acl_users))
+        site = app["Plone"]
+        notify(BeforeTraverseEvent(site, app.REQUEST))
+        yield site
+    finally:
+        transaction.abort()
+        noSecurityManager()
+        connection.close()
+        db.close()
+        setSite(previous_site)
+        setRequest(previous_request)
+
+
+@pytest.fixture
+def plone60(functional, tmp_path):
+    """``with plone60(name) as site``: the Plone 6.0 site of a copy of the
+    database :data:`PLONE60` of its own (unpacked on first use, reopened from
+    disk afterwards), opened in this process (the test layer loaded the code).
+    """
+
+    def plone60(name):
+        path = tmp_path / f"{name}.fs"
+        if not path.exists():
+            with gzip.open(PLONE60, "rb") as source, path.open("wb") as target:
+                shutil.copyfileobj(source, target)
+        return _open_site(path)
+
+    return plone60
