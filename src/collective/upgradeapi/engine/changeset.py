@@ -12,6 +12,7 @@ from plone.registry.interfaces import IRegistry
 from ZODB.POSException import ConflictError
 from zope.component import getUtility
 
+import copy
 import json
 import logging
 
@@ -50,18 +51,25 @@ def short(value):
 # -- readers: site -> picture --------------------------------------------------
 
 
+def _copy(value):
+    """A stored value as it is now: a step may change a stored dict or list in
+    place (Plone 6.2's step ``update_iimagingschema_fields`` adds to the dict
+    of ``plone.picture_variants``), so the picture keeps its own copy."""
+    return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
+
+
 def registry(site, before=None, names=()):
     """The registry's values; with ``before`` (a picture), only ``names`` are
     read again (plone.registry announces every write)."""
     # Its values' BTree: records[name] would build a field each.
     values = getUtility(IRegistry, context=site).records._values
     if before is None or before.get("registry") is None:
-        return dict(values.items())
+        return {name: _copy(value) for name, value in values.items()}
     if not names:
         return before["registry"]
     found = dict(before["registry"])
     for name in names:
-        found[name] = values.get(name, MISSING)
+        found[name] = _copy(values.get(name, MISSING))
     return {name: value for name, value in found.items() if value is not MISSING}
 
 
