@@ -8,8 +8,9 @@ reads what an upgrade can change; :func:`differences` names each difference.
 ``plone60`` fixture opens copies of a database made by Plone 6.0.
 """
 
+from AccessControl.SecurityManagement import getSecurityManager
 from AccessControl.SecurityManagement import newSecurityManager
-from AccessControl.SecurityManagement import noSecurityManager
+from AccessControl.SecurityManagement import setSecurityManager
 from AccessControl.users import UnrestrictedUser
 from Acquisition import aq_base
 from collections import UserList
@@ -389,8 +390,9 @@ def _open_site(path):
     """The site ``Plone`` of the FileStorage at ``path``, as the in-process
     door opens one: a request at the top, the site hook and the browser layers
     set (``BeforeTraverseEvent``), a Manager working. Closed afterwards, all
-    uncommitted work aborted, the previous site hook and request put back."""
-    previous_site, previous_request = getSite(), getRequest()
+    uncommitted work aborted, the previous site hook, request and security
+    context put back."""
+    previous = getSite(), getRequest(), getSecurityManager()
     db = ZODB.DB(FileStorage(str(path)))
     connection = db.open()
     try:
@@ -404,11 +406,11 @@ def _open_site(path):
         yield site
     finally:
         transaction.abort()
-        noSecurityManager()
         connection.close()
         db.close()
-        setSite(previous_site)
-        setRequest(previous_request)
+        setSite(previous[0])
+        setRequest(previous[1])
+        setSecurityManager(previous[2])
 
 
 @pytest.fixture

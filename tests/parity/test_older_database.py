@@ -34,7 +34,11 @@ def test_a_plone_60_database(plone60, state, compare, report_truth):
         assert dry.ok, dry.failed_step.error
         report = dry.changes
     with plone60("dry") as site:
-        compare(before, state(site), "The dry run changed the database")
+        compare(
+            before,
+            state(site),
+            "The dry run changed the database (Plone: before, this add-on: after)",
+        )
 
     with plone60("real") as site:
         assert state(site) == before
