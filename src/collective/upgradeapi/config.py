@@ -46,22 +46,28 @@ def _product_config():
     return product_config.get(PRODUCT) or {}
 
 
-def _positive_int(setting):
-    variable, key, default = setting
+def _given(setting):
+    """``(source, value)`` of each place ``setting`` is given, the
+    environment first; a blank value is not given."""
+    variable, key, _default = setting
     for source, raw in (
         (variable, os.environ.get(variable)),
         (f"zope.conf {key}", _product_config().get(key)),
     ):
-        if raw in (None, ""):
-            continue
+        if raw is not None and str(raw).strip():
+            yield source, str(raw).strip()
+
+
+def _positive_int(setting):
+    for source, raw in _given(setting):
         try:
-            value = int(str(raw).strip())
+            value = int(raw)
         except ValueError:
             value = 0
         if value > 0:
             return value
         logger.warning("Ignoring %s=%r: a positive integer is expected.", source, raw)
-    return default
+    return setting[2]
 
 
 def stale_after():
@@ -89,10 +95,8 @@ def host_name():
     must set ``COLLECTIVE_UPGRADEAPI_HOST`` (or ``host`` in zope.conf) to
     names of their own.
     """
-    variable, key, _default = HOST
-    for raw in (os.environ.get(variable), _product_config().get(key)):
-        if raw not in (None, "") and str(raw).strip():
-            return str(raw).strip()
+    for _source, raw in _given(HOST):
+        return raw
     return socket.gethostname()
 
 
@@ -113,20 +117,13 @@ def write_hold():
     ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD=off`` turns off what zope.conf turned
     on. Any other value is ignored with a warning.
     """
-    variable, key, default = WRITE_HOLD
-    for source, raw in (
-        (variable, os.environ.get(variable)),
-        (f"zope.conf {key}", _product_config().get(key)),
-    ):
-        if raw in (None, ""):
-            continue
-        value = str(raw).strip().lower()
-        if value in TRUTHY:
+    for source, raw in _given(WRITE_HOLD):
+        if raw.lower() in TRUTHY:
             return True
-        if value in FALSY:
+        if raw.lower() in FALSY:
             return False
         logger.warning("Ignoring %s=%r: on or off is expected.", source, raw)
-    return default
+    return None
 
 
 #: The write hold's modes (see :mod:`collective.upgradeapi.doors.hold`):

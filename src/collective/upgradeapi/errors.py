@@ -39,7 +39,7 @@ class UpgradeError(Exception):
     :param error_type: the ``type`` key; the class's :attr:`error_type` if
         omitted.
     :param status: the HTTP status; the class's :attr:`status` if omitted.
-    :param hints: what can be done next, :data:`HINTS` names.
+    :param hints: what can be done next (:data:`FOLLOW`...).
     :param details: extra keys of the body.
 
     :attr:`headers` are set on the response with the status.
@@ -84,7 +84,12 @@ FOLLOW = "follow"
 CANCEL = "cancel"
 BREAK = "break"
 LIST = "list"
-HINTS = (FOLLOW, CANCEL, BREAK, LIST)
+
+
+def started_by(lock):
+    """Whose run holds ``lock``: "An upgrade started by admin"."""
+    what = "A dry run" if lock.get("dry_run") else "An upgrade"
+    return f"{what} started by {lock.get('user')}"
 
 
 class Locked(UpgradeError):
@@ -100,8 +105,7 @@ class Locked(UpgradeError):
     def held(cls, lock):
         """For a run that finds the lock held: who holds it, since when,
         whether it looks alive and what to do."""
-        who = "A dry run" if lock["dry_run"] else "An upgrade"
-        started = f"{who} started by {lock['user']}"
+        started = started_by(lock)
         if not lock["stale"]:
             return cls(
                 f"{started} is running on this site (see 'lock': its process, "

@@ -17,7 +17,8 @@ of the API each, with the lock, the tracking and the history of every run.
 from AccessControl import getSecurityManager
 from collective.upgradeapi import api
 from collective.upgradeapi import errors
-from collective.upgradeapi.engine.txn import kept_request_annotations
+from collective.upgradeapi.engine.runner import COMMIT_MODES
+from collective.upgradeapi.engine.txn import run_for_request
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
@@ -35,12 +36,11 @@ _ = MessageFactory("collective.upgradeapi")
 PAGE = "@@upgrade-controlpanel"
 #: The buttons of the page's forms, in the order they are looked for.
 ACTIONS = ("dry_run", "upgrade", "mark_done", "stamp", "cancel", "break_lock")
-COMMIT_MODES = ("run", "profile", "step")
 #: The states of :func:`.api.status` while a run holds the lock.
 ACTIVE = ("preparing", "running", "committing")
 #: Runs the page lists; older ones are in ``GET @upgrade/history``.
 HISTORY_SHOWN = 50
-#: The hints of an error (:data:`.errors.HINTS`), in this page's terms.
+#: The hints of an error (:attr:`.errors.UpgradeError.hints`), in this page's terms.
 HOW = {
     errors.FOLLOW: _("This page shows the run's progress."),
     errors.CANCEL: _("A Manager can cancel it here: Cancel the run."),
@@ -78,28 +78,10 @@ def posted(request):
     return request.get("REQUEST_METHOD", "GET").upper() == "POST"
 
 
-def checked(request):
-    """Refuse (403) a POST that another web site could have sent; see
-    :func:`.services.csrf.check` (plone.protect's authenticator, as Plone's
-    forms send it)."""
-    csrf.check(request)
-
-
 def show_run(view, site, result):
     """Answer a run started from a form: a redirect (303) to its entry."""
     view.request.response.redirect(page_url(site, result.run_id), status=303)
     return ""
-
-
-def run_guarded(request, call):
-    """Call ``call()`` (a run), keeping what steps queued for after the
-    request (cache purges) only when the run committed."""
-    result = None
-    with kept_request_annotations(
-        request, lambda: result is not None and result.committed
-    ):
-        result = call()
-    return result
 
 
 class UpgradePage(BrowserView):
@@ -184,7 +166,8 @@ class UpgradePage(BrowserView):
 
     def submit(self):
         """Do what the pressed button asks; see the module."""
-        checked(self.request)
+        # A POST another web site could have sent is refused (403).
+        csrf.check(self.request)
         form = self.request.form
         action = next((a for a in ACTIONS if f"form.buttons.{a}" in form), None)
         if action is None:
@@ -221,7 +204,7 @@ class UpgradePage(BrowserView):
 
     def start(self, dry_run, mark_done=False):
         selection, commit = self.selection(), self.commit_mode()
-        result = run_guarded(
+        result = run_for_request(
             self.request,
             lambda: api.upgrade(
                 self.context,

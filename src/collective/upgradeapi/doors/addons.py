@@ -17,11 +17,10 @@ profile, else its first one) with :func:`collective.upgradeapi.api.upgrade`:
 """
 
 from collective.upgradeapi import api
-from collective.upgradeapi import documents
-from collective.upgradeapi.engine.txn import kept_request_annotations
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.services import csrf
+from collective.upgradeapi.services.base import answer_run
 from collective.upgradeapi.services.base import AnswersRefusals
 from plone.restapi.services.addons.addons import Addons
 from plone.restapi.services.addons.post import AddonsPost as RestapiAddonsPost
@@ -41,18 +40,10 @@ class EngineAddons(Addons):
                 f"There is no add-on {shown([product_id])[0]!r} with a "
                 "GenericSetup profile. GET @addons lists the add-ons."
             )
-        site = self.context
-        result = None
-        # What steps queue for after a successful request (cache purges) is
-        # dropped unless the run committed.
-        with kept_request_annotations(
-            self.request, lambda: result is not None and result.committed
-        ):
-            result = api.upgrade(site, api.Selection(profiles=(profile["id"],)))
-        body = documents.run_result(site, result, f"{site.absolute_url()}/@upgrade")
-        failure = documents.run_failure(result, body)
-        if failure is not None:
-            raise failure
+        selection = api.Selection(profiles=(profile["id"],))
+        answer_run(
+            self.request, self.context, lambda: api.upgrade(self.context, selection)
+        )
         return True
 
 

@@ -23,12 +23,12 @@ the lock (:mod:`.classic`, 409).
 
 from collective.upgradeapi import api
 from collective.upgradeapi.browser.page import _
-from collective.upgradeapi.browser.page import checked
 from collective.upgradeapi.browser.page import page_url
 from collective.upgradeapi.browser.page import posted
-from collective.upgradeapi.browser.page import run_guarded
 from collective.upgradeapi.browser.page import show_run
+from collective.upgradeapi.engine.txn import run_for_request
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.services import csrf
 from plone.base.utils import get_installer
 from Products.CMFPlone.browser.admin import Upgrade
 from Products.CMFPlone.controlpanel.browser.quickinstaller import UpgradeProductsView
@@ -44,9 +44,9 @@ class PloneUpgrade(Upgrade):
         if not (posted(self.request) and self.request.form.get("form.submitted")):
             self.request.response.redirect(page_url(site))
             return ""
-        checked(self.request)
+        csrf.check(self.request)
         dry_run = bool(self.request.form.get("dry_run"))
-        result = run_guarded(
+        result = run_for_request(
             self.request, lambda: api.upgrade(site, api.Selection(), dry_run=dry_run)
         )
         return show_run(self, site, result)
@@ -63,7 +63,7 @@ class UpgradeProducts(UpgradeProductsView):
         if not posted(self.request) or not products:
             self.request.response.redirect(panel)
             return ""
-        checked(self.request)
+        csrf.check(self.request)
         installer = get_installer(site, self.request)
         profiles = []
         for product in [products] if isinstance(products, str) else products:
@@ -75,7 +75,7 @@ class UpgradeProducts(UpgradeProductsView):
                 return self.refuse(panel, missing)
             profiles.append(profile["id"])
         try:
-            result = run_guarded(
+            result = run_for_request(
                 self.request,
                 lambda: api.upgrade(site, api.Selection(profiles=tuple(profiles))),
             )

@@ -12,6 +12,7 @@ from Acquisition import aq_chain
 from collective.upgradeapi import api
 from collective.upgradeapi.errors import BREAK
 from collective.upgradeapi.errors import Locked
+from collective.upgradeapi.errors import started_by
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services.errors import HOW
 from collective.upgradeapi.tracking.store import SideConnection
@@ -47,11 +48,6 @@ def fresh_lock(site):
         side.close()
 
 
-def _holder(lock):
-    what = "A dry run" if lock.get("dry_run") else "An upgrade"
-    return f"{what} started by {lock.get('user')}"
-
-
 def _stale_hint(lock):
     if not lock.get("stale"):
         return ""
@@ -63,7 +59,7 @@ class DoorClosed(Locked):
 
     def __init__(self, door, lock):
         super().__init__(
-            f"{_holder(lock)} holds this site's upgrade lock (see 'lock'); "
+            f"{started_by(lock)} holds this site's upgrade lock (see 'lock'); "
             f"{door} is closed while it runs, so that two upgrades never "
             "overlap. Nothing was done. Follow the run with GET "
             "@upgrade/status and try again when it has ended." + _stale_hint(lock),
@@ -87,7 +83,7 @@ class WriteHeld(UpgradeError):
             else "until it ends (hold_writes)"
         )
         super().__init__(
-            f"{_holder(lock)} is running on this site, and writes are held off "
+            f"{started_by(lock)} is running on this site, and writes are held off "
             f"{until}. Nothing of this "
             f"request was saved. Try again in {retry_after} seconds; GET "
             "@upgrade/status shows the run's progress.",

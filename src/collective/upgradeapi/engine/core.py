@@ -42,7 +42,7 @@ def run_core(runner, plans, result):
     step, nothing after the core profile).
     """
     planner = runner.planner
-    migration = runner.migration
+    migration = planner.migration
     core_id = planner.core_profile_id
     pre, post = planner.core_addon_ids()
     by_id = {plan.id: plan for plan in plans}

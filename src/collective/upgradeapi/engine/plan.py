@@ -74,19 +74,15 @@ class Planner:
     def is_installed(self, profile_id):
         return self.instance_version(profile_id) != UNKNOWN
 
-    def profile_exists(self, profile_id):
+    def profile_info(self, profile_id):
+        """GenericSetup's info of a registered profile, or ``None``."""
         try:
-            self.setup.getProfileInfo(profile_id)
+            return self.setup.getProfileInfo(profile_id)
         except KeyError:
-            return False
-        return True
+            return None
 
-    def title(self, profile_id):
-        try:
-            info = self.setup.getProfileInfo(profile_id)
-        except KeyError:
-            return profile_id
-        return info.get("title") or profile_id
+    def profile_exists(self, profile_id):
+        return self.profile_info(profile_id) is not None
 
     def listed(self, profile_id):
         """The step infos GenericSetup lists as pending for ``profile_id``.
@@ -150,11 +146,13 @@ class Planner:
             for info in listed
         ]
         top = None
-        if steps or (fs is not None and self._newer(instance, fs)):
+        if steps or (
+            fs is not None and normalize_version(instance) > normalize_version(fs)
+        ):
             top = self.top_version(profile_id, listed)
         return ProfilePlan(
             id=profile_id,
-            title=self.title(profile_id),
+            title=(self.profile_info(profile_id) or {}).get("title") or profile_id,
             core=core,
             fs=fs,
             instance=instance,
@@ -162,18 +160,10 @@ class Planner:
             top=top,
         )
 
-    @staticmethod
-    def _newer(version, than):
-        return normalize_version(version) > normalize_version(than)
-
     def core_group(self):
         """Profile ids of the core upgrade, in the order Plone runs them."""
         pre, post = self.core_addon_ids()
-        ordered = []
-        for profile_id in [*pre, self.core_profile_id, *post]:
-            if profile_id not in ordered:
-                ordered.append(profile_id)
-        return ordered
+        return list(dict.fromkeys([*pre, self.core_profile_id, *post]))
 
     def addon_ids(self):
         """Installed non-core profiles with registered upgrade steps, in run order."""

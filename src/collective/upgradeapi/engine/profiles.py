@@ -79,8 +79,7 @@ class ProfilePlan:
     @property
     def code_version(self):
         """The newest version the code knows: ``metadata.xml`` or ``top``."""
-        known = [v for v in (self.fs, self.top) if v is not None]
-        return max(known, key=normalize_version, default=None)
+        return highest([v for v in (self.fs, self.top) if v is not None])
 
     @property
     def metadata_lags(self):

@@ -74,8 +74,6 @@ class Runner:
         self.mark_done = mark_done
         self.changes = dry_run if changes is None else changes
         self.planner = Planner(site)
-        self.setup = self.planner.setup
-        self.migration = self.planner.migration
         #: callables ``listener(event, payload)``: ``("plan", [ProfilePlan])``
         #: before the first step, ``("start" | "end", StepResult)`` around each.
         self.listeners = []
@@ -89,8 +87,6 @@ class Runner:
     def _notify(self, event, payload):
         for listener in self.listeners:
             listener(event, payload)
-
-    # -- running ---------------------------------------------------------
 
     def run(self, selection, before_commit=None):
         """Run ``selection``; return a :class:`.results.RunResult`.
@@ -155,8 +151,7 @@ class Runner:
             logger.info("Dry run: nothing will be committed.")
         core_ids = set(self.planner.core_group())
         core_plans = [plan for plan in plans if plan.id in core_ids]
-        other_plans = [plan for plan in plans if plan.id not in core_ids]
-        only = set(selection.steps) if selection.steps is not None else None
+        only = selection.only
         runs_core_path = (
             only is None
             and not self.mark_done
@@ -166,17 +161,18 @@ class Runner:
             )
         )
         if runs_core_path:
-            self._run_core(core_plans, result)
+            core.run_core(self, core_plans, result)
         else:
             for plan in core_plans:
                 self.run_profile(plan, result, only)
-        for plan in other_plans:
-            self.run_profile(plan, result, only)
+        for plan in plans:
+            if plan.id not in core_ids:
+                self.run_profile(plan, result, only)
 
     def _list_not_run(self, selection, plans, result):
         """After a failure, list the planned steps that never got their turn."""
         listed = {(r.task.profile, r.task.id) for r in result.steps}
-        only = set(selection.steps) if selection.steps is not None else None
+        only = selection.only
         for plan in plans:
             for step in plan.steps:
                 if step.done or (plan.id, step.id) in listed:
@@ -186,10 +182,6 @@ class Runner:
                         step.id, plan.id, step.title, step.source, step.dest, None
                     )
                     result.steps.append(StepResult(task=task))
-
-    def _run_core(self, plans, result):
-        """Plone's own upgrade sequence, step by step (see :mod:`.core`)."""
-        core.run_core(self, plans, result)
 
     def run_task(self, task, result):
         """Run one :class:`.results.Task` as a unit of its own (a core
@@ -213,13 +205,13 @@ class Runner:
                 step.title,
                 step.source,
                 step.dest,
-                lambda entity=step.entity: entity.doStep(self.setup),
+                lambda entity=step.entity: entity.doStep(self.planner.setup),
             )
             for step in steps
         ]
         # All tasks are queued first, so that a failure lists the rest as not run.
         queued = [self._queue(task, result) for task in tasks]
-        if self._units.mode == STEP:
+        if self.commit == STEP:
             for index, step_result in enumerate(queued):
                 self._units.run(
                     f"{plan.id} {step_result.task.title}",
@@ -239,9 +231,7 @@ class Runner:
             if step_result.status == NOT_RUN:
                 self._run_queued(step_result)
         ran = {step_result.task.id for step_result in queued}
-        advance_version(self.site, self.setup, plan, ran)
-
-    # -- tasks -----------------------------------------------------------
+        advance_version(self.site, self.planner.setup, plan, ran)
 
     def _queue(self, task, result):
         step_result = StepResult(task=task)

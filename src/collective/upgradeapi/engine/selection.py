@@ -24,9 +24,9 @@ class Selection:
     steps: tuple | None = None
 
     @property
-    def runs_core_path(self):
-        """Whether Plone's own core sequence (with its follow-ups) runs."""
-        return self.steps is None and self.profiles in (None, "all")
+    def only(self):
+        """The step ids to run, as a set; ``None``: every pending step."""
+        return None if self.steps is None else set(self.steps)
 
     def as_dict(self):
         """The selection as the history records it."""

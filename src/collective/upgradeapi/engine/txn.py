@@ -171,26 +171,25 @@ def in_step(txn, title):
         txn.step = None
 
 
-@contextlib.contextmanager
-def kept_request_annotations(request, keep):
-    """Undo what the block queued on the request unless ``keep()`` says so.
+def run_for_request(request, call):
+    """Call ``call()``, a run, and return its :class:`.results.RunResult`;
+    what it queued on ``request`` for after a successful request is dropped
+    unless the run committed.
 
     After-success hooks (plone.cachepurging's purges, for example) queue their
     work on the request's annotations while steps run. A dry run or a failed
     run must not let that work out, so the annotations are put back as they
     were before the run.
-
-    :param keep: called after the block; ``True`` keeps what it queued.
     """
     annotations = IAnnotations(request, None) if request is not None else None
-    before = {}
-    if annotations is not None:
-        # Copies: hooks add to the sets and lists they find (in place).
-        before = {key: copy.copy(value) for key, value in annotations.items()}
+    # Copies: hooks add to the sets and lists they find (in place).
+    before = {key: copy.copy(value) for key, value in (annotations or {}).items()}
+    result = None
     try:
-        yield
+        result = call()
     finally:
-        if annotations is not None and not keep():
+        if annotations is not None and not (result is not None and result.committed):
             for key in [key for key in annotations if key not in before]:
                 del annotations[key]
             annotations.update(before)
+    return result

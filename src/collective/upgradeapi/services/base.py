@@ -1,7 +1,11 @@
 """What the upgrade services share: the site's URL, the user, refusals."""
 
 from collective.upgradeapi import api
+from collective.upgradeapi import documents
+from collective.upgradeapi.engine.txn import run_for_request
+from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
+from collective.upgradeapi.errors import WrongMethod
 from collective.upgradeapi.services import errors
 from plone.restapi.services import Service
 from zope.interface import implementer
@@ -29,6 +33,50 @@ class AnswersRefusals:
             transaction.doom()
             errors.render(error, self.request)
             return None
+
+
+def answer_run(request, site, call):
+    """The answer of ``POST @upgrade`` for the run ``call()`` (an
+    :func:`.api.upgrade`); when a step failed, its error (500) is raised.
+
+    What steps queue for after a successful request (cache purges) is dropped
+    unless the run committed (:func:`.engine.txn.run_for_request`).
+    """
+    result = run_for_request(request, call)
+    body = documents.run_result(site, result, f"{site.absolute_url()}/@upgrade")
+    failure = documents.run_failure(result, body)
+    if failure is not None:
+        raise failure
+    return body
+
+
+#: The methods each resource under ``@upgrade`` answers: its ``Allow``.
+ALLOWED = {
+    "": ("GET", "POST"),
+    "status": ("GET",),
+    "history": ("GET",),
+    "history/<id>": ("GET",),
+    "lock": ("GET", "DELETE"),
+    "run": ("DELETE",),
+}
+SUB_PATHS = "status, history, history/<id>, lock and run (DELETE: cancel)"
+
+
+def allowed(params):
+    """The methods ``@upgrade/<params>`` answers, or ``None``: no such resource."""
+    history_id = params[:1] == ["history"] and len(params) == 2
+    return ALLOWED.get("history/<id>" if history_id else "/".join(params))
+
+
+def refusal(method, params):
+    """What ``method`` on ``@upgrade/<params>`` gets when that resource does
+    not answer it: 404 (no such resource) or 405 (with ``Allow``)."""
+    allow = allowed(params)
+    if allow is None:
+        return UnknownResource(
+            f"There is no @upgrade/{'/'.join(params)}. Available: @upgrade/{SUB_PATHS}."
+        )
+    return WrongMethod(method, "/".join(["@upgrade", *params]), allow)
 
 
 #: The response header by which a client knows it talks to this add-on's

@@ -35,7 +35,7 @@ PAGE = """<!DOCTYPE html>
 
 TITLES = {409: "An upgrade is running", 503: "An upgrade is running: try again"}
 
-#: The hints of :class:`UpgradeError` (:data:`.errors.HINTS`) over HTTP.
+#: The hints of :class:`UpgradeError` (:attr:`.errors.UpgradeError.hints`) over HTTP.
 HOW = {
     FOLLOW: "Follow the run with GET @upgrade/status.",
     CANCEL: "A Manager can cancel it with DELETE @upgrade/run (plone-upgrade "

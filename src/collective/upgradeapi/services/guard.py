@@ -23,9 +23,9 @@ the API's place. Three rules keep the name this package's:
 
 from collective.upgradeapi.errors import NotAcceptable
 from collective.upgradeapi.errors import ReservedName
+from collective.upgradeapi.services.base import allowed
+from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import SERVICE_HEADER
-from collective.upgradeapi.services.upgrade.runs import ALLOWED
-from collective.upgradeapi.services.upgrade.runs import refusal
 from OFS.interfaces import IObjectWillBeMovedEvent
 from plone.base.interfaces import IPloneSiteRoot
 from plone.rest.interfaces import IAPIRequest
@@ -127,19 +127,14 @@ class OtherMethods:
 
     def refusal(self):
         as_json(self.request)
-        error = self._error()
+        method = (self.request.get("REQUEST_METHOD") or "GET").upper()
+        if method in (allowed(self.path) or ()):
+            resource = "/".join([NAME, *self.path])
+            error = NotAcceptable(
+                f"{resource[:200]} answers JSON only: send 'Accept: "
+                "application/json'. Nothing was done."
+            )
+        else:
+            error = refusal(method, self.path)
         error.headers[SERVICE_HEADER] = "collective.upgradeapi"
         return error
-
-    def _error(self):
-        path = self.path
-        history_id = path[:1] == ["history"] and len(path) == 2
-        allow = ALLOWED.get("history/<id>" if history_id else "/".join(path))
-        method = (self.request.get("REQUEST_METHOD") or "GET").upper()
-        if allow is None or method not in allow:
-            return refusal(method, path)
-        resource = "/".join([NAME, *path])
-        return NotAcceptable(
-            f"{resource[:200]} answers JSON only: send 'Accept: "
-            "application/json'. Nothing was done."
-        )

@@ -5,6 +5,7 @@ silently. What fails answers 400 (:class:`collective.upgradeapi.errors.BadInput`
 and nothing runs.
 """
 
+from collective.upgradeapi.engine.runner import COMMIT_MODES
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.errors import BadInput
@@ -29,7 +30,6 @@ KEYS = (
     "changes",
     "hold_writes",
 )
-COMMIT_MODES = ("run", "profile", "step")
 FLAGS = ("dry_run", "dryRun")
 
 
@@ -72,19 +72,23 @@ def load(raw):
     return data
 
 
+def _flag(data, key, expected="true or false"):
+    """The boolean ``data[key]``, ``None`` when it is not given."""
+    value = data.get(key)
+    if key in data and not isinstance(value, bool):
+        raise BadInput(f"'{key}' must be {expected}, got {json.dumps(value)[:100]}.")
+    return value
+
+
 def _dry_run(data):
-    flags = {key: data[key] for key in FLAGS if key in data}
-    for key, value in flags.items():
-        if not isinstance(value, bool):
-            raise BadInput(
-                f"'{key}' must be true or false, got {json.dumps(value)[:100]}."
-            )
+    flags = {key: _flag(data, key) for key in FLAGS if key in data}
     if len(set(flags.values())) > 1:
         raise BadInput("'dry_run' and 'dryRun' disagree; send one of them.")
     return next(iter(flags.values()), False)
 
 
-def _id_list(data, key):
+def _id_list(data, key, profiles=False):
+    """The ids of ``data[key]``, once each; profile ids without ``profile-``."""
     value = data[key]
     if (
         not isinstance(value, list)
@@ -95,6 +99,8 @@ def _id_list(data, key):
             f"'{key}' must be a non-empty list of ids"
             + (' or "all".' if key == "profiles" else ".")
         )
+    if profiles:
+        value = [normalise_profile_id(item) for item in value]
     return tuple(dict.fromkeys(value))
 
 
@@ -104,11 +110,8 @@ def selection(data):
         raise BadInput("Send either 'profiles' or 'steps', not both.")
     profiles = None
     if "profiles" in data:
-        if data["profiles"] == "all":
-            profiles = "all"
-        else:
-            ids = _id_list(data, "profiles")
-            profiles = tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))
+        all_ = data["profiles"] == "all"
+        profiles = "all" if all_ else _id_list(data, "profiles", profiles=True)
     steps = _id_list(data, "steps") if "steps" in data else None
     return Selection(profiles=profiles, steps=steps)
 
@@ -122,34 +125,23 @@ def _options(data, selection):
             f"'commit' must be one of {', '.join(COMMIT_MODES)}; got "
             f"{json.dumps(commit)[:100]}."
         )
-    mark_done = data.get("mark_done", False)
-    if not isinstance(mark_done, bool):
-        raise BadInput(
-            f"'mark_done' must be true or false, got {json.dumps(mark_done)[:100]}."
-        )
+    mark_done = bool(_flag(data, "mark_done"))
     if mark_done and (selection.steps is None and selection.profiles in (None, "all")):
         raise BadInput(
             "'mark_done' records chosen steps as done without running them: "
             "name them with 'steps', or their profiles with 'profiles' (a list)."
         )
-    changes = data.get("changes")
-    if "changes" in data and not isinstance(changes, bool):
-        raise BadInput(
-            f"'changes' must be true or false, got {json.dumps(changes)[:100]}."
-        )
-    hold_writes = data.get("hold_writes")
-    if "hold_writes" in data and not isinstance(hold_writes, bool):
-        raise BadInput(
-            "'hold_writes' must be true (hold other writes for the whole run) "
-            "or false (never hold them); leave it out for the site's default. "
-            f"Got {json.dumps(hold_writes)[:100]}."
-        )
     return {
         "commit": commit,
         "mark_done": mark_done,
         "stamp": None,
-        "changes": changes,
-        "hold_writes": hold_writes,
+        "changes": _flag(data, "changes"),
+        "hold_writes": _flag(
+            data,
+            "hold_writes",
+            "true (hold other writes for the whole run) or false (never hold "
+            "them), or left out for the site's default",
+        ),
     }
 
 
@@ -194,8 +186,7 @@ def _stamp(data):
         raise BadInput(
             f"'stamp' goes alone; remove {', '.join(shown(others))}.",
         )
-    ids = _id_list(data, "stamp")
-    return tuple(dict.fromkeys(normalise_profile_id(p) for p in ids))
+    return _id_list(data, "stamp", profiles=True)
 
 
 @adapter(RecursionError, IAPIRequest)

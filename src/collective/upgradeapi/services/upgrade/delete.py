@@ -1,10 +1,17 @@
 """DELETE /<site>/@upgrade/lock and /run: break a dead run's lock, cancel a run."""
 
+from collective.upgradeapi import documents
+from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.services import csrf
+from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import UpgradeSubPathService
-from collective.upgradeapi.services.upgrade import runs
+from collective.upgradeapi.services.errors import shown_lock
 from plone.protect.interfaces import IDisableCSRFProtection
 from zope.interface import alsoProvides
+
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("", "0", "false", "no", "off")
 
 
 class UpgradeDelete(UpgradeSubPathService):
@@ -16,11 +23,24 @@ class UpgradeDelete(UpgradeSubPathService):
     404. A lock that is alive: 409; with ``force=true``, its run is asked to
     cancel instead (202, ``"broken": false``): a live lock is never broken.
 
-    ``run``: asks the running run to cancel (202); it stops at its next step
+    ``run``: asks the running run to cancel (202, ``{"@id",
+    "cancel_requested", "message", "lock"}``); it stops at its next step
     boundary, commits nothing more and releases the lock. No run: 404.
     """
 
     def reply(self):
         csrf.check(self.request)
         alsoProvides(self.request, IDisableCSRFProtection)
-        return runs.reply_delete(self, self.params)
+        site, url, user = self.context, self.service_url, self.current_user()
+        if self.params == ["lock"]:
+            force = self.request.form.get("force", "")
+            if not isinstance(force, str) or force.lower() not in TRUE + FALSE:
+                raise BadInput("'force' must be true or false.")
+            done = documents.unlocked(site, url, user, force.lower() in TRUE)
+        elif self.params == ["run"]:
+            done = documents.cancelled(site, url, user)
+        else:
+            raise refusal("DELETE", self.params)
+        if not done.get("broken"):
+            self.request.response.setStatus(202)
+        return {**done, "lock": shown_lock(done["lock"])}

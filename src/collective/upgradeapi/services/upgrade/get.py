@@ -1,14 +1,14 @@
-"""GET /<site>/@upgrade: what the site needs, core and every add-on profile.
+"""GET /<site>/@upgrade: what the site needs, core and every add-on profile;
+its sub-resources: the status, the history, one run, the lock."""
 
-Sub-paths: ``@upgrade/status``, ``@upgrade/history``,
-``@upgrade/history/<id>`` and ``@upgrade/lock`` (see :mod:`.runs`).
-"""
-
+from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
+from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import UpgradeSubPathService
-from collective.upgradeapi.services.upgrade import runs
+from collective.upgradeapi.services.errors import shown_lock
+from collective.upgradeapi.tracking import history
 from urllib.parse import parse_qs
 
 
@@ -19,14 +19,30 @@ class UpgradeGet(UpgradeSubPathService):
     plus ``needs_upgrade`` and ``profiles``: every installed profile with
     pending steps (or recorded newer than its code), core first, in run order.
 
-    ``GET /plone/@upgrade/status``, ``/history``, ``/history/<id>`` and
-    ``/lock``: the live status, the history of runs, one run, the lock.
+    ``GET /plone/@upgrade/status``, ``/history[?b_start=&b_size=]`` (runs,
+    newest first), ``/history/<id>`` (one run with steps, logs and report)
+    and ``/lock``: the live status, the history of runs, one run, the lock.
     """
 
     def reply(self):
-        if self.params:
-            return runs.reply_get(self, self.params)
-        return self.reply_pending()
+        site, url, params = self.context, self.service_url, self.params
+        if not params:
+            return documents.pending(site, url, self.profile_param())
+        if params == ["status"]:
+            answer = api.status(site)
+            last = answer["last_run"]
+            if last is not None:
+                last = history.summary(last, documents.run_url(url, last["id"]))
+            return {"@id": f"{url}/status", **answer, "last_run": last}
+        if params == ["history"]:
+            self.batch_param("b_start", 0)
+            self.batch_param("b_size", 1)
+            return documents.history_listing(site, url, self.request)
+        if len(params) == 2 and params[0] == "history":
+            return documents.history_entry(site, url, params[1])
+        if params == ["lock"]:
+            return {"@id": f"{url}/lock", "lock": shown_lock(api.lock_info(site))}
+        raise refusal("GET", params)
 
     def profile_param(self):
         """The ``profile`` parameter, or ``None``; no other parameter is taken."""
@@ -47,5 +63,14 @@ class UpgradeGet(UpgradeSubPathService):
             raise BadInput("Give one profile id.")
         return profile
 
-    def reply_pending(self):
-        return documents.pending(self.context, self.service_url, self.profile_param())
+    def batch_param(self, name, lowest):
+        """Refuse a batching parameter that is not an integer >= ``lowest``."""
+        raw = self.request.form.get(name)
+        if raw is None:
+            return
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or value < lowest:
+            raise BadInput(f"'{name}' must be an integer of at least {lowest}.")

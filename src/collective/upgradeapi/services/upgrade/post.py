@@ -2,11 +2,11 @@
 
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
-from collective.upgradeapi.engine.txn import kept_request_annotations
 from collective.upgradeapi.services import csrf
+from collective.upgradeapi.services.base import answer_run
+from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.upgrade import body as request_body
-from collective.upgradeapi.services.upgrade import runs
 from plone.protect.interfaces import IDisableCSRFProtection
 from urllib.parse import parse_qs
 from zope.interface import alsoProvides
@@ -14,7 +14,7 @@ from zope.interface import alsoProvides
 
 class UpgradePost(UpgradeSubPathService):
     """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps", "commit",
-    "mark_done", "changes", "hold_writes"}``.
+    "mark_done", "changes", "hold_writes"}``, or ``{"stamp": [...]}``.
 
     Answers plone.restapi's keys (``@id``, ``dry_run``, ``report``,
     ``upgraded``, ``versions``) plus ``steps``, ``profiles``, ``committed``,
@@ -28,7 +28,7 @@ class UpgradePost(UpgradeSubPathService):
     def reply(self):
         csrf.check(self.request)
         if self.params:
-            raise runs.refusal("POST", self.params)
+            raise refusal("POST", self.params)
         alsoProvides(self.request, IDisableCSRFProtection)
         query = parse_qs(self.request.get("QUERY_STRING", ""), keep_blank_values=True)
         selection, dry_run, options = request_body.parse(
@@ -38,15 +38,8 @@ class UpgradePost(UpgradeSubPathService):
         if stamp_ids:
             result = api.stamp(self.context, stamp_ids)
             return documents.run_result(self.context, result, self.service_url)
-        result = None
-        # What steps queue for after a successful request (cache purges) is
-        # dropped unless the run committed.
-        with kept_request_annotations(
-            self.request, lambda: result is not None and result.committed
-        ):
-            result = api.upgrade(self.context, selection, dry_run=dry_run, **options)
-        body = documents.run_result(self.context, result, self.service_url)
-        failure = documents.run_failure(result, body)
-        if failure is not None:
-            raise failure
-        return body
+        return answer_run(
+            self.request,
+            self.context,
+            lambda: api.upgrade(self.context, selection, dry_run=dry_run, **options),
+        )
