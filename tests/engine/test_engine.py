@@ -8,8 +8,8 @@ per-test database (``site``, ``rewind``), still calling the engine directly.
 
 from collective.upgradeapi import api
 from collective.upgradeapi.engine import done
+from collective.upgradeapi.engine.done import advance_version
 from collective.upgradeapi.engine.plan import Planner
-from collective.upgradeapi.engine.progress import advance_version
 from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.engine.selection import SelectionError

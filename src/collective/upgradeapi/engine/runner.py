@@ -21,8 +21,8 @@ from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import core
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.engine import txn as txn_module
+from collective.upgradeapi.engine.done import advance_version
 from collective.upgradeapi.engine.plan import Planner
-from collective.upgradeapi.engine.progress import advance_version
 from collective.upgradeapi.engine.results import describe_error
 from collective.upgradeapi.engine.results import DONE
 from collective.upgradeapi.engine.results import FAILED

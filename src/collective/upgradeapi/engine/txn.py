@@ -156,11 +156,6 @@ def run_transaction(connection, dry_run=False):
         own.begin()
 
 
-def next_transaction():
-    """Begin the next transaction of a run (after a unit committed or aborted)."""
-    return transaction.manager.begin()
-
-
 @contextlib.contextmanager
 def in_step(txn, title):
     """Mark ``title`` as the running step of ``txn`` while the block runs."""

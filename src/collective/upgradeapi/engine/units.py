@@ -15,12 +15,12 @@ run's lock holds writers off while the unit runs again (see
 :mod:`collective.upgradeapi.doors.hold`).
 """
 
-from collective.upgradeapi.engine import txn as txn_module
 from collective.upgradeapi.engine.results import NOT_RUN
 from ZODB.POSException import ConflictError
 from ZODB.utils import tid_repr
 
 import logging
+import transaction
 
 
 logger = logging.getLogger("collective.upgradeapi")
@@ -32,7 +32,8 @@ class Units:
     """Runs units of work for a :class:`.runner.Runner`, committing as asked.
 
     :param txn: the run's first transaction (:mod:`.txn`); :attr:`txn` is
-        the current one.
+        the current one, begun on the thread's manager (the run's own while
+        it runs, see :func:`.txn.run_transaction`).
     :param mode: the commit mode (``"run"``, ``"profile"``, ``"step"``).
     :param result: the run's :class:`.results.RunResult`.
     :param before_commit: ``before_commit(txn, result)`` called before each
@@ -83,7 +84,7 @@ class Units:
             except ConflictError:
                 self.txn.finish(False)
                 if number == ATTEMPTS:
-                    self.txn = txn_module.next_transaction()
+                    self.txn = transaction.manager.begin()
                     raise
                 logger.warning(
                     "Write conflict in unit %s (attempt %d of %d); running it "
@@ -95,7 +96,7 @@ class Units:
                 self.notify("retry", (label, step_results()))
                 reset(step_results())
                 # Begun after the hold: the unit sees every write before it.
-                self.txn = txn_module.next_transaction()
+                self.txn = transaction.manager.begin()
 
     def commit(self, label, step_results):
         """Commit the current transaction as the unit ``label``; begin the next."""
@@ -116,7 +117,7 @@ class Units:
                 "transaction": tid_repr(marker._p_serial) if marker else None,
             }
         )
-        self.txn = txn_module.next_transaction()
+        self.txn = transaction.manager.begin()
 
 
 def _reset(step_results):

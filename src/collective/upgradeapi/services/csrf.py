@@ -84,19 +84,6 @@ def _authenticated_by_header(request):
     )
 
 
-def _json(request):
-    content_type = request.getHeader("Content-Type") or ""
-    return content_type.split(";")[0].strip().lower() == "application/json"
-
-
-def _token(request):
-    try:
-        check_token(request)
-    except Forbidden:
-        return False
-    return True
-
-
 def check(request):
     """Refuse (403) an unsafe request that a cross-site page could have sent.
 
@@ -107,17 +94,21 @@ def check(request):
     :raises CSRFRefused: otherwise; nothing has run yet.
     """
     method = (request.get("REQUEST_METHOD") or "GET").upper()
-    if method in SAFE_METHODS or _json(request):
+    content_type = (request.getHeader("Content-Type") or "").split(";")[0]
+    if method in SAFE_METHODS or content_type.strip().lower() == "application/json":
         return
-    if _authenticated_by_header(request) or _token(request):
+    if _authenticated_by_header(request):
         return
-    raise CSRFRefused(
-        f"This {method} request is authenticated by a cookie and has neither "
-        "'Content-Type: application/json' nor a valid CSRF token, so another "
-        "web site could have made your browser send it (cross-site request "
-        "forgery). Nothing was run. Send a JSON body with 'Content-Type: "
-        "application/json', or Plone's CSRF token in the 'X-CSRF-TOKEN' "
-        "header. Clients whose 'Authorization' header authenticates them "
-        "(basic auth, a JWT bearer token) need neither; a header that "
-        "authenticates no one, or another user, does not count."
-    )
+    try:
+        check_token(request)  # plone.protect's token
+    except Forbidden:
+        raise CSRFRefused(
+            f"This {method} request is authenticated by a cookie and has neither "
+            "'Content-Type: application/json' nor a valid CSRF token, so another "
+            "web site could have made your browser send it (cross-site request "
+            "forgery). Nothing was run. Send a JSON body with 'Content-Type: "
+            "application/json', or Plone's CSRF token in the 'X-CSRF-TOKEN' "
+            "header. Clients whose 'Authorization' header authenticates them "
+            "(basic auth, a JWT bearer token) need neither; a header that "
+            "authenticates no one, or another user, does not count."
+        ) from None
