@@ -23,6 +23,7 @@ from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services import csrf
+from collective.upgradeapi.services.base import service_url
 from collective.upgradeapi.tracking.store import iso
 from plone.base.utils import safe_text
 from Products.Five.browser import BrowserView
@@ -157,7 +158,7 @@ class UpgradePage(BrowserView):
         return bool(getSecurityManager().checkPermission(api.MARK_DONE, self.context))
 
     def service_url(self):
-        return f"{self.context.absolute_url()}/@upgrade"
+        return service_url(self.context)
 
     def page_url(self):
         return page_url(self.context)

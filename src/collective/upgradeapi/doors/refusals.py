@@ -14,7 +14,6 @@ from collective.upgradeapi.errors import BREAK
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import started_by
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.services.errors import HOW
 from collective.upgradeapi.tracking.store import SideConnection
 from plone.base.interfaces import IPloneSiteRoot
 from zope.component.hooks import getSite
@@ -48,12 +47,6 @@ def fresh_lock(site):
         side.close()
 
 
-def _stale_hint(lock):
-    if not lock.get("stale"):
-        return ""
-    return f" Its holder looks dead (see 'lock'). {HOW[BREAK]}"
-
-
 class DoorClosed(Locked):
     """One of Plone's other upgrade doors, used while the lock is held: 409."""
 
@@ -62,7 +55,9 @@ class DoorClosed(Locked):
             f"{started_by(lock)} holds this site's upgrade lock (see 'lock'); "
             f"{door} is closed while it runs, so that two upgrades never "
             "overlap. Nothing was done. Follow the run with GET "
-            "@upgrade/status and try again when it has ended." + _stale_hint(lock),
+            "@upgrade/status and try again when it has ended."
+            + (" Its holder looks dead (see 'lock')." if lock.get("stale") else ""),
+            hints=(BREAK,) if lock.get("stale") else (),
             lock=lock,
             door=door,
         )

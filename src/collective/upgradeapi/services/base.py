@@ -1,6 +1,5 @@
 """What the upgrade services share: the site's URL, the user, refusals."""
 
-from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import run_for_request
 from collective.upgradeapi.errors import UnknownResource
@@ -35,6 +34,11 @@ class AnswersRefusals:
             return None
 
 
+def service_url(site):
+    """The URL of ``site``'s ``@upgrade`` service."""
+    return f"{site.absolute_url()}/@upgrade"
+
+
 def answer_run(request, site, call):
     """The answer of ``POST @upgrade`` for the run ``call()`` (an
     :func:`.api.upgrade`); when a step failed, its error (500) is raised.
@@ -43,7 +47,7 @@ def answer_run(request, site, call):
     unless the run committed (:func:`.engine.txn.run_for_request`).
     """
     result = run_for_request(request, call)
-    body = documents.run_result(site, result, f"{site.absolute_url()}/@upgrade")
+    body = documents.run_result(site, result, service_url(site))
     failure = documents.run_failure(result, body)
     if failure is not None:
         raise failure
@@ -93,11 +97,7 @@ class UpgradeService(AnswersRefusals, Service):
 
     @property
     def service_url(self):
-        return f"{self.context.absolute_url()}/@upgrade"
-
-    def current_user(self):
-        """The id of the authenticated user."""
-        return api.current_user()[0]
+        return service_url(self.context)
 
 
 @implementer(IPublishTraverse)

@@ -61,8 +61,6 @@ def load(raw):
     except RecursionError:
         raise BadInput("The body is nested too deeply to be an @upgrade request.")
     except ValueError as exc:
-        if isinstance(exc, BadInput):
-            raise
         raise BadInput(f"The body is not valid JSON: {str(exc)[:200]}.")
     if not isinstance(data, dict):
         raise BadInput(

@@ -1,6 +1,9 @@
 """DELETE /<site>/@upgrade/lock and /run: break a dead run's lock, cancel a run."""
 
+from collective.upgradeapi import api
 from collective.upgradeapi import documents
+from collective.upgradeapi.config import FALSY
+from collective.upgradeapi.config import TRUTHY
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import refusal
@@ -8,10 +11,6 @@ from collective.upgradeapi.services.base import UpgradeSubPathService
 from collective.upgradeapi.services.errors import shown_lock
 from plone.protect.interfaces import IDisableCSRFProtection
 from zope.interface import alsoProvides
-
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("", "0", "false", "no", "off")
 
 
 class UpgradeDelete(UpgradeSubPathService):
@@ -31,12 +30,12 @@ class UpgradeDelete(UpgradeSubPathService):
     def reply(self):
         csrf.check(self.request)
         alsoProvides(self.request, IDisableCSRFProtection)
-        site, url, user = self.context, self.service_url, self.current_user()
+        site, url, user = self.context, self.service_url, api.current_user()[0]
         if self.params == ["lock"]:
             force = self.request.form.get("force", "")
-            if not isinstance(force, str) or force.lower() not in TRUE + FALSE:
+            if not isinstance(force, str) or force.lower() not in (*TRUTHY, *FALSY, ""):
                 raise BadInput("'force' must be true or false.")
-            done = documents.unlocked(site, url, user, force.lower() in TRUE)
+            done = documents.unlocked(site, url, user, force.lower() in TRUTHY)
         elif self.params == ["run"]:
             done = documents.cancelled(site, url, user)
         else:
