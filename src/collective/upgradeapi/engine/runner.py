@@ -34,6 +34,7 @@ from collective.upgradeapi.engine.results import StepResult
 from collective.upgradeapi.engine.results import Task
 from collective.upgradeapi.engine.selection import check
 from collective.upgradeapi.engine.units import Units
+from functools import partial
 from ZODB.POSException import ConflictError
 
 import logging
@@ -178,10 +179,7 @@ class Runner:
                 if step.done or (plan.id, step.id) in listed:
                     continue
                 if only is None or step.id in only:
-                    task = Task(
-                        step.id, plan.id, step.title, step.source, step.dest, None
-                    )
-                    result.steps.append(StepResult(task=task))
+                    result.steps.append(StepResult(task=_task(step)))
 
     def run_task(self, task, result):
         """Run one :class:`.results.Task` as a unit of its own (a core
@@ -198,19 +196,10 @@ class Runner:
         if not steps:
             return
         logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
-        tasks = [
-            Task(
-                step.id,
-                plan.id,
-                step.title,
-                step.source,
-                step.dest,
-                lambda entity=step.entity: entity.doStep(self.planner.setup),
-            )
-            for step in steps
-        ]
         # All tasks are queued first, so that a failure lists the rest as not run.
-        queued = [self._queue(task, result) for task in tasks]
+        queued = [
+            self._queue(_task(step, self.planner.setup), result) for step in steps
+        ]
         if self.commit == STEP:
             for index, step_result in enumerate(queued):
                 self._units.run(
@@ -271,3 +260,10 @@ class Runner:
         self._notify("end", step_result)
         if step_result.status == FAILED:
             raise StepFailed()
+
+
+def _task(step, setup=None):
+    """The :class:`.results.Task` of a :class:`.profiles.PendingStep`: it runs
+    the step with ``setup`` (``portal_setup``); without, it is only listed."""
+    call = None if setup is None else partial(step.entity.doStep, setup)
+    return Task(step.id, step.profile, step.title, step.source, step.dest, call)
