@@ -105,10 +105,9 @@ class Locked(UpgradeError):
     def held(cls, lock):
         """For a run that finds the lock held: who holds it, since when,
         whether it looks alive and what to do."""
-        started = started_by(lock)
         if not lock["stale"]:
             return cls(
-                f"{started} is running on this site (see 'lock': its process, "
+                f"{started_by(lock)} is running on this site (see 'lock': its process, "
                 "since when, its last heartbeat); one upgrade runs at a time. "
                 "Try again when it has ended.",
                 hints=(FOLLOW, CANCEL),
@@ -122,7 +121,7 @@ class Locked(UpgradeError):
                 "seconds (see 'lock'): its process probably died"
             )
         return cls(
-            f"{started} holds the upgrade lock, but {why}.",
+            f"{started_by(lock)} holds the upgrade lock, but {why}.",
             hints=(BREAK,),
             lock=lock,
         )

@@ -32,8 +32,9 @@ class IncompleteUpgradePath(Exception):
     """The core profile's steps did not reach the code's version."""
 
 
-def run_core(runner, plans, result):
-    """Run the core group's ``plans`` on ``runner`` in Plone's order.
+def run_core(runner, plans):
+    """Run the core group's ``plans`` in the run ``runner`` is doing, in
+    Plone's order.
 
     Where Plone's upgrade logs an error when the core steps fall short of the
     code's version (a gap in the upgrade path) and stops, this run fails: a
@@ -50,18 +51,18 @@ def run_core(runner, plans, result):
     logger.info("Starting the upgrade of Plone from version %s.", version)
     for profile_id in [*pre, core_id]:
         if profile_id in by_id:
-            runner.run_profile(by_id[profile_id], result)
+            runner.run_profile(by_id[profile_id])
     if migration.needUpgrading():
-        runner.run_task(_path_check(migration, core_id), result)
+        runner.run_task(_path_check(migration, core_id))
     for profile_id in post:
         if profile_id in by_id and profile_id not in pre:
-            runner.run_profile(by_id[profile_id], result)
+            runner.run_profile(by_id[profile_id])
     for task_id, title, needed, call in FOLLOW_UPS:
         if getattr(migration, needed)():
             task = Task(
                 task_id, core_id, title, None, None, lambda call=call: call(migration)
             )
-            runner.run_task(task, result)
+            runner.run_task(task)
     logger.info("Plone's core upgrade has finished.")
 
 

@@ -78,8 +78,8 @@ class Runner:
         #: callables ``listener(event, payload)``: ``("plan", [ProfilePlan])``
         #: before the first step, ``("start" | "end", StepResult)`` around each.
         self.listeners = []
-        self._collector = None
-        self._units = None
+        # What the run going on uses (see :meth:`run`).
+        self._result = self._units = self._collector = None
 
     def check(self, selection):
         """Validate ``selection``; see :func:`.selection.check`."""
@@ -103,28 +103,26 @@ class Runner:
         with txn_module.run_transaction(connection, self.dry_run) as txn:
             # Checked inside the run's transaction: the newest committed state.
             plans = self.check(selection)
-            result = RunResult(dry_run=self.dry_run)
-            result.commit = RUN if self.dry_run else self.commit
-            result.profiles = [
-                ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
-                for plan in plans
-            ]
+            result = self._result = RunResult(
+                dry_run=self.dry_run,
+                commit=RUN if self.dry_run else self.commit,
+                profiles=[
+                    ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
+                    for plan in plans
+                ],
+            )
             self._units = Units(
                 txn, self.commit, self.dry_run, result, before_commit, self._notify
             )
             self._notify("plan", plans)
-            recorder = None
-            if self.changes:
-                recorder = changes.Recorder(self.site)
+            recorder = changes.Recorder(self.site) if self.changes else None
             with logcapture.capture() as collector, changes.recording(recorder):
                 self._collector = collector
                 try:
                     if self.commit == RUN and not self.dry_run:
-                        self._units.run_whole(
-                            lambda: self._attempt(selection, plans, result)
-                        )
+                        self._units.run_whole(lambda: self._attempt(selection, plans))
                     else:
-                        self._attempt(selection, plans, result)
+                        self._attempt(selection, plans)
                 finally:
                     self._collector = None
                 result.report = collector.text()
@@ -141,13 +139,13 @@ class Runner:
         result.duration = time.monotonic() - started
         return result
 
-    def _attempt(self, selection, plans, result):
+    def _attempt(self, selection, plans):
         try:
-            self._execute(selection, plans, result)
+            self._execute(selection, plans)
         except StepFailed:
-            self._list_not_run(selection, plans, result)
+            self._list_not_run(selection, plans)
 
-    def _execute(self, selection, plans, result):
+    def _execute(self, selection, plans):
         if self.dry_run:
             logger.info("Dry run: nothing will be committed.")
         core_ids = set(self.planner.core_group())
@@ -162,34 +160,36 @@ class Runner:
             )
         )
         if runs_core_path:
-            core.run_core(self, core_plans, result)
+            core.run_core(self, core_plans)
         else:
             for plan in core_plans:
-                self.run_profile(plan, result, only)
+                self.run_profile(plan, only)
         for plan in plans:
             if plan.id not in core_ids:
-                self.run_profile(plan, result, only)
+                self.run_profile(plan, only)
 
-    def _list_not_run(self, selection, plans, result):
+    def _list_not_run(self, selection, plans):
         """After a failure, list the planned steps that never got their turn."""
-        listed = {(r.task.profile, r.task.id) for r in result.steps}
+        steps = self._result.steps
+        listed = {(r.task.profile, r.task.id) for r in steps}
         only = selection.only
         for plan in plans:
             for step in plan.steps:
                 if step.done or (plan.id, step.id) in listed:
                     continue
                 if only is None or step.id in only:
-                    result.steps.append(StepResult(task=_task(step)))
+                    steps.append(StepResult(task=_task(step)))
 
-    def run_task(self, task, result):
+    def run_task(self, task):
         """Run one :class:`.results.Task` as a unit of its own (a core
-        follow-up); a failure stops the run."""
-        queued = self._queue(task, result)
+        follow-up) in the run going on; a failure stops the run."""
+        queued = self._queue(task)
         self._units.run(task.id, [queued], lambda: self._run_queued(queued))
 
-    def run_profile(self, plan, result, only=None):
-        """Run the pending steps of one profile (or those in ``only``), as
-        ``portal_setup.upgradeProfile`` would; a failure stops the run."""
+    def run_profile(self, plan, only=None):
+        """Run the pending steps of one profile (or those in ``only``) in the
+        run going on, as ``portal_setup.upgradeProfile`` would; a failure
+        stops the run."""
         steps = [s for s in plan.steps if not s.done]
         if only is not None:
             steps = [s for s in steps if s.id in only]
@@ -197,9 +197,7 @@ class Runner:
             return
         logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
         # All tasks are queued first, so that a failure lists the rest as not run.
-        queued = [
-            self._queue(_task(step, self.planner.setup), result) for step in steps
-        ]
+        queued = [self._queue(_task(step, self.planner.setup)) for step in steps]
         if self.commit == STEP:
             for index, step_result in enumerate(queued):
                 self._units.run(
@@ -222,9 +220,9 @@ class Runner:
         ran = {step_result.task.id for step_result in queued}
         advance_version(self.site, self.planner.setup, plan, ran)
 
-    def _queue(self, task, result):
+    def _queue(self, task):
         step_result = StepResult(task=task)
-        result.steps.append(step_result)
+        self._result.steps.append(step_result)
         return step_result
 
     def _run_queued(self, step_result):
