@@ -9,12 +9,11 @@ short HTML page for the others.
 """
 
 from Acquisition import aq_chain
-from collective.upgradeapi import api
 from collective.upgradeapi.errors import BREAK
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import started_by
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.tracking.store import SideConnection
+from collective.upgradeapi.tracking.store import side_connection
 from plone.base.interfaces import IPloneSiteRoot
 from zope.component.hooks import getSite
 
@@ -39,12 +38,8 @@ def fresh_lock(site):
     database as it was when the request began, and a lock may have been
     taken since.
     """
-    side = SideConnection(site)
-    try:
-        side.tm.begin()
-        return api.lock_info(side.connection.get(site._p_oid))
-    finally:
-        side.close()
+    with side_connection(site) as side:
+        return side.read(lambda state: None if state is None else state.lock())
 
 
 class DoorClosed(Locked):

@@ -36,6 +36,8 @@ MACHINERY = (
 )
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
+#: The lowest level a capture collects.
+LEVEL = logging.INFO
 
 #: Most characters of one step's log a capture keeps (first and last lines).
 STEP_BUDGET = 64 * 1024
@@ -105,15 +107,8 @@ class Collector:
     following lines.
     """
 
-    def __init__(
-        self,
-        thread_id,
-        level=logging.INFO,
-        step_budget=STEP_BUDGET,
-        report_budget=REPORT_BUDGET,
-    ):
+    def __init__(self, thread_id, step_budget=STEP_BUDGET, report_budget=REPORT_BUDGET):
         self.thread_id = thread_id
-        self.level = level
         self.marker = None
         self.step_budget = step_budget
         self.report = Bounded(report_budget)
@@ -176,13 +171,12 @@ class _Dispatcher(logging.Handler):
     def handle(self, record):
         # No lock: a thread's collectors only get that thread's records.
         collectors = self.collectors.get(record.thread, ())
-        wanted = [c for c in collectors if record.levelno >= c.level]
-        if wanted:
+        if collectors and record.levelno >= LEVEL:
             try:
                 line = self.format(record)
             except Exception:  # a broken log call must not break the upgrade
                 line = f"{record.levelname} {record.name}: {record.msg!r}"
-            for collector in wanted:
+            for collector in collectors:
                 collector.add(line)
         self._last_resort(record)
         return True
@@ -225,16 +219,16 @@ class _Installation:
                 **dispatcher.collectors,
                 thread: (*dispatcher.collectors.get(thread, ()), collector),
             }
-            self._lower(collector.level)
+            self._lower()
 
-    def _lower(self, level):
+    def _lower(self):
         # Only loggers that exist: creating one would stay after the run.
         known = logging.root.manager.loggerDict
         loggers = [known.get(name) for name in MACHINERY]
         loggers = [
             logger
             for logger in (logging.root, *loggers)
-            if isinstance(logger, logging.Logger) and logger.getEffectiveLevel() > level
+            if isinstance(logger, logging.Logger) and logger.getEffectiveLevel() > LEVEL
         ]
         if loggers or self.saved:
             # Gated first: no record made by the lowering reaches a handler.
@@ -244,7 +238,7 @@ class _Installation:
                     self.gated.append(handler)
         for logger in loggers:
             self.saved.setdefault(logger, logger.level)
-            logger.setLevel(level)
+            logger.setLevel(LEVEL)
 
     def end(self, collector):
         with self.lock:
@@ -280,15 +274,14 @@ _INSTALLATION = _Installation()
 
 
 @contextmanager
-def capture(level=logging.INFO, step_budget=STEP_BUDGET, report_budget=REPORT_BUDGET):
-    """Collect every record at ``level`` and above emitted by this thread.
+def capture(step_budget=STEP_BUDGET, report_budget=REPORT_BUDGET):
+    """Collect every record at :data:`LEVEL` and above emitted by this thread.
 
-    :param level: the lowest level to collect.
     :param step_budget: most characters of a marker's lines kept.
     :param report_budget: most characters of the report kept.
     :returns: a context manager yielding a :class:`Collector`.
     """
-    collector = Collector(threading.get_ident(), level, step_budget, report_budget)
+    collector = Collector(threading.get_ident(), step_budget, report_budget)
     _INSTALLATION.start(collector)
     try:
         yield collector
