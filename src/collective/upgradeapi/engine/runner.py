@@ -58,6 +58,10 @@ class StepFailed(Exception):
 class Runner:
     """Runs a :class:`.selection.Selection` on one site.
 
+    Its public surface: :attr:`planner`, :attr:`listeners`, :meth:`check`,
+    :meth:`run`; and, while :meth:`run` goes on, :meth:`run_profile` and
+    :meth:`run_task`, which :mod:`.core` calls in Plone's order.
+
     :param site: the Plone site (acquisition-wrapped, with a request).
     :param dry_run: doom the transaction and abort at the end.
     :param commit: one of :data:`COMMIT_MODES`.
@@ -69,11 +73,11 @@ class Runner:
     def __init__(self, site, dry_run=False, commit=RUN, mark_done=False, changes=None):
         if commit not in COMMIT_MODES:
             raise ValueError(f"commit must be one of {COMMIT_MODES}, got {commit!r}")
-        self.site = site
-        self.dry_run = dry_run
-        self.commit = commit
-        self.mark_done = mark_done
-        self.changes = dry_run if changes is None else changes
+        self._site = site
+        self._dry_run = dry_run
+        self._commit = commit
+        self._mark_done = mark_done
+        self._changes = dry_run if changes is None else changes
         self.planner = Planner(site)
         #: callables ``listener(event, payload)``: ``("plan", [ProfilePlan])``
         #: before the first step, ``("start" | "end", StepResult)`` around each.
@@ -99,27 +103,27 @@ class Runner:
         :raises .selection.SelectionError: before anything runs.
         """
         started = time.monotonic()
-        connection = self.site._p_jar
-        with txn_module.run_transaction(connection, self.dry_run) as txn:
+        connection = self._site._p_jar
+        with txn_module.run_transaction(connection, self._dry_run) as txn:
             # Checked inside the run's transaction: the newest committed state.
             plans = self.check(selection)
             result = self._result = RunResult(
-                dry_run=self.dry_run,
-                commit=RUN if self.dry_run else self.commit,
+                dry_run=self._dry_run,
+                commit=RUN if self._dry_run else self._commit,
                 profiles=[
                     ProfileResult(id=plan.id, before=plan.instance, fs=plan.fs)
                     for plan in plans
                 ],
             )
             self._units = Units(
-                txn, self.commit, self.dry_run, result, before_commit, self._notify
+                txn, self._commit, self._dry_run, result, before_commit, self._notify
             )
             self._notify("plan", plans)
-            recorder = changes.Recorder(self.site) if self.changes else None
+            recorder = changes.Recorder(self._site) if self._changes else None
             with logcapture.capture() as collector, changes.recording(recorder):
                 self._collector = collector
                 try:
-                    if self.commit == RUN and not self.dry_run:
+                    if self._commit == RUN and not self._dry_run:
                         self._units.run_whole(lambda: self._attempt(selection, plans))
                     else:
                         self._attempt(selection, plans)
@@ -146,14 +150,14 @@ class Runner:
             self._list_not_run(selection, plans)
 
     def _execute(self, selection, plans):
-        if self.dry_run:
+        if self._dry_run:
             logger.info("Dry run: nothing will be committed.")
         core_ids = set(self.planner.core_group())
         core_plans = [plan for plan in plans if plan.id in core_ids]
         only = selection.only
         runs_core_path = (
             only is None
-            and not self.mark_done
+            and not self._mark_done
             and (
                 selection.profiles in (None, "all")
                 or self.planner.core_profile_id in selection.profiles
@@ -198,7 +202,7 @@ class Runner:
         logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
         # All tasks are queued first, so that a failure lists the rest as not run.
         queued = [self._queue(_task(step, self.planner.setup)) for step in steps]
-        if self.commit == STEP:
+        if self._commit == STEP:
             for index, step_result in enumerate(queued):
                 self._units.run(
                     f"{plan.id} {step_result.task.title}",
@@ -218,7 +222,7 @@ class Runner:
             if step_result.status == NOT_RUN:
                 self._run_queued(step_result)
         ran = {step_result.task.id for step_result in queued}
-        advance_version(self.site, self.planner.setup, plan, ran)
+        advance_version(self._site, self.planner.setup, plan, ran)
 
     def _queue(self, task):
         step_result = StepResult(task=task)
@@ -232,7 +236,7 @@ class Runner:
         self._notify("start", step_result)
         started = time.monotonic()
         try:
-            if self.mark_done:
+            if self._mark_done:
                 logger.info("Marked step %r done without running it.", task.title)
             else:
                 with (
@@ -244,11 +248,11 @@ class Runner:
             raise
         except Exception as exc:
             step_result.status = FAILED
-            step_result.error = describe_error(exc, task, self.dry_run)
+            step_result.error = describe_error(exc, task, self._dry_run)
             logger.error("Upgrade step %r failed:", task.title, exc_info=True)
         else:
-            step_result.status = MARKED if self.mark_done else DONE
-            if not self.mark_done:
+            step_result.status = MARKED if self._mark_done else DONE
+            if not self._mark_done:
                 logger.info(
                     "Ran upgrade step %r (profile %s).", task.title, task.profile
                 )

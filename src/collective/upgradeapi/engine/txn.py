@@ -60,17 +60,12 @@ class StepAborted(Exception):
 class RunTransaction(Transaction):
     """A transaction whose ``commit`` and ``abort`` are guarded while a step runs."""
 
-    def __init__(self, synchronizers=None, manager=None):
-        super().__init__(synchronizers, manager)
-        #: the title of the step running now, or ``None`` between steps.
-        self.step = None
-        #: how many commits of steps became savepoints.
-        self.savepoints = 0
+    #: the title of the step running now, or ``None`` between steps.
+    step = None
 
     def commit(self):
         if self.step is None:
             return super().commit()
-        self.savepoints += 1
         logger.info(
             "Step %r committed; a savepoint was taken instead, the run goes on "
             "in its one transaction.",
