@@ -88,23 +88,12 @@ def refusal(method, params):
 SERVICE_HEADER = "X-Upgrade-Service"
 
 
-class UpgradeService(AnswersRefusals, Service):
-    """Base for the ``@upgrade`` services of the site root."""
-
-    def render(self):
-        self.request.response.setHeader(SERVICE_HEADER, "collective.upgradeapi")
-        return super().render()
-
-    @property
-    def service_url(self):
-        return service_url(self.context)
-
-
 @implementer(IPublishTraverse)
-class UpgradeSubPathService(UpgradeService):
-    """An ``@upgrade`` service that takes sub-paths (``@upgrade/status``).
+class UpgradeService(AnswersRefusals, Service):
+    """Base for the ``@upgrade`` services of the site root.
 
-    The path segments after ``@upgrade`` are collected in :attr:`params`.
+    The path segments after ``@upgrade`` (``@upgrade/status``) are collected
+    in :attr:`params`.
     """
 
     def __init__(self, context, request):
@@ -114,3 +103,11 @@ class UpgradeSubPathService(UpgradeService):
     def publishTraverse(self, request, name):
         self.params.append(name)
         return self
+
+    def render(self):
+        self.request.response.setHeader(SERVICE_HEADER, "collective.upgradeapi")
+        return super().render()
+
+    @property
+    def service_url(self):
+        return service_url(self.context)

@@ -7,13 +7,13 @@ from collective.upgradeapi.config import TRUTHY
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import refusal
-from collective.upgradeapi.services.base import UpgradeSubPathService
+from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
 from plone.protect.interfaces import IDisableCSRFProtection
 from zope.interface import alsoProvides
 
 
-class UpgradeDelete(UpgradeSubPathService):
+class UpgradeDelete(UpgradeService):
     """``DELETE /plone/@upgrade/lock[?force=true]`` and ``DELETE /plone/@upgrade/run``
 
     ``lock``: breaks a stale lock (its process is gone, or no heartbeat for

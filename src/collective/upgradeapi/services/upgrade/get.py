@@ -6,13 +6,13 @@ from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.services.base import refusal
-from collective.upgradeapi.services.base import UpgradeSubPathService
+from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
 from collective.upgradeapi.tracking import history
 from urllib.parse import parse_qs
 
 
-class UpgradeGet(UpgradeSubPathService):
+class UpgradeGet(UpgradeService):
     """``GET /plone/@upgrade[?profile=<profile id>]``
 
     Answers plone.restapi's keys (``@id``, ``upgrade_steps``, ``versions``)

@@ -5,14 +5,14 @@ from collective.upgradeapi import documents
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import answer_run
 from collective.upgradeapi.services.base import refusal
-from collective.upgradeapi.services.base import UpgradeSubPathService
+from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.upgrade import body as request_body
 from plone.protect.interfaces import IDisableCSRFProtection
 from urllib.parse import parse_qs
 from zope.interface import alsoProvides
 
 
-class UpgradePost(UpgradeSubPathService):
+class UpgradePost(UpgradeService):
     """``POST /plone/@upgrade`` with ``{"dry_run", "profiles", "steps", "commit",
     "mark_done", "changes", "hold_writes"}``, or ``{"stamp": [...]}``.
 
