@@ -5,17 +5,13 @@ from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import Failure
 from plone_upgrade.door import OK
-from plone_upgrade.options import cli
 from plone_upgrade.options import command
-from plone_upgrade.options import EXIT_CODES
-from plone_upgrade.options import plural
 
 import click
 import math
 import time
 
 
-@cli.command(epilog=EXIT_CODES)
 @command()
 def check(door, out):
     """Tell whether the site needs upgrading: exit 0 if not, 1 if it does.
@@ -43,11 +39,13 @@ def check(door, out):
     return FAILED
 
 
-@cli.command(epilog=EXIT_CODES)
-@option(
-    "--profile", metavar="ID", help="Only this profile, e.g. Products.CMFPlone:plone."
+@command(
+    option(
+        "--profile",
+        metavar="ID",
+        help="Only this profile, e.g. Products.CMFPlone:plone.",
+    )
 )
-@command()
 def plan(door, out, profile):
     """List the pending upgrade steps, profile by profile, in run order.
 
@@ -68,9 +66,10 @@ def plan(door, out, profile):
     return OK
 
 
-@cli.command(epilog=EXIT_CODES)
-@option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 @command(
+    option(
+        "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True
+    ),
     timeout=120.0,
     timeout_help="Give up after this many seconds in all (0: wait for ever).",
     in_process=False,
@@ -98,7 +97,7 @@ def wait(client, out, interval):
                 document = {"type": "Timeout", "message": f"{late}.", "url": client.url}
                 document.update(ready=False, attempts=attempts)
                 document["last_error"] = failure.document
-                tried = plural(attempts, "attempt")
+                tried = text.plural(attempts, "attempt")
                 raise Failure(f"{late} ({tried}); last: {failure.message}", document)
             if attempts == 1:
                 out.note(f"Waiting for {client.url}: {failure.message}")
@@ -113,11 +112,11 @@ def wait(client, out, interval):
     return OK
 
 
-@cli.command(epilog=EXIT_CODES)
-@click.argument("run_id", required=False, type=click.IntRange(min=1))
-@option("--limit", type=click.IntRange(min=1), default=25, help="At most 25 runs.")
-@option("--report", is_flag=True, help="With RUN_ID: also print the run's report.")
-@command()
+@command(
+    click.argument("run_id", required=False, type=click.IntRange(min=1)),
+    option("--limit", type=click.IntRange(min=1), default=25, help="At most 25 runs."),
+    option("--report", is_flag=True, help="With RUN_ID: also print the run's report."),
+)
 def history(door, out, run_id, limit, report):
     """Show the upgrade runs the site remembers (GET @upgrade/history).
 
@@ -133,9 +132,7 @@ def history(door, out, run_id, limit, report):
     return OK
 
 
-@cli.command(epilog=EXIT_CODES)
-@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
-@command()
+@command(click.argument("profiles", nargs=-1, required=True, metavar="PROFILE..."))
 def stamp(door, out, profiles):
     """Record downgraded profiles at the version their code knows.
 
@@ -168,10 +165,13 @@ WAIT_OPTION = option(
 EACH_ANSWER = "Seconds to wait for each answer (0: no limit)."
 
 
-@cli.command(epilog=EXIT_CODES)
-@option("--force", is_flag=True, help="When the lock is alive: ask its run to cancel.")
-@WAIT_OPTION
-@command(timeout_help=EACH_ANSWER)
+@command(
+    option(
+        "--force", is_flag=True, help="When the lock is alive: ask its run to cancel."
+    ),
+    WAIT_OPTION,
+    timeout_help=EACH_ANSWER,
+)
 def unlock(door, out, force, wait_for):
     """Break the upgrade lock of a run that died (DELETE @upgrade/lock).
 
@@ -184,9 +184,7 @@ def unlock(door, out, force, wait_for):
     return _answered(door, out, done, nothing, none, wait_for)
 
 
-@cli.command(epilog=EXIT_CODES)
-@WAIT_OPTION
-@command(timeout_help=EACH_ANSWER)
+@command(WAIT_OPTION, timeout_help=EACH_ANSWER)
 def cancel(door, out, wait_for):
     """Cancel the running upgrade (DELETE @upgrade/run).
 

@@ -1,11 +1,10 @@
 """The HTTP door: a site's ``@upgrade`` services (no Zope, no Plone: it runs
-anywhere ``requests`` does, e.g. on a CI runner)."""
+anywhere ``requests`` does, e.g. on a CI runner), and its answers in words."""
 
 from importlib import metadata
-from plone_upgrade import answers
-from plone_upgrade.answers import ours
-from plone_upgrade.door import Door
 from plone_upgrade.door import Failure
+from plone_upgrade.door import KINDS
+from plone_upgrade.door import refusal
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
@@ -17,24 +16,60 @@ SERVICE = "@upgrade"
 STATUS_KEYS = ("state", "current_step", "steps_done", "steps_total")
 VERSION = metadata.version("collective.upgradeapi.client")
 USER_AGENT = f"plone-upgrade/{VERSION} python-requests/{requests.__version__}"
+#: Every answer of collective.upgradeapi's services carries this header;
+#: plone.restapi's own ``@upgrade`` and content named ``@upgrade`` do not.
+HEADER = ("X-Upgrade-Service", "collective.upgradeapi")
+NOT_LOADED = (
+    "collective.upgradeapi is not loaded there (install it in the site's "
+    "Python environment and restart Zope)"
+)
+OLDER = "the collective.upgradeapi installed there is older"
+#: Connection errors in words: what the error's text contains, what it means.
+REASONS = {
+    "Connection refused": "connection refused",
+    "Name or service not known": "unknown host",
+    "nodename nor servname": "unknown host",
+    "Temporary failure in name resolution": "unknown host",
+    "No route to host": "no route to host",
+    "Network is unreachable": "network unreachable",
+    "Connection reset": "connection reset by the server",
+    "RemoteDisconnected": "the server closed the connection",
+    "CERTIFICATE_VERIFY_FAILED": "its TLS certificate is not trusted",
+}
 
 
-class Client(Door):
+def ours(response):
+    """Whether collective.upgradeapi's service gave ``response``."""
+    return response.headers.get(HEADER[0]) == HEADER[1]
+
+
+def impostor(response, body):
+    """What answered ``GET @upgrade`` instead of collective.upgradeapi, in words."""
+    if "@type" in body:
+        return (
+            f"GET {response.url} answered a {body['@type']} ({body.get('title')!r}), "
+            "not the upgrade service: content named @upgrade shadows it. Nothing "
+            "was changed; rename or remove that content."
+        )
+    if "needs_upgrade" in body:
+        return f"{response.url} answers without {HEADER[0]}: {OLDER} than this client."
+    return f"{response.url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
+
+
+class Client:
     """The :class:`.door.Door` of a site's URL; ``auth``: ``("basic", user,
     password)``, ``("token", jwt)`` or by default the credentials in the URL
-    (which messages never show); ``timeout``: seconds, ``None`` for no limit."""
+    (which messages never show); ``timeout``: seconds, ``None`` for no limit;
+    ``login_with``: ``(user, password)`` to trade for a token first."""
 
-    def __init__(self, url, auth=None, timeout=None):
+    def __init__(self, url, auth=None, timeout=None, login_with=None):
         url = url.strip().rstrip("/").removesuffix(f"/{SERVICE}")
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if auth is None and parts.username is not None:
             auth = ("basic", unquote(parts.username), unquote(parts.password or ""))
         netloc = parts.netloc.rpartition("@")[2]
         self.url = self.name = parts._replace(netloc=netloc).geturl()
-        self.auth = auth
-        self.timeout = timeout
-        #: ``(user, password)`` to trade for a token before the first request.
-        self.login_with = None
+        self.auth, self.timeout, self.login_with = auth, timeout, login_with
         #: Whether collective.upgradeapi's service answered in this session.
         self.verified = False
         self.session = self.new_session()
@@ -67,10 +102,11 @@ class Client(Door):
             message = f"No answer from {url} within {timeout:g} s (see --timeout)."
             raise Failure(message, retry=True, error_type="Timeout")
         except requests.ConnectionError as exc:
+            found = [words for text, words in REASONS.items() if text in str(exc)]
             raise Failure(
-                f"Cannot connect to {self.url}: {answers.reason(exc)}. "
-                "Is the site running at this address? (`plone-upgrade wait` waits "
-                "for it.)",
+                f"Cannot connect to {self.url}: "
+                f"{found[0] if found else type(exc).__name__}. Is the site running "
+                "at this address? (`plone-upgrade wait` waits for it.)",
                 retry=True,
                 error_type="ConnectionError",
             )
@@ -95,14 +131,58 @@ class Client(Door):
 
     def answer(self, response, not_found=None):
         """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`
-        (see :func:`.answers.failure`)."""
+        (``not_found``: the message for a 404)."""
         if response.status_code in (200, 202):
             return self.body(response)
         try:
             body = self.body(response)
         except Failure:
             body = {}
-        raise answers.failure(self, response, body, not_found)
+        status = response.status_code
+        if status in (400, 409) or (status in KINDS and ours(response)):
+            raise refusal(status, {"message": response.reason, **body})
+        message = (
+            not_found if status == 404 and not_found else self.trouble(response, body)
+        )
+        document = {"type": response.reason, "message": message, **body}
+        retry = status in (404, 502, 503, 504)
+        raise Failure(message, {**document, "status": status}, retry=retry)
+
+    def trouble(self, response, body):
+        """An HTTP error but the service's own refusals, in words."""
+        status, who = response.status_code, None
+        if self.auth is not None:
+            who = f"user {self.auth[1]!r}" if self.auth[0] == "basic" else "the token"
+        if status == 401 and who is None:
+            return (
+                "Unauthorized (HTTP 401): no credentials given; use --user "
+                "(PLONE_USER) with PLONE_PASSWORD, or --token (PLONE_TOKEN)."
+            )
+        if status == 401:
+            return (
+                f"Unauthorized (HTTP 401): {self.url} refused {who}: wrong password "
+                "or token, or no 'Manage portal' permission on this site."
+            )
+        if status == 403:
+            return (
+                f"Forbidden (HTTP 403): {who or 'an anonymous user'} may not manage "
+                f"{self.url}; upgrades need the 'Manage portal' permission."
+            )
+        if status == 404:
+            return (
+                f"Not found (HTTP 404): {response.url}. Is {self.url} the URL of a "
+                f"Plone site? If it is, {NOT_LOADED}."
+            )
+        if 300 <= status < 400:  # a POST is not sent again elsewhere
+            location = response.headers.get("Location") or "another address"
+            return (
+                f"{response.url} redirects to {location} (HTTP {status}); give the "
+                "site's final URL with --url."
+            )
+        server = " ".join(str(body.get("message") or "").split())
+        return f"HTTP {status} {response.reason} from {response.url}" + (
+            f": {server}" if server else "."
+        )
 
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``)."""
@@ -134,18 +214,18 @@ class Client(Door):
         elif response.status_code not in (401, 403):
             root = response if path == SERVICE else self.send("GET", SERVICE)
             if root.status_code == 200 and not ours(root):
-                message = answers.impostor(root, self.body(root))
+                message = impostor(root, self.body(root))
                 raise Failure(message, error_type="NotUpgradeService")
         if what is not None:
             what = (
                 f"This server has no upgrade {what} (HTTP 404 from {response.url}): "
-                f"{answers.OLDER}, or the URL is not a Plone site."
+                f"{OLDER}, or the URL is not a Plone site."
             )
         return self.answer(response, what)
 
     def verify(self):
         """Before the first request that writes: make sure that it reaches
-        collective.upgradeapi (see :func:`.answers.impostor`)."""
+        collective.upgradeapi (see :func:`impostor`)."""
         if not self.verified:
             self.upgrade_info(timeout=self.timeout or 60.0)
 
@@ -153,8 +233,8 @@ class Client(Door):
         params = {"profile": profile} if profile else None
         return self.get(SERVICE, params=params, timeout=timeout)
 
-    def _post(self, body):
-        """``POST @upgrade`` once verified; never redirected (see :meth:`answer`)."""
+    def post(self, body):
+        """``POST @upgrade`` once verified; never redirected (see :meth:`trouble`)."""
         self.verify()
         return self.send("POST", SERVICE, json=body, allow_redirects=False)
 
@@ -162,12 +242,12 @@ class Client(Door):
         self.verify()  # before the status is polled: logs in once
         stop = threading.Event()
         watcher = threading.Thread(
-            target=self._watch, args=(on_progress, interval, stop), daemon=True
+            target=self.watch, args=(on_progress, interval, stop), daemon=True
         )
         if on_progress is not None:
             watcher.start()
         try:
-            response = self._post(body)
+            response = self.post(body)
             if response.status_code == 500:
                 failed = self.body(response)
                 if failed.get("type") == "UpgradeFailed":
@@ -185,7 +265,7 @@ class Client(Door):
             if watcher.is_alive():
                 watcher.join(timeout=interval + 5)
 
-    def _watch(self, report, interval, stop):
+    def watch(self, report, interval, stop):
         """Poll ``GET @upgrade/status`` until ``stop``, ``report`` each new step;
         give up quietly without a status service or after five failed polls."""
         last, failures, delay = None, 0, min(interval, 0.5)
@@ -211,7 +291,7 @@ class Client(Door):
                     report(status)
 
     def stamp(self, profile_ids):
-        return self.answer(self._post({"stamp": list(profile_ids)}))
+        return self.answer(self.post({"stamp": list(profile_ids)}))
 
     def history(self, run_id=None, limit=None):
         path = f"{SERVICE}/history" + (f"/{run_id}" if run_id is not None else "")
@@ -220,7 +300,7 @@ class Client(Door):
     def lock(self):
         return self.get(f"{SERVICE}/lock", "lock service").get("lock")
 
-    def _delete(self, path, **params):
+    def delete(self, path, **params):
         """``DELETE @upgrade/<path>`` if there is a lock: the answer, or ``None``."""
         if self.lock() is None:
             return None
@@ -229,7 +309,7 @@ class Client(Door):
         return None if response.status_code == 404 else self.answer(response)
 
     def unlock(self, force):
-        return self._delete("lock", **({"force": "true"} if force else {}))
+        return self.delete("lock", **({"force": "true"} if force else {}))
 
     def cancel(self):
-        return self._delete("run")
+        return self.delete("run")

@@ -6,13 +6,12 @@ the door is the in-process one collective.upgradeapi registers (:data:`IN_PROCES
 
 from click import option
 from click.core import ParameterSource
-from dataclasses import dataclass
-from dataclasses import replace
 from importlib.metadata import entry_points
 from plone_upgrade.door import ERROR
 from plone_upgrade.door import Failure
 from plone_upgrade.door import Output
 from plone_upgrade.http import Client
+from typing import NamedTuple
 
 import click
 import contextlib
@@ -41,6 +40,14 @@ Environment:
   PLONE_ZOPE_CONF  work in-process with this zope.conf (--zope-conf)"""
 
 
+class Where(NamedTuple):
+    """Where the in-process door works: a ``zope.conf``, and its choice of sites."""
+
+    zope_conf: str
+    site_id: str | None
+    all_sites: bool
+
+
 def door_options(envvar=None):
     """``--zope-conf``, ``--site``, ``--all-sites``: before or after the command."""
     return [
@@ -57,50 +64,9 @@ def door_options(envvar=None):
     ]
 
 
-def from_env(name, envvar, metavar, help):
-    return option(name, envvar=envvar, show_envvar=True, metavar=metavar, help=help)
-
-
-CONNECTION_OPTIONS = [
-    from_env(
-        "--url", "PLONE_URL", "URL", "The site's URL: http://localhost:8080/Plone"
-    ),
-    option(
-        "--user",
-        "-u",
-        envvar="PLONE_USER",
-        show_envvar=True,
-        metavar="NAME",
-        help="Basic authentication as this user (password: PLONE_PASSWORD or "
-        "asked for). With --zope-conf: the user the history records.",
-    ),
-    from_env("--token", "PLONE_TOKEN", "JWT", "Authenticate with this JSON Web Token."),
-    option("--login", is_flag=True, help="Trade user and password for a token first."),
-    *door_options(),
-]
-JSON_OPTION = option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-
-
-@dataclass
-class Where:
-    """The door chosen (``zope_conf`` is ``None`` over HTTP); ``source``: how
-    ``zope_conf`` was given (a :class:`click.core.ParameterSource`)."""
-
-    zope_conf: str | None = None
-    site_id: str | None = None
-    all_sites: bool = False
-    source: object = None
-
-
 def with_options(*options):
-    """A decorator adding ``options`` (click decorators), in this order."""
-
-    def decorator(f):
-        for add in reversed(options):
-            f = add(f)
-        return f
-
-    return decorator
+    """A decorator adding ``options`` (click decorators), shown in this order."""
+    return lambda f: functools.reduce(lambda f, add: add(f), reversed(options), f)
 
 
 def first_wins(first, second, message):
@@ -113,13 +79,46 @@ def first_wins(first, second, message):
     raise click.UsageError(message)
 
 
+CONNECTION = [
+    option(
+        "--url",
+        envvar="PLONE_URL",
+        show_envvar=True,
+        metavar="URL",
+        help="The site's URL: http://localhost:8080/Plone",
+    ),
+    option(
+        "--user",
+        "-u",
+        envvar="PLONE_USER",
+        show_envvar=True,
+        metavar="NAME",
+        help="Basic authentication as this user (password: PLONE_PASSWORD or "
+        "asked for). With --zope-conf: the user the history records.",
+    ),
+    option(
+        "--token",
+        envvar="PLONE_TOKEN",
+        show_envvar=True,
+        metavar="JWT",
+        help="Authenticate with this JSON Web Token.",
+    ),
+    option("--login", is_flag=True, help="Trade user and password for a token first."),
+    *door_options(),
+]
+JSON = option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
 def command(
+    *own,
     timeout=60.0,
     timeout_help="Seconds to wait for the answer (0: no limit).",
     validate=None,
     in_process=True,
 ):
-    """Add the connection and door options, ``--timeout`` and ``--json``.
+    """Make ``f(door, out, **options)`` a command of :func:`cli`, with its
+    ``own`` options (click decorators), then the connection and door options,
+    ``--timeout`` and ``--json``.
 
     :param validate: checks the command's own options before anything connects.
     :param in_process: whether the command works with ``--zope-conf``.
@@ -129,16 +128,16 @@ def command(
         @functools.wraps(f)
         def wrapper(url, user, token, login, timeout, as_json, **options):
             ctx = click.get_current_context()
-            where = choose(ctx, url, options, in_process)
+            url, where = choose(ctx, url, options, in_process)
             if validate is not None:
                 validate(**options)
-            if where.zope_conf is not None:
+            if where is not None:
                 ctx.exit(in_process_door()(f, where, user, as_json, options))
             out = Output(as_json)
             http = (url, user, token, login, timeout, options)
             ctx.exit(out.guard(over_http, ctx, f, out, *http))
 
-        timeout_option = click.option(
+        timeout_option = option(
             "--timeout",
             type=click.FloatRange(min=0),
             default=timeout,
@@ -146,42 +145,47 @@ def command(
             metavar="SECONDS",
             help=timeout_help,
         )
-        return with_options(*CONNECTION_OPTIONS, timeout_option, JSON_OPTION)(wrapper)
+        options = with_options(*own, *CONNECTION, timeout_option, JSON)
+        return cli.command(epilog=EXIT_CODES)(options(wrapper))
 
     return decorator
 
 
 def choose(ctx, url, options, in_process):
-    """The door: the command's door options (taken out of ``options``) over
-    the group's; a :class:`click.UsageError` if options contradict each other."""
-    where = replace(ctx.find_object(Where) or Where())
+    """``(url, where)``: the site's URL, or where the in-process door works;
+    the command's door options (taken out of ``options``) over the group's.
+    A :class:`click.UsageError` if options contradict each other."""
+    group = ctx.parent.params
     zope_conf, site_id = options.pop("zope_conf"), options.pop("site_id")
     all_sites = options.pop("all_sites")
-    if zope_conf:
-        where.zope_conf, where.source = zope_conf, COMMANDLINE
-    if site_id or all_sites:
-        where.site_id, where.all_sites = site_id, all_sites
-    if url and where.zope_conf:
-        from_url = ctx.get_parameter_source("url")
+    source = COMMANDLINE if zope_conf else ctx.parent.get_parameter_source("zope_conf")
+    zope_conf = zope_conf or group["zope_conf"]
+    if not (site_id or all_sites):
+        site_id, all_sites = group["site_id"], group["all_sites"]
+    if url and zope_conf:
         message = "Give either --url or --zope-conf, not both."
-        if first_wins(from_url, where.source, message):
-            where.zope_conf = None
+        if first_wins(ctx.get_parameter_source("url"), source, message):
+            zope_conf = None
         else:
             url = None
-    if not url and not where.zope_conf:
+    if not url and not zope_conf:
         raise click.UsageError(
             "Missing option '--url' (PLONE_URL): the site's URL. Or work "
             "in-process with --zope-conf PATH."
         )
-    if where.site_id and where.all_sites:
+    if site_id and all_sites:
         raise click.UsageError("Give either --site or --all-sites, not both.")
-    if where.zope_conf is None and (where.site_id or where.all_sites):
+    if zope_conf is None and (site_id or all_sites):
         raise click.UsageError(
             "--site and --all-sites need --zope-conf; over HTTP, --url names the site."
         )
-    if where.zope_conf is not None:
+    if zope_conf is not None:
         _check_in_process(ctx, in_process)
-    return where
+    return (
+        (url, None)
+        if zope_conf is None
+        else (None, Where(zope_conf, site_id, all_sites))
+    )
 
 
 def _check_in_process(ctx, in_process):
@@ -222,10 +226,8 @@ def over_http(ctx, f, out, url, user, token, login, timeout, options):
     auth = ("token", token) if token and not login else None
     if user and not login:
         auth = ("basic", user, password(user))
-    client = Client(url, auth=auth, timeout=timeout or None)
-    if login:
-        client.login_with = (user, password(user))
-    with contextlib.closing(client):
+    login_with = (user, password(user)) if login else None
+    with contextlib.closing(Client(url, auth, timeout or None, login_with)) as client:
         return f(client, out, **options)
 
 
@@ -242,10 +244,6 @@ def password(user):
     return click.prompt(f"Password for {user}", hide_input=True, err=True)
 
 
-def plural(count, word):
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 88},
     epilog=f"{EXIT_CODES}\n\n{ENVIRONMENT}",
@@ -254,8 +252,7 @@ def plural(count, word):
     package_name="collective.upgradeapi.client", prog_name="plone-upgrade"
 )
 @with_options(*door_options(envvar="PLONE_ZOPE_CONF"))
-@click.pass_context
-def cli(ctx, zope_conf, site_id, all_sites):
+def cli(**door):
     """See and run the upgrades of a Plone site, over HTTP or in-process.
 
     Over HTTP (--url), talks to the @upgrade services of collective.upgradeapi
@@ -268,8 +265,6 @@ def cli(ctx, zope_conf, site_id, all_sites):
       plone-upgrade check || plone-upgrade run --all --dry-run
       plone-upgrade run --all
     """
-    source = ctx.get_parameter_source("zope_conf")
-    ctx.obj = Where(zope_conf, site_id, all_sites, source)
 
 
 def main(args=None):

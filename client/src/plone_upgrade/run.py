@@ -5,10 +5,7 @@ from click import option
 from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import OK
-from plone_upgrade.options import cli
 from plone_upgrade.options import command
-from plone_upgrade.options import EXIT_CODES
-from plone_upgrade.options import plural
 
 import click
 
@@ -25,60 +22,55 @@ def _validate(profiles, all_profiles, steps, mark_done, **ignored):
         )
 
 
-@cli.command(epilog=EXIT_CODES)
-@option("--dry-run", is_flag=True, help="Run every step, then roll everything back.")
-@option("--profile", "profiles", multiple=True, metavar="ID", help="This profile.")
-@option("--all", "all_profiles", is_flag=True, help="Every profile, core first.")
-@option("--step", "steps", multiple=True, metavar="ID", help="This step (see plan).")
-@option(
-    "--commit",
-    type=click.Choice(("run", "profile", "step")),
-    help="What one transaction holds: the whole run (the default), each profile, "
-    "or each step; then a failure keeps what was committed before it.",
-)
-@option("--mark-done", is_flag=True, help="Record the chosen steps as done; run none.")
-@option(
-    "--hold-writes/--no-hold-writes",
-    default=None,
-    help="Hold other writers (503) for the whole run, or never; by default the "
-    "site's choice (writes are held only while a unit runs again after a write "
-    "conflict).",
-)
-@option(
-    "--changes/--no-changes",
-    default=None,
-    help="Report what each step changed (+ added, ~ changed, - removed); on by "
-    "default for a dry run.",
-)
-@option("--report", is_flag=True, help="Also print the full report of a run.")
-@option("--progress/--no-progress", default=True, help="Show the progress on stderr.")
-@option(
-    "--status-interval",
-    type=click.FloatRange(min=0.05),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Pause between two polls of GET @upgrade/status.",
-)
 @command(
+    option(
+        "--dry-run", is_flag=True, help="Run every step, then roll everything back."
+    ),
+    option("--profile", "profiles", multiple=True, metavar="ID", help="This profile."),
+    option("--all", "all_profiles", is_flag=True, help="Every profile, core first."),
+    option(
+        "--step", "steps", multiple=True, metavar="ID", help="This step (see plan)."
+    ),
+    option(
+        "--commit",
+        type=click.Choice(("run", "profile", "step")),
+        help="What one transaction holds: the whole run (the default), each profile, "
+        "or each step; then a failure keeps what was committed before it.",
+    ),
+    option(
+        "--mark-done", is_flag=True, help="Record the chosen steps as done; run none."
+    ),
+    option(
+        "--hold-writes/--no-hold-writes",
+        default=None,
+        help="Hold other writers (503) for the whole run, or never; by default the "
+        "site's choice (writes are held only while a unit runs again after a write "
+        "conflict).",
+    ),
+    option(
+        "--changes/--no-changes",
+        default=None,
+        help="Report what each step changed (+ added, ~ changed, - removed); on by "
+        "default for a dry run.",
+    ),
+    option("--report", is_flag=True, help="Also print the full report of a run."),
+    option(
+        "--progress/--no-progress", default=True, help="Show the progress on stderr."
+    ),
+    option(
+        "--status-interval",
+        type=click.FloatRange(min=0.05),
+        default=1.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Pause between two polls of GET @upgrade/status.",
+    ),
     timeout=0.0,
     timeout_help="Give up waiting for the answer after this many seconds (0: no "
     "limit); the server finishes the run anyway.",
     validate=_validate,
 )
-def run(
-    door,
-    out,
-    dry_run,
-    profiles,
-    all_profiles,
-    steps,
-    commit,
-    mark_done,
-    changes,
-    hold_writes,
-    **shown,
-):
+def run(door, out, dry_run, profiles, all_profiles, steps, mark_done, **shown):
     """Run the pending upgrades (POST @upgrade), all or nothing.
 
     Without --profile, --all or --step: Plone's core upgrade. A failed step
@@ -87,27 +79,21 @@ def run(
     collective.upgradeapi answered GET @upgrade.
     """
     # Options are sent only when given: an older server takes the plain runs.
-    body = {"dry_run": dry_run}
-    if all_profiles or profiles:
-        body["profiles"] = "all" if all_profiles else list(profiles)
+    given = {key: shown.pop(key) for key in ("commit", "changes", "hold_writes")}
+    body = {"dry_run": dry_run, **{k: v for k, v in given.items() if v is not None}}
     what = "Plone's core upgrade"
     if steps:
-        body["steps"], what = list(steps), plural(len(steps), "chosen step")
-    elif all_profiles:
-        what = "every profile with pending steps"
-    elif profiles:
-        what = ", ".join(profiles)
-    if commit is not None:
-        body["commit"] = commit
-    if changes is not None:
-        body["changes"] = changes
-    if hold_writes is not None:
-        body["hold_writes"] = hold_writes
+        body["steps"], what = list(steps), text.plural(len(steps), "chosen step")
+    elif all_profiles or profiles:
+        body["profiles"] = "all" if all_profiles else list(profiles)
+        what = (
+            "every profile with pending steps" if all_profiles else ", ".join(profiles)
+        )
     if mark_done:
         body["mark_done"] = True
         what += ", marking steps done without running them"
-    elif commit in ("profile", "step"):
-        what += f", one transaction per {commit}"
+    elif body.get("commit") in ("profile", "step"):
+        what += f", one transaction per {body['commit']}"
     kind = "Dry run" if dry_run else "Upgrade"
     out.note(f"{kind} of {door.name}: {what}...")
     return _run(door, out, body, kind, **shown)
@@ -163,16 +149,16 @@ def _summary(document, body):
         if body["dry_run"]:
             kind, what = "Dry run", "nothing was committed"
         return (
-            f"{kind}{took}: {plural(marked, 'step')} marked done without running "
+            f"{kind}{took}: {text.plural(marked, 'step')} marked done without running "
             f"them; {what}."
         )
     if body["dry_run"]:
-        ran = plural(done, "step")
+        ran = text.plural(done, "step")
         return f"Dry run finished{took}: {ran} ran; nothing was committed."
     units = ""
     if document.get("commit") in ("profile", "step"):
-        units = f" in {plural(len(document.get('commits') or []), 'transaction')}"
-    return f"Upgrade finished{took}: {plural(done, 'step')} committed{units}."
+        units = f" in {text.plural(len(document.get('commits') or []), 'transaction')}"
+    return f"Upgrade finished{took}: {text.plural(done, 'step')} committed{units}."
 
 
 def _failure(document, kind):
@@ -196,9 +182,12 @@ def _failure(document, kind):
     for unit in commits:
         steps, txn = unit.get("steps") or [], unit.get("transaction")
         txn = f" (transaction {txn})" if txn else ""
-        lines.append(f"  {unit.get('unit')}: {plural(len(steps), 'step')}{txn}")
+        lines.append(f"  {unit.get('unit')}: {text.plural(len(steps), 'step')}{txn}")
         lines += [f"    {titles.get(step) or step}" for step in steps]
-    unit, count = document.get("commit") or "unit", plural(len(commits), "transaction")
+    unit, count = (
+        document.get("commit") or "unit",
+        text.plural(len(commits), "transaction"),
+    )
     return [
         *lines,
         "",

@@ -2,11 +2,14 @@
 progress of ``run`` on stderr."""
 
 from plone_upgrade.changes import render
-from plone_upgrade.options import plural
 
 import click
 import shutil
 import threading
+
+
+def plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _text(value, empty="-"):
