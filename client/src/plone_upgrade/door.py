@@ -73,17 +73,14 @@ class Output:
     document instead, ``label`` goes before errors (both for ``--all-sites``)."""
 
     def __init__(self, as_json, sink=None, label=None):
-        self.as_json = as_json
-        self.sink = sink
-        self.label = label
+        self.as_json, self.sink, self.label = as_json, sink, label
 
     def line(self, text=""):
-        if not self.as_json:
-            click.echo(text)
+        self.lines([text])
 
     def lines(self, lines):
-        for text in lines:
-            self.line(text)
+        for text in [] if self.as_json else lines:
+            click.echo(text)
 
     def note(self, text):
         click.echo(text, err=True)

@@ -2,6 +2,7 @@
 anywhere ``requests`` does, e.g. on a CI runner), and its answers in words."""
 
 from importlib import metadata
+from plone_upgrade.door import Door
 from plone_upgrade.door import Failure
 from plone_upgrade.door import KINDS
 from plone_upgrade.door import refusal
@@ -56,7 +57,7 @@ def impostor(response, body):
     return f"{response.url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
 
 
-class Client:
+class Client(Door):
     """The :class:`.door.Door` of a site's URL; ``auth``: ``("basic", user,
     password)``, ``("token", jwt)`` or by default the credentials in the URL
     (which messages never show); ``timeout``: seconds, ``None`` for no limit;
@@ -84,9 +85,6 @@ class Client:
             session.headers["Authorization"] = f"Bearer {self.auth[1]}"
         return session
 
-    def close(self):
-        self.session.close()
-
     def send(self, method, path, session=None, timeout=None, **kwargs):
         """The response to one request, whatever its status; connection
         problems and timeouts raise a :class:`Failure` with ``retry``."""
@@ -103,13 +101,12 @@ class Client:
             raise Failure(message, retry=True, error_type="Timeout")
         except requests.ConnectionError as exc:
             found = [words for text, words in REASONS.items() if text in str(exc)]
-            raise Failure(
-                f"Cannot connect to {self.url}: "
-                f"{found[0] if found else type(exc).__name__}. Is the site running "
-                "at this address? (`plone-upgrade wait` waits for it.)",
-                retry=True,
-                error_type="ConnectionError",
+            reason = found[0] if found else type(exc).__name__
+            message = (
+                f"Cannot connect to {self.url}: {reason}. Is the site running at "
+                "this address? (`plone-upgrade wait` waits for it.)"
             )
+            raise Failure(message, retry=True, error_type="ConnectionError")
         except requests.RequestException as exc:
             raise Failure(f"Request to {url} failed: {exc}.", error_type="RequestError")
 
@@ -119,36 +116,33 @@ class Client:
             body = response.json()
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type")
-            raise Failure(
+            message = (
                 f"{response.url} did not answer JSON (HTTP {response.status_code}, "
-                f"{kind}). Is {self.url} the URL of a Plone site?",
-                retry=True,
-                error_type="NotJSON",
+                f"{kind}). Is {self.url} the URL of a Plone site?"
             )
+            raise Failure(message, retry=True, error_type="NotJSON")
         if isinstance(body, dict):
             return body
         raise Failure(f"{response.url} answered unexpected JSON.", error_type="NotJSON")
 
-    def answer(self, response, not_found=None):
+    def answer(self, response, what=None):
         """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`
-        (``not_found``: the message for a 404)."""
-        if response.status_code in (200, 202):
+        (``what``: the service, for a 404: "this server has no upgrade WHAT")."""
+        status = response.status_code
+        if status in (200, 202):
             return self.body(response)
         try:
             body = self.body(response)
         except Failure:
             body = {}
-        status = response.status_code
         if status in (400, 409) or (status in KINDS and ours(response)):
             raise refusal(status, {"message": response.reason, **body})
-        message = (
-            not_found if status == 404 and not_found else self.trouble(response, body)
-        )
+        message = self.trouble(response, body, what)
         document = {"type": response.reason, "message": message, **body}
         retry = status in (404, 502, 503, 504)
         raise Failure(message, {**document, "status": status}, retry=retry)
 
-    def trouble(self, response, body):
+    def trouble(self, response, body, what):
         """An HTTP error but the service's own refusals, in words."""
         status, who = response.status_code, None
         if self.auth is not None:
@@ -167,6 +161,11 @@ class Client:
             return (
                 f"Forbidden (HTTP 403): {who or 'an anonymous user'} may not manage "
                 f"{self.url}; upgrades need the 'Manage portal' permission."
+            )
+        if status == 404 and what:
+            return (
+                f"This server has no upgrade {what} (HTTP 404 from {response.url}): "
+                f"{OLDER}, or the URL is not a Plone site."
             )
         if status == 404:
             return (
@@ -190,11 +189,11 @@ class Client:
         body = {"login": user, "password": password}
         response = self.send("POST", "@login", json=body)
         if response.status_code == 401:
-            raise Failure(
+            message = (
                 f"Unauthorized (HTTP 401): {self.url} refused the login of user "
-                f"{user!r}; check the user name and password.",
-                error_type="Unauthorized",
+                f"{user!r}; check the user name and password."
             )
+            raise Failure(message, error_type="Unauthorized")
         token = self.answer(response).get("token")
         if not isinstance(token, str) or not token:
             raise Failure(f"{response.url} answered no token.", error_type="NoToken")
@@ -203,11 +202,8 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, path, what=None, **kwargs):
-        """``GET path``'s answer. One without :data:`HEADER` is looked at: when
-        ``GET @upgrade`` answers something else, the :class:`Failure` says what.
-
-        :param what: the service, for a 404: "this server has no upgrade WHAT".
-        """
+        """``GET path``'s answer (see :meth:`answer`). One without :data:`HEADER`
+        is looked at: when ``GET @upgrade`` answers something else, it says what."""
         response = self.send("GET", path, **kwargs)
         if ours(response):
             self.verified = True
@@ -216,16 +212,10 @@ class Client:
             if root.status_code == 200 and not ours(root):
                 message = impostor(root, self.body(root))
                 raise Failure(message, error_type="NotUpgradeService")
-        if what is not None:
-            what = (
-                f"This server has no upgrade {what} (HTTP 404 from {response.url}): "
-                f"{OLDER}, or the URL is not a Plone site."
-            )
         return self.answer(response, what)
 
     def verify(self):
-        """Before the first request that writes: make sure that it reaches
-        collective.upgradeapi (see :func:`impostor`)."""
+        """Before a request that writes: make sure it reaches collective.upgradeapi."""
         if not self.verified:
             self.upgrade_info(timeout=self.timeout or 60.0)
 
@@ -300,16 +290,16 @@ class Client:
     def lock(self):
         return self.get(f"{SERVICE}/lock", "lock service").get("lock")
 
-    def delete(self, path, **params):
+    def delete(self, path, params=None):
         """``DELETE @upgrade/<path>`` if there is a lock: the answer, or ``None``."""
         if self.lock() is None:
             return None
         self.verify()
-        response = self.send("DELETE", f"{SERVICE}/{path}", params=params or None)
+        response = self.send("DELETE", f"{SERVICE}/{path}", params=params)
         return None if response.status_code == 404 else self.answer(response)
 
     def unlock(self, force):
-        return self.delete("lock", **({"force": "true"} if force else {}))
+        return self.delete("lock", {"force": "true"} if force else None)
 
     def cancel(self):
         return self.delete("run")

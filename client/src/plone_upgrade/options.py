@@ -14,7 +14,6 @@ from plone_upgrade.http import Client
 from typing import NamedTuple
 
 import click
-import contextlib
 import functools
 import os
 import sys
@@ -227,7 +226,8 @@ def over_http(ctx, f, out, url, user, token, login, timeout, options):
     if user and not login:
         auth = ("basic", user, password(user))
     login_with = (user, password(user)) if login else None
-    with contextlib.closing(Client(url, auth, timeout or None, login_with)) as client:
+    client = Client(url, auth, timeout or None, login_with)
+    with client.session:
         return f(client, out, **options)
 
 

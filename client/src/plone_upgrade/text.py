@@ -16,6 +16,19 @@ def _text(value, empty="-"):
     return empty if value is None or value == "" else str(value)
 
 
+def _duration(seconds):
+    return f"{seconds:.2f}s" if isinstance(seconds, (int, float)) else "-"
+
+
+def versions(before, after):
+    before, after = _text(before, "?"), _text(after, "?")
+    return before if before == after else f"{before} -> {after}"
+
+
+def _span(step):
+    return versions(step.get("source"), step.get("dest"))
+
+
 def table(rows, headers, indent="  "):
     """Lines of a plain table; the last column is not padded."""
     rows = [headers, *([_text(cell) for cell in row] for row in rows)]
@@ -24,11 +37,6 @@ def table(rows, headers, indent="  "):
         (indent + "  ".join([*map(str.ljust, row, widths), row[-1]])).rstrip()
         for row in rows
     ]
-
-
-def versions(before, after):
-    before, after = _text(before, "?"), _text(after, "?")
-    return before if before == after else f"{before} -> {after}"
 
 
 def pending_steps(profile):
@@ -79,34 +87,20 @@ def plan(profiles):
             else f", {plural(len(pending), 'pending step')}"
         )
         rows = [
-            [
-                step["id"],
-                versions(step.get("source"), step.get("dest")),
-                "yes" if step.get("proposed") else "no",
-                step.get("title"),
-            ]
-            for step in pending
+            [s["id"], _span(s), "yes" if s.get("proposed") else "no", s.get("title")]
+            for s in pending
         ]
         headers = ["STEP ID", "VERSIONS", "PROPOSED", "TITLE"]
         lines += [header, *(table(rows, headers) if rows else []), ""]
     return lines[:-1]
 
 
-def _duration(seconds):
-    return f"{seconds:.2f}s" if isinstance(seconds, (int, float)) else "-"
-
-
 def step_results(steps):
     """One row per step attempted (``run``, ``history ID``)."""
     rows = [
-        [
-            step.get("status"),
-            _duration(step.get("duration")),
-            step.get("profile"),
-            versions(step.get("source"), step.get("dest")),
-            step.get("title"),
-        ]
-        for step in steps
+        [s.get("status"), _duration(s.get("duration")), s.get("profile"), _span(s)]
+        + [s.get("title")]
+        for s in steps
     ]
     return table(rows, ["STATUS", "TIME", "PROFILE", "VERSIONS", "TITLE"])
 
@@ -170,18 +164,16 @@ def history(document):
         return ["No upgrade run is recorded on this site."]
     rows = []
     for entry in entries:
-        row = [entry.get(key) for key in ("id", "started", "user")]
         steps = entry.get("steps")
         done = None
         if isinstance(steps, list):
             done = f"{sum(s.get('status') == 'done' for s in steps)}/{len(steps)}"
+        row = [entry.get(key) for key in ("id", "started", "user")]
         row += [_kind(entry), entry.get("result"), _duration(entry.get("duration"))]
         rows.append([*row, done, selection(entry)])
     headers = ["ID", "STARTED", "USER", "KIND", "RESULT", "TIME", "DONE", "SELECTION"]
     lines = table(rows, headers, indent="")
-    for entry in entries:
-        if run_error(entry):
-            lines.append(f"Run {entry.get('id')}: {run_error(entry)}")
+    lines += [f"Run {e.get('id')}: {run_error(e)}" for e in entries if run_error(e)]
     total = document.get("items_total")
     if isinstance(total, int) and total > len(entries):
         lines.append(f"({len(entries)} of {total} runs; --limit shows more.)")
@@ -235,22 +227,26 @@ def bar(status, width=20):
     return line + (" (no sign of life from the server)" if status.get("stale") else "")
 
 
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class Progress:
     """The progress of ``run`` on stderr, from status documents (those of
     ``GET @upgrade/status``): a bar redrawn in place on a terminal, else one
     line per step as it starts (``  [3/12] Title (profile)``), for CI logs.
-
-    Thread-safe: over HTTP the status is polled from a thread of its own.
-    """
+    Thread-safe: over HTTP the status is polled from a thread of its own."""
 
     def __init__(self, out, stream=None, columns=None):
         self.out = out
         self.stream = stream or click.get_text_stream("stderr")
         self.terminal = not out.as_json and is_terminal(self.stream)
         self.columns = columns or shutil.get_terminal_size((80, 24)).columns
-        self.last = ""
-        self.drawn = False
-        self.lock = threading.Lock()
+        self.last, self.drawn, self.lock = "", False, threading.Lock()
 
     def __call__(self, status):
         if self.terminal:
@@ -280,11 +276,3 @@ class Progress:
                 self.stream.write("\n")
                 self.stream.flush()
                 self.drawn = False
-
-
-def is_terminal(stream):
-    """Whether ``stream`` is a terminal (not closed, not a pipe)."""
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

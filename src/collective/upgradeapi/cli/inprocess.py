@@ -31,6 +31,12 @@ import traceback
 import transaction
 
 
+LOCKED = (
+    " Another process holds the lock of its FileStorage: stop the Zope server "
+    "that uses it, or serve the database with ZEO."
+)
+
+
 def run(f, where, user, as_json, options):
     """Run the command ``f(door, out, **options)`` on the sites ``where``
     (``plone_upgrade.options.Where``) chooses as ``user`` (default: the OS
@@ -42,15 +48,10 @@ def run(f, where, user, as_json, options):
     try:
         app = Zope2.app()
     except Exception as exc:
-        hint = ""
-        if exc.__class__.__name__ == "LockError":
-            hint = (
-                " Another process holds the lock of its FileStorage: stop the "
-                "Zope server that uses it, or serve the database with ZEO."
-            )
-        message = f"Cannot start Zope with {where.zope_conf}: {type(exc).__name__}"
-        failure = Failure(f"{message}: {exc}.{hint}", error_type="ZopeStartFailed")
-        return out.fail(failure)
+        name = type(exc).__name__
+        hint = LOCKED if name == "LockError" else ""
+        message = f"Cannot start Zope with {where.zope_conf}: {name}: {exc}.{hint}"
+        return out.fail(Failure(message, error_type="ZopeStartFailed"))
     app = makerequest(app, environ={"SERVER_NAME": "localhost", "SERVER_PORT": "80"})
     app.REQUEST["PARENTS"] = [app]
     setRequest(app.REQUEST)
@@ -58,7 +59,7 @@ def run(f, where, user, as_json, options):
         user = user or os_user()
         manager = UnrestrictedUser(user, "", ["Manager"], [])
         newSecurityManager(app.REQUEST, manager.__of__(app.acl_users))
-        return out.guard(_on_sites, f, app, where, user, as_json, options)
+        return out.guard(on_sites, f, app, where, user, as_json, options)
     finally:
         transaction.abort()
         noSecurityManager()
@@ -80,13 +81,12 @@ def choose_sites(app, where):
     no site, several without ``--site``, no site ``--site ID``."""
     from Products.CMFPlone.interfaces import IPloneSiteRoot
 
-    sites = [obj for obj in app.objectValues() if IPloneSiteRoot.providedBy(obj)]
-    ids = [site.getId() for site in sites]
-    place = f"at the root of the database of {where.zope_conf}"
+    sites = {s.getId(): s for s in app.objectValues() if IPloneSiteRoot.providedBy(s)}
     if where.all_sites or (len(sites) == 1 and not where.site_id):
-        return sites
-    if where.site_id in ids:
-        return [sites[ids.index(where.site_id)]]
+        return list(sites.values())
+    if where.site_id in sites:
+        return [sites[where.site_id]]
+    ids, place = list(sites), f"at the root of the database of {where.zope_conf}"
     if where.site_id:
         error_type = "SiteNotFound"
         message = (
@@ -98,14 +98,14 @@ def choose_sites(app, where):
     else:
         error_type = "SeveralSites"
         message = (
-            f"There are {len(sites)} Plone sites {place}: {', '.join(ids)}. Choose "
+            f"There are {len(ids)} Plone sites {place}: {', '.join(ids)}. Choose "
             "one with --site ID, or give --all-sites."
         )
     document = {"type": error_type, "zope_conf": where.zope_conf, "sites": ids}
     raise Failure(message, document=document)
 
 
-def _on_sites(f, app, where, user, as_json, options):
+def on_sites(f, app, where, user, as_json, options):
     """One site, or with ``--all-sites`` each, one JSON document for all."""
     sites = choose_sites(app, where)
     if not where.all_sites:

@@ -25,6 +25,8 @@ HOW = {
     BREAK: "`plone-upgrade unlock` breaks the lock; its run is recorded as abandoned.",
     LIST: "`plone-upgrade plan` lists the pending steps with their ids.",
 }
+#: What ``POST @upgrade`` takes besides the selection, as :func:`.api.upgrade` does.
+OPTIONS = ("dry_run", "commit", "mark_done", "changes", "hold_writes")
 
 
 @contextlib.contextmanager
@@ -87,16 +89,9 @@ class SiteDoor(Door):
             # Read as the service reads "profiles" and "steps" of POST @upgrade.
             selection = request_body.selection(body)
             progress = [Progress(on_progress, selection.steps)] if on_progress else []
+            given = {key: body[key] for key in OPTIONS if key in body}
             result = api.upgrade(
-                self.site,
-                selection,
-                dry_run=body.get("dry_run", False),
-                user=self.user,
-                listeners=progress,
-                commit=body.get("commit", "run"),
-                mark_done=body.get("mark_done", False),
-                changes=body.get("changes"),
-                hold_writes=body.get("hold_writes"),
+                self.site, selection, user=self.user, listeners=progress, **given
             )
             transaction.begin()
             answer = documents.run_result(self.site, result, self.service_url)
