@@ -6,6 +6,7 @@ from plone_upgrade.door import FAILED
 from plone_upgrade.door import Failure
 from plone_upgrade.door import OK
 from plone_upgrade.options import command
+from plone_upgrade.text import plural
 
 import click
 import math
@@ -97,7 +98,7 @@ def wait(client, out, interval):
                 document = {"type": "Timeout", "message": f"{late}.", "url": client.url}
                 document.update(ready=False, attempts=attempts)
                 document["last_error"] = failure.document
-                tried = text.plural(attempts, "attempt")
+                tried = plural(attempts, "attempt")
                 raise Failure(f"{late} ({tried}); last: {failure.message}", document)
             if attempts == 1:
                 out.note(f"Waiting for {client.url}: {failure.message}")

@@ -79,8 +79,9 @@ class Output:
         self.lines([text])
 
     def lines(self, lines):
-        for text in [] if self.as_json else lines:
-            click.echo(text)
+        if not self.as_json:
+            for text in lines:
+                click.echo(text)
 
     def note(self, text):
         click.echo(text, err=True)

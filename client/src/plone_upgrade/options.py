@@ -178,13 +178,10 @@ def choose(ctx, url, options, in_process):
         raise click.UsageError(
             "--site and --all-sites need --zope-conf; over HTTP, --url names the site."
         )
-    if zope_conf is not None:
-        _check_in_process(ctx, in_process)
-    return (
-        (url, None)
-        if zope_conf is None
-        else (None, Where(zope_conf, site_id, all_sites))
-    )
+    if zope_conf is None:
+        return url, None
+    _check_in_process(ctx, in_process)
+    return None, Where(zope_conf, site_id, all_sites)
 
 
 def _check_in_process(ctx, in_process):

@@ -6,6 +6,7 @@ from plone_upgrade import text
 from plone_upgrade.door import FAILED
 from plone_upgrade.door import OK
 from plone_upgrade.options import command
+from plone_upgrade.text import plural
 
 import click
 
@@ -83,7 +84,7 @@ def run(door, out, dry_run, profiles, all_profiles, steps, mark_done, **shown):
     body = {"dry_run": dry_run, **{k: v for k, v in given.items() if v is not None}}
     what = "Plone's core upgrade"
     if steps:
-        body["steps"], what = list(steps), text.plural(len(steps), "chosen step")
+        body["steps"], what = list(steps), plural(len(steps), "chosen step")
     elif all_profiles or profiles:
         body["profiles"] = "all" if all_profiles else list(profiles)
         what = (
@@ -149,16 +150,16 @@ def _summary(document, body):
         if body["dry_run"]:
             kind, what = "Dry run", "nothing was committed"
         return (
-            f"{kind}{took}: {text.plural(marked, 'step')} marked done without running "
+            f"{kind}{took}: {plural(marked, 'step')} marked done without running "
             f"them; {what}."
         )
     if body["dry_run"]:
-        ran = text.plural(done, "step")
+        ran = plural(done, "step")
         return f"Dry run finished{took}: {ran} ran; nothing was committed."
     units = ""
     if document.get("commit") in ("profile", "step"):
-        units = f" in {text.plural(len(document.get('commits') or []), 'transaction')}"
-    return f"Upgrade finished{took}: {text.plural(done, 'step')} committed{units}."
+        units = f" in {plural(len(document.get('commits') or []), 'transaction')}"
+    return f"Upgrade finished{took}: {plural(done, 'step')} committed{units}."
 
 
 def _failure(document, kind):
@@ -182,12 +183,9 @@ def _failure(document, kind):
     for unit in commits:
         steps, txn = unit.get("steps") or [], unit.get("transaction")
         txn = f" (transaction {txn})" if txn else ""
-        lines.append(f"  {unit.get('unit')}: {text.plural(len(steps), 'step')}{txn}")
+        lines.append(f"  {unit.get('unit')}: {plural(len(steps), 'step')}{txn}")
         lines += [f"    {titles.get(step) or step}" for step in steps]
-    unit, count = (
-        document.get("commit") or "unit",
-        text.plural(len(commits), "transaction"),
-    )
+    unit, count = document.get("commit") or "unit", plural(len(commits), "transaction")
     return [
         *lines,
         "",

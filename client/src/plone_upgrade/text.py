@@ -98,9 +98,14 @@ def plan(profiles):
 def step_results(steps):
     """One row per step attempted (``run``, ``history ID``)."""
     rows = [
-        [s.get("status"), _duration(s.get("duration")), s.get("profile"), _span(s)]
-        + [s.get("title")]
-        for s in steps
+        [
+            step.get("status"),
+            _duration(step.get("duration")),
+            step.get("profile"),
+            _span(step),
+            step.get("title"),
+        ]
+        for step in steps
     ]
     return table(rows, ["STATUS", "TIME", "PROFILE", "VERSIONS", "TITLE"])
 
