@@ -59,9 +59,8 @@ def impostor(response, body):
 
 class Client(Door):
     """The :class:`.door.Door` of a site's URL; ``auth``: ``("basic", user,
-    password)``, ``("token", jwt)`` or by default the credentials in the URL
-    (which messages never show); ``timeout``: seconds, ``None`` for no limit;
-    ``login_with``: ``(user, password)`` to trade for a token first."""
+    password)``, ``("token", jwt)`` or the URL's credentials (never shown);
+    ``timeout``: seconds or ``None``; ``login_with``: ``(user, password)``."""
 
     def __init__(self, url, auth=None, timeout=None, login_with=None):
         url = url.strip().rstrip("/").removesuffix(f"/{SERVICE}")
@@ -86,8 +85,7 @@ class Client(Door):
         return session
 
     def send(self, method, path, session=None, timeout=None, **kwargs):
-        """The response to one request, whatever its status; connection
-        problems and timeouts raise a :class:`Failure` with ``retry``."""
+        """The response to one request, whatever its status, or a :class:`Failure`."""
         if self.login_with is not None and path != "@login":
             self.login(*self.login_with)
         url = f"{self.url}/{path}"
@@ -126,8 +124,7 @@ class Client(Door):
         raise Failure(f"{response.url} answered unexpected JSON.", error_type="NotJSON")
 
     def answer(self, response, what=None):
-        """The JSON body of a 200 (or 202) ``response``; else a :class:`Failure`
-        (``what``: the service, for a 404: "this server has no upgrade WHAT")."""
+        """The JSON body of a 200 (or 202) ``response``, or a :class:`Failure`."""
         status = response.status_code
         if status in (200, 202):
             return self.body(response)
@@ -143,7 +140,8 @@ class Client(Door):
         raise Failure(message, {**document, "status": status}, retry=retry)
 
     def trouble(self, response, body, what):
-        """An HTTP error but the service's own refusals, in words."""
+        """An HTTP error but the service's own refusals, in words; ``what``: the
+        service, for a 404 (this server has no upgrade WHAT)."""
         status, who = response.status_code, None
         if self.auth is not None:
             who = f"user {self.auth[1]!r}" if self.auth[0] == "basic" else "the token"
@@ -186,8 +184,9 @@ class Client(Door):
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``)."""
         self.login_with = None
-        body = {"login": user, "password": password}
-        response = self.send("POST", "@login", json=body)
+        response = self.send(
+            "POST", "@login", json={"login": user, "password": password}
+        )
         if response.status_code == 401:
             message = (
                 f"Unauthorized (HTTP 401): {self.url} refused the login of user "
@@ -202,8 +201,7 @@ class Client(Door):
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, path, what=None, **kwargs):
-        """``GET path``'s answer (see :meth:`answer`). One without :data:`HEADER`
-        is looked at: when ``GET @upgrade`` answers something else, it says what."""
+        """``GET path``'s answer; when ``GET @upgrade`` is not ours, what it is."""
         response = self.send("GET", path, **kwargs)
         if ours(response):
             self.verified = True
@@ -223,11 +221,6 @@ class Client(Door):
         params = {"profile": profile} if profile else None
         return self.get(SERVICE, params=params, timeout=timeout)
 
-    def post(self, body):
-        """``POST @upgrade`` once verified; never redirected (see :meth:`trouble`)."""
-        self.verify()
-        return self.send("POST", SERVICE, json=body, allow_redirects=False)
-
     def upgrade(self, body, on_progress=None, interval=1.0):
         self.verify()  # before the status is polled: logs in once
         stop = threading.Event()
@@ -237,7 +230,7 @@ class Client(Door):
         if on_progress is not None:
             watcher.start()
         try:
-            response = self.post(body)
+            response = self.send("POST", SERVICE, json=body, allow_redirects=False)
             if response.status_code == 500:
                 failed = self.body(response)
                 if failed.get("type") == "UpgradeFailed":
@@ -281,7 +274,9 @@ class Client(Door):
                     report(status)
 
     def stamp(self, profile_ids):
-        return self.answer(self.post({"stamp": list(profile_ids)}))
+        self.verify()
+        body = {"stamp": list(profile_ids)}
+        return self.answer(self.send("POST", SERVICE, json=body, allow_redirects=False))
 
     def history(self, run_id=None, limit=None):
         path = f"{SERVICE}/history" + (f"/{run_id}" if run_id is not None else "")
