@@ -2,8 +2,10 @@
 
 A gate is a file. When ``COLLECTIVE_UPGRADEAPI_TEST_GATES`` names a
 directory, the step ``slow_<n>`` waits until the file ``<directory>/<n>``
-exists (at most :data:`TIMEOUT` seconds, then it fails). Files work across
-threads and processes alike. Without the variable the steps do not wait.
+exists (at most :data:`TIMEOUT` seconds, then it fails: a safety net so that a
+test that never opens its gate fails instead of hanging; no test waits for it,
+so it is long enough for a busy machine). Files work across threads and
+processes alike. Without the variable the steps do not wait.
 """
 
 from collective.upgradeapi.testing.steps import _mark
@@ -17,7 +19,7 @@ import time
 logger = logging.getLogger("collective.upgradeapi.testing")
 
 VARIABLE = "COLLECTIVE_UPGRADEAPI_TEST_GATES"
-TIMEOUT = 60.0
+TIMEOUT = 600.0
 
 
 def wait_for_gate(name):
