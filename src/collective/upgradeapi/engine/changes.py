@@ -47,6 +47,7 @@ class Recorder:
 
     def __init__(self, site):
         self.site = site
+        self.setup = site["portal_setup"]
         self.first = self.last = self.versions = None
         self.current = None
         #: ``id(step result)`` -> its :class:`Events` (a unit run again
@@ -55,7 +56,7 @@ class Recorder:
 
     def _versions(self):
         # Every recorded version at once (getLastVersionForProfile reads it).
-        return dict(self.site.portal_setup._profile_upgrade_versions)
+        return dict(self.setup._profile_upgrade_versions)
 
     def _picture(self):
         """A picture, reused from the end of the last step when the same

@@ -8,6 +8,7 @@ into the report's categories (a part that cannot be read is "unknown", never
 
 from AccessControl.Permission import getPermissionIdentifier
 from Acquisition import aq_base
+from OFS.ObjectManager import ObjectManager
 from plone.registry.interfaces import IRegistry
 from ZODB.POSException import ConflictError
 from zope.component import getUtility
@@ -49,6 +50,29 @@ def short(value):
 
 
 # -- readers: site -> picture --------------------------------------------------
+#
+# A reader returns ``(key, value)``: ``value`` the data compared, ``key`` what
+# tells, next time, whether the part must be read again: with ``old``, its
+# last answer in the same transaction, a part whose key is unchanged is not.
+
+
+def _state(obj):
+    """A persistent object's stored attributes, a copy: equal to an older copy
+    unless an attribute was set since (ZODB notices no other change either)."""
+    return aq_base(obj).__getstate__()
+
+
+def _tree(obj, path="", found=None):
+    """``{path: stored state}`` of ``obj`` and of every object in it."""
+    found = {} if found is None else found
+    found[path] = _state(obj)
+    for name in obj.objectIds() if isinstance(obj, ObjectManager) else ():
+        _tree(getattr(obj, name), f"{path}/{name}", found)
+    return found
+
+
+def _keyed(old, key, read):
+    return old if old is not None and old[0] == key else (key, read())
 
 
 def _copy(value):
@@ -58,73 +82,93 @@ def _copy(value):
     return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
 
 
-def registry(site, before=None, names=()):
-    """The registry's values; with ``before`` (a picture), only ``names`` are
-    read again (plone.registry announces every write)."""
+def registry(site, old=None, written=()):
+    """The registry's values; with ``old``, only the records ``written``
+    are read again (plone.registry announces every write)."""
+    if old is not None and not written:
+        return old
     # Its values' BTree: records[name] would build a field each.
     values = getUtility(IRegistry, context=site).records._values
-    if before is None or before.get("registry") is None:
-        return {name: _copy(value) for name, value in values.items()}
-    if not names:
-        return before["registry"]
-    found = dict(before["registry"])
-    for name in names:
+    if old is None:
+        return None, {name: _copy(value) for name, value in values.items()}
+    found = dict(old[1])
+    for name in written:
         found[name] = _copy(values.get(name, MISSING))
-    return {name: value for name, value in found.items() if value is not MISSING}
+        if found[name] is MISSING:
+            del found[name]
+    return None, found
 
 
-def catalog(site):
-    tool = site.portal_catalog
-    return {
+def catalog(site, old=None):
+    tool = site["portal_catalog"]
+    return None, {
         "indexes": set(tool.indexes()),
         "metadata": set(tool.schema()),
         "writes": tool.getCounter(),  # Plone's count of the entries written
     }
 
 
-def types(site):
-    return {
-        fti.getId(): dict(fti.propertyItems())
-        for fti in site.portal_types.objectValues()
-    }
+def types(site, old=None):
+    tool = site["portal_types"]
+    return _keyed(
+        old,
+        _tree(tool),
+        lambda: {fti.getId(): dict(fti.propertyItems()) for fti in tool.objectValues()},
+    )
 
 
-def workflows(site):
-    tool = site.portal_workflow
-    chains = {"(default)": tuple(tool.getDefaultChain())}
-    for type_id in site.portal_types.objectIds():
-        chains[type_id] = tuple(tool.getChainForPortalType(type_id))
-    return {"ids": set(tool.objectIds()), "chains": chains}
+def workflows(site, old=None):
+    tool, type_ids = site["portal_workflow"], site["portal_types"].objectIds()
+    overrides = [(name, tuple(chain)) for name, chain in tool.listChainOverrides()]
+    key = (tool.objectIds(), tuple(tool.getDefaultChain()), overrides)
+
+    def read():
+        chains = {"(default)": tuple(tool.getDefaultChain())}
+        for type_id in type_ids:
+            chains[type_id] = tuple(tool.getChainForPortalType(type_id))
+        return {"ids": set(tool.objectIds()), "chains": chains}
+
+    return _keyed(old, (*key, type_ids), read)
 
 
-def actions(site, container=None, path="", found=None):
+def _actions(container, path="", found=None):
     found = {} if found is None else found
-    for item in (container or site.portal_actions).objectValues():
+    for item in container.objectValues():
         if item.meta_type == "CMF Action Category":
-            actions(site, item, f"{path}/{item.getId()}", found)
+            _actions(item, f"{path}/{item.getId()}", found)
         else:
             found[f"{path}/{item.getId()}"] = dict(item.propertyItems())
     return found
+
+
+def actions(site, old=None):
+    tool = site["portal_actions"]
+    return _keyed(old, _tree(tool), lambda: _actions(tool))
 
 
 #: Zope's attribute of a permission's roles -> the permission's name.
 _PERMISSIONS = {}
 
 
-def role_map(site):
+def role_map(site, old=None):
     """The role settings stored on the site (Zope keeps each permission's
     roles in an attribute of the object; a list acquires, a tuple does not).
     Permissions not set there acquire their roles and cannot change unseen.
     The attributes are named as ``getPermissionIdentifier`` names them
     (``_<name>_Permission``; tests/engine/test_compat.py checks it)."""
-    found = {}
-    for attribute, roles in vars(aq_base(site)).items():
-        if attribute.startswith("_") and attribute.endswith("_Permission"):
-            if attribute not in _PERMISSIONS:
-                for item in site.ac_inherited_permissions(1):
-                    _PERMISSIONS[getPermissionIdentifier(item[0])] = item[0]
-            found[_PERMISSIONS.get(attribute, attribute)] = roles
-    return found
+
+    def read():
+        found = {}
+        for attribute, roles in state.items():
+            if attribute.startswith("_") and attribute.endswith("_Permission"):
+                if attribute not in _PERMISSIONS:
+                    for item in site.ac_inherited_permissions(1):
+                        _PERMISSIONS[getPermissionIdentifier(item[0])] = item[0]
+                found[_PERMISSIONS.get(attribute, attribute)] = roles
+        return found
+
+    state = _state(site)
+    return _keyed(old, state, read)
 
 
 READERS = {
@@ -133,17 +177,18 @@ READERS = {
 }
 
 
-def take(site, before=None, written=()):
+def take(site, old=None, written=()):
     """A picture of every part of :data:`READERS` (``None`` for a part that
-    cannot be read); with the picture ``before``, the registry records
-    ``written`` since are read again, not the others."""
+    cannot be read); with the picture ``old`` of the same transaction, what
+    did not change is taken from it (see the readers)."""
     picture = {}
     for name, reader in READERS.items():
+        part = None if old is None else old[name]
         try:
             if name == "registry":
-                picture[name] = reader(site, before, written)
+                picture[name] = reader(site, part, written)
             else:
-                picture[name] = reader(site)
+                picture[name] = reader(site, part)
         except ConflictError:
             raise
         except Exception:
@@ -245,9 +290,10 @@ def compare(before, after):
         if before.get(name) is None or after.get(name) is None:
             unknown.append(name)
             continue
-        if before[name] == after[name]:
+        old, new = before[name][1], after[name][1]
+        if old is new or old == new:
             continue
-        found = diff(before[name], after[name])
+        found = diff(old, new)
         if found:
             changes[name] = found
     return changes, unknown
