@@ -629,7 +629,7 @@ def _report_cost(label, timings, cpu, target, report, figure):
 
 
 def section_changes(site, services, options, report):
-    from collective.upgradeapi.engine import changeset
+    from collective.upgradeapi.engine import pictures
     from collective.upgradeapi.testing.versions import OLD
 
     out("\n== The change report: on (a dry run's default) against off")
@@ -650,12 +650,12 @@ def section_changes(site, services, options, report):
     figure = f"core dry run from {OLD}, report on / off"
     _report_cost(label, timings, cpu, 1.30, report, figure)
     site.rewind({benchsite.CORE: fs})
-    first = changeset.take(site.portal)
+    first = pictures.take(site.portal)
     costs = {}
     for old in (None, first):
-        parts = {name: [] for name in changeset.READERS}
+        parts = {name: [] for name in pictures.READERS}
         for _ in range(50):
-            for name, reader in changeset.READERS.items():
+            for name, reader in pictures.READERS.items():
                 started = time.perf_counter()
                 reader(site.portal, None if old is None else old[name])
                 parts[name].append(time.perf_counter() - started)

@@ -92,7 +92,7 @@ def test_private_name_is_used_where_listed(name, used_in):
 
 
 def test_permission_attribute_names_are_as_the_role_map_reads_them():
-    """engine/changeset.role_map finds a permission's stored roles by the
+    """engine/pictures.role_map finds a permission's stored roles by the
     name Zope gives its attribute (``_<name>_Permission``)."""
     from AccessControl.Permission import getPermissionIdentifier
 

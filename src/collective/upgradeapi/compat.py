@@ -56,7 +56,7 @@ PRIVATE_NAMES = {
         # logging: every logger created so far (undocumented)
         ("logging.Manager.loggerDict", "engine/logcapture.py"),
         # plone.registry: the values' BTree, read in one walk
-        ("plone.registry.registry.Records._values", "engine/changeset.py"),
+        ("plone.registry.registry.Records._values", "engine/pictures.py"),
         # GenericSetup: every profile's recorded version, read at once
         (
             "Products.GenericSetup.tool.SetupTool._profile_upgrade_versions",

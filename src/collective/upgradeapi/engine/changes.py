@@ -5,7 +5,7 @@ changes goes on (:func:`recording`); :func:`step` brackets each step. What it
 reports, per step and for the run (see ``docs/upgrade.md``):
 
 - configuration (registry, catalog indexes and metadata, types, workflows and
-  chains, actions, the site's role map): pictures (:mod:`.changeset`) taken
+  chains, actions, the site's role map): pictures (:mod:`.pictures`) taken
   before and after each step, compared; profile versions before -> after;
 - GenericSetup import steps run: from GenericSetup's import events;
 - content objects added, modified and removed (zope.lifecycleevent's events)
@@ -18,6 +18,7 @@ no recorder is active in their thread.
 
 from Acquisition import aq_base
 from collective.upgradeapi.engine import changeset
+from collective.upgradeapi.engine import pictures
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from Products.CMFCore.indexing import processQueue
 from Products.CMFCore.interfaces import IIndexQueueProcessor
@@ -64,7 +65,7 @@ class Recorder:
         txn = transaction.get()
         if self.last is not None and self.last[0] is txn:
             return self.last[1]
-        return changeset.take(self.site)
+        return pictures.take(self.site)
 
     @contextlib.contextmanager
     def step(self):
@@ -89,7 +90,7 @@ class Recorder:
             self.current = None
         events.seen.clear()
         # plone.registry announces every write: unannounced, no new picture.
-        after = changeset.take(self.site, before, events.records)
+        after = pictures.take(self.site, before, events.records)
         self.last = (transaction.get(), after)
         events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)
@@ -212,7 +213,7 @@ def recording(recorder):
 
 
 #: Every category a step's report may hold.
-CATEGORIES = (*changeset.READERS, "content", "import_steps", "versions")
+CATEGORIES = (*pictures.READERS, "content", "import_steps", "versions")
 
 
 @contextlib.contextmanager

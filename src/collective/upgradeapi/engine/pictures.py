@@ -1,0 +1,160 @@
+"""Pictures of a site's configuration, for the change report (:mod:`.changes`).
+
+Each reader of :data:`READERS` reads one part (registry, catalog, types,
+workflows, actions, the site's role map) through the tools' own API and
+returns ``(key, value)``: ``value`` the plain data :func:`.changeset.compare`
+compares, ``key`` what tells, at the next picture in the same transaction,
+whether the part must be read again (:func:`take`).
+"""
+
+from AccessControl.Permission import getPermissionIdentifier
+from Acquisition import aq_base
+from OFS.ObjectManager import ObjectManager
+from plone.registry.interfaces import IRegistry
+from ZODB.POSException import ConflictError
+from zope.component import getUtility
+
+import copy
+import logging
+
+
+logger = logging.getLogger("collective.upgradeapi")
+
+MISSING = object()
+
+
+def _state(obj):
+    """A persistent object's stored attributes, a copy: equal to an older copy
+    unless an attribute was set since (ZODB notices no other change either)."""
+    return aq_base(obj).__getstate__()
+
+
+def _tree(obj, path="", found=None):
+    """``{path: stored state}`` of ``obj`` and of every object in it."""
+    found = {} if found is None else found
+    found[path] = _state(obj)
+    for name in obj.objectIds() if isinstance(obj, ObjectManager) else ():
+        _tree(getattr(obj, name), f"{path}/{name}", found)
+    return found
+
+
+def _keyed(old, key, read):
+    return old if old is not None and old[0] == key else (key, read())
+
+
+def _copy(value):
+    """A stored value as it is now: a step may change a stored dict or list in
+    place (Plone 6.2's step ``update_iimagingschema_fields`` adds to the dict
+    of ``plone.picture_variants``), so the picture keeps its own copy."""
+    return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
+
+
+def registry(site, old=None, written=()):
+    """Only the records ``written`` are read again (plone.registry announces
+    every write)."""
+    if old is not None and not written:
+        return old
+    # Its values' BTree: records[name] would build a field each.
+    values = getUtility(IRegistry, context=site).records._values
+    if old is None:
+        return None, {name: _copy(value) for name, value in values.items()}
+    found = dict(old[1])
+    for name in written:
+        found[name] = _copy(values.get(name, MISSING))
+        if found[name] is MISSING:
+            del found[name]
+    return None, found
+
+
+def catalog(site, old=None):
+    tool = site["portal_catalog"]
+    found = {"indexes": set(tool.indexes()), "metadata": set(tool.schema())}
+    return None, {**found, "writes": tool.getCounter()}  # Plone counts writes
+
+
+def types(site, old=None):
+    tool = site["portal_types"]
+
+    def read():
+        return {fti.getId(): dict(fti.propertyItems()) for fti in tool.objectValues()}
+
+    return _keyed(old, _tree(tool), read)
+
+
+def workflows(site, old=None):
+    tool, type_ids = site["portal_workflow"], site["portal_types"].objectIds()
+    overrides = [(name, tuple(chain)) for name, chain in tool.listChainOverrides()]
+    default = tuple(tool.getDefaultChain())
+
+    def read():
+        chains = {name: tuple(tool.getChainForPortalType(name)) for name in type_ids}
+        return {
+            "ids": set(tool.objectIds()),
+            "chains": {"(default)": default, **chains},
+        }
+
+    return _keyed(old, (tool.objectIds(), default, overrides, type_ids), read)
+
+
+def _actions(container, path="", found=None):
+    found = {} if found is None else found
+    for item in container.objectValues():
+        if item.meta_type == "CMF Action Category":
+            _actions(item, f"{path}/{item.getId()}", found)
+        else:
+            found[f"{path}/{item.getId()}"] = dict(item.propertyItems())
+    return found
+
+
+def actions(site, old=None):
+    tool = site["portal_actions"]
+    return _keyed(old, _tree(tool), lambda: _actions(tool))
+
+
+#: Zope's attribute of a permission's roles -> the permission's name.
+_PERMISSIONS = {}
+
+
+def role_map(site, old=None):
+    """The permissions' roles stored on the site (a list acquires, a tuple
+    does not; one not stored there acquires and cannot change unseen), each
+    in an attribute ``getPermissionIdentifier`` names (``_<name>_Permission``;
+    tests/engine/test_compat.py checks it)."""
+    state = _state(site)
+
+    def read():
+        found = {}
+        for attribute, roles in state.items():
+            if attribute.startswith("_") and attribute.endswith("_Permission"):
+                if attribute not in _PERMISSIONS:
+                    for item in site.ac_inherited_permissions(1):
+                        _PERMISSIONS[getPermissionIdentifier(item[0])] = item[0]
+                found[_PERMISSIONS.get(attribute, attribute)] = roles
+        return found
+
+    return _keyed(old, state, read)
+
+
+READERS = {
+    reader.__name__: reader
+    for reader in (registry, catalog, types, workflows, actions, role_map)
+}
+
+
+def take(site, old=None, written=()):
+    """A picture: ``(key, value)`` of each of :data:`READERS` (``None`` when
+    it cannot be read). With ``old``, the picture before in the same
+    transaction, a part whose key (what tells whether it changed) is
+    unchanged is taken from ``old``, not read again."""
+    picture = {}
+    for name, reader in READERS.items():
+        part = None if old is None else old[name]
+        try:
+            extra = (written,) if name == "registry" else ()
+            picture[name] = reader(site, part, *extra)
+        except ConflictError:
+            raise
+        except Exception:
+            logger.warning("Cannot read the %s for the change report.", name)
+            picture[name] = None
+    return picture
