@@ -7,6 +7,7 @@ from collective.upgradeapi.engine.changeset import VALUE_LIMIT
 
 import json
 import pytest
+import transaction
 
 
 REPORT = {
@@ -103,3 +104,61 @@ def test_api_records_changes_as_asked(
     assert result.changes["versions"] == {BASE: ["1000", "1003"]}
     assert result.report.splitlines()[-1].startswith("Changes: 1 profile version moved")
     assert snapshot()["versions"][BASE] == (("1000",) if dry_run else ("1003",))
+
+
+# -- in process: a part is read again when one of its objects was written -------
+
+
+def _recorded(site, *works):
+    """Run each of ``works`` as a recorded step, all in one transaction; the
+    changes of each step."""
+    from collective.upgradeapi.engine import changes
+    from types import SimpleNamespace
+
+    results = [SimpleNamespace() for _ in works]
+    with changes.recording(changes.Recorder(site)):
+        for result, work in zip(results, works, strict=True):
+            with changes.step(result):
+                work()
+    transaction.abort()
+    return [result.changes for result in results]
+
+
+def test_each_write_is_seen_across_savepoints_and_rollbacks(site):
+    fti = site.portal_types.Document
+    title = fti.title
+    taken = []
+
+    def write(value, before=None, after=None):
+        def work():
+            if before:
+                taken.append(transaction.savepoint(optimistic=True))
+            fti.title = value
+            if after:
+                transaction.savepoint(optimistic=True)
+
+        return work
+
+    found = _recorded(
+        site,
+        write("One"),
+        write("Two", after=True),  # written again, then its flag cleared
+        write("Three", before=True),
+        lambda: None,
+        lambda: taken[0].rollback(),  # back to "Two", without a flag
+        lambda: site.manage_permission("View", ["Manager"], acquire=0),
+    )
+
+    titles = [
+        step.get("types", {}).get("changed", {}).get("Document", {}) for step in found
+    ]
+    assert titles[:5] == [
+        {"changed": {"title": [title, "One"]}},
+        {"changed": {"title": ["One", "Two"]}},
+        {"changed": {"title": ["Two", "Three"]}},
+        {},
+        {"changed": {"title": ["Three", "Two"]}},
+    ]
+    assert [bool(step.get("role_map")) for step in found] == [False] * 5 + [True]
+    assert found[-1]["role_map"]["View"]["acquire"] == [True, False]
+    assert site.portal_types.Document.title == title

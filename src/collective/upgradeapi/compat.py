@@ -57,6 +57,9 @@ PRIVATE_NAMES = {
         ("logging.Manager.loggerDict", "engine/logcapture.py"),
         # plone.registry: the values' BTree, read in one walk
         ("plone.registry.registry.Records._values", "engine/pictures.py"),
+        # persistent: whether an object was written (documented, underscored)
+        ("persistent.Persistent._p_changed", "engine/pictures.py"),
+        ("persistent.Persistent._p_jar", "engine/pictures.py"),
         # GenericSetup: every profile's recorded version, read at once
         (
             "Products.GenericSetup.tool.SetupTool._profile_upgrade_versions",

@@ -51,6 +51,7 @@ class Recorder:
         self.setup = site["portal_setup"]
         self.first = self.last = self.versions = None
         self.current = None
+        self.savepoints, self.counted = pictures.Savepoints(), 0
         #: ``id(step result)`` -> its :class:`Events` (a unit run again
         #: replaces its steps' events).
         self.recorded = {}
@@ -65,6 +66,8 @@ class Recorder:
         txn = transaction.get()
         if self.last is not None and self.last[0] is txn:
             return self.last[1]
+        self.savepoints.join(txn)
+        self.counted = self.savepoints.count
         return pictures.take(self.site)
 
     @contextlib.contextmanager
@@ -90,7 +93,9 @@ class Recorder:
             self.current = None
         events.seen.clear()
         # plone.registry announces every write: unannounced, no new picture.
-        after = pictures.take(self.site, before, events.records)
+        clean = self.savepoints.count == self.counted
+        after = pictures.take(self.site, before, events.records, clean)
+        self.counted = self.savepoints.count
         self.last = (transaction.get(), after)
         events.changes, unknown = changeset.compare(before, after)
         events.unknown = sorted(set(unknown) | events.unseen)

@@ -4,7 +4,9 @@ Each reader of :data:`READERS` reads one part (registry, catalog, types,
 workflows, actions, the site's role map) through the tools' own API and
 returns ``(key, value)``: ``value`` the plain data :func:`.changeset.compare`
 compares, ``key`` what tells, at the next picture in the same transaction,
-whether the part must be read again (:func:`take`).
+whether the part must be read again (:func:`take`). For types, actions and
+the role map, the key holds the objects read and their stored states: a part
+is read again only when one of them was written since.
 """
 
 from AccessControl.Permission import getPermissionIdentifier
@@ -29,11 +31,12 @@ def _state(obj):
     return aq_base(obj).__getstate__()
 
 
-def _tree(obj, path="", found=None):
-    """``{path: stored state}`` of ``obj`` and of every object in it."""
+def _tree(obj, path="", found=None, deep=True):
+    """``{path: (object, stored state)}`` of ``obj`` and of every object in it
+    (``deep``)."""
     found = {} if found is None else found
-    found[path] = _state(obj)
-    for name in obj.objectIds() if isinstance(obj, ObjectManager) else ():
+    found[path] = (aq_base(obj), _state(obj))
+    for name in obj.objectIds() if deep and isinstance(obj, ObjectManager) else ():
         _tree(getattr(obj, name), f"{path}/{name}", found)
     return found
 
@@ -49,7 +52,22 @@ def _copy(value):
     return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
 
 
-def registry(site, old=None, written=()):
+def _unwritten(entry):
+    obj = entry[0]
+    return obj._p_jar is not None and not obj._p_changed
+
+
+def _objects(tool, old, clean, read, deep=True):
+    """The part of ``tool``'s objects: ``old`` when none of them was written
+    since (ZODB flags an object it must store, ``_p_changed``, until the next
+    savepoint; ``clean``: none was taken since; an object not stored yet has
+    no flag), else as their stored states say (:func:`_keyed`)."""
+    if clean and old is not None and all(map(_unwritten, old[0].values())):
+        return old
+    return _keyed(old, _tree(tool, deep=deep), read)
+
+
+def registry(site, old=None, clean=False, written=()):
     """Only the records ``written`` are read again (plone.registry announces
     every write)."""
     if old is not None and not written:
@@ -66,22 +84,22 @@ def registry(site, old=None, written=()):
     return None, found
 
 
-def catalog(site, old=None):
+def catalog(site, old=None, clean=False):
     tool = site["portal_catalog"]
     found = {"indexes": set(tool.indexes()), "metadata": set(tool.schema())}
     return None, {**found, "writes": tool.getCounter()}  # Plone counts writes
 
 
-def types(site, old=None):
+def types(site, old=None, clean=False):
     tool = site["portal_types"]
 
     def read():
         return {fti.getId(): dict(fti.propertyItems()) for fti in tool.objectValues()}
 
-    return _keyed(old, _tree(tool), read)
+    return _objects(tool, old, clean, read)
 
 
-def workflows(site, old=None):
+def workflows(site, old=None, clean=False):
     tool, type_ids = site["portal_workflow"], site["portal_types"].objectIds()
     overrides = [(name, tuple(chain)) for name, chain in tool.listChainOverrides()]
     default = tuple(tool.getDefaultChain())
@@ -106,25 +124,24 @@ def _actions(container, path="", found=None):
     return found
 
 
-def actions(site, old=None):
+def actions(site, old=None, clean=False):
     tool = site["portal_actions"]
-    return _keyed(old, _tree(tool), lambda: _actions(tool))
+    return _objects(tool, old, clean, lambda: _actions(tool))
 
 
 #: Zope's attribute of a permission's roles -> the permission's name.
 _PERMISSIONS = {}
 
 
-def role_map(site, old=None):
+def role_map(site, old=None, clean=False):
     """The permissions' roles stored on the site (a list acquires, a tuple
     does not; one not stored there acquires and cannot change unseen), each
     in an attribute ``getPermissionIdentifier`` names (``_<name>_Permission``;
     tests/engine/test_compat.py checks it)."""
-    state = _state(site)
 
     def read():
         found = {}
-        for attribute, roles in state.items():
+        for attribute, roles in _state(site).items():
             if attribute.startswith("_") and attribute.endswith("_Permission"):
                 if attribute not in _PERMISSIONS:
                     for item in site.ac_inherited_permissions(1):
@@ -132,7 +149,7 @@ def role_map(site, old=None):
                 found[_PERMISSIONS.get(attribute, attribute)] = roles
         return found
 
-    return _keyed(old, state, read)
+    return _objects(site, old, clean, read, deep=False)
 
 
 READERS = {
@@ -141,20 +158,53 @@ READERS = {
 }
 
 
-def take(site, old=None, written=()):
+def take(site, old=None, written=(), clean=False):
     """A picture: ``(key, value)`` of each of :data:`READERS` (``None`` when
     it cannot be read). With ``old``, the picture before in the same
     transaction, a part whose key (what tells whether it changed) is
-    unchanged is taken from ``old``, not read again."""
+    unchanged is taken from ``old``, not read again; ``written``: the registry
+    records written since, ``clean``: no savepoint was taken since."""
     picture = {}
     for name, reader in READERS.items():
         part = None if old is None else old[name]
         try:
             extra = (written,) if name == "registry" else ()
-            picture[name] = reader(site, part, *extra)
+            picture[name] = reader(site, part, clean, *extra)
         except ConflictError:
             raise
         except Exception:
             logger.warning("Cannot read the %s for the change report.", name)
             picture[name] = None
     return picture
+
+
+class Savepoints:
+    """Joined to a run's transaction, counts the savepoints taken in it and
+    the rollbacks (after either, ZODB's flags no longer tell what was written
+    since a picture: :func:`_objects`)."""
+
+    def __init__(self):
+        self.count = 0
+        self.transaction = None
+
+    def join(self, txn):
+        if self.transaction is not txn:
+            txn.join(self)
+            self.transaction = txn
+
+    def savepoint(self):
+        self.count += 1
+        return self  # its rollback()
+
+    def abort(self, txn=None):
+        self.count += 1
+
+    rollback = tpc_abort = abort
+
+    def commit(self, txn):
+        pass
+
+    tpc_begin = tpc_vote = tpc_finish = commit
+
+    def sortKey(self):  # noqa: N802 (the data manager interface's name)
+        return "collective.upgradeapi.pictures"
