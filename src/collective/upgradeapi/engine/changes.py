@@ -97,7 +97,7 @@ class Recorder:
         after = pictures.take(self.site, before, events.records, clean)
         self.counted = self.savepoints.count
         self.last = (transaction.get(), after)
-        events.changes, unknown = changeset.compare(before, after)
+        events.changes, unknown = changeset.compare(before, after, events.records)
         events.unknown = sorted(set(unknown) | events.unseen)
         events.versions = _moved(versions, self._versions())
 

@@ -117,15 +117,20 @@ COMPARE = {
 }
 
 
-def compare(before, after):
+def compare(before, after, written=None):
     """``(changes, unknown)``: the categories that changed from picture
-    ``before`` to ``after``, and the names of those that could not be read."""
+    ``before`` to ``after``, and the names of those that could not be read;
+    ``written``: the registry records written in between, when known."""
     changes, unknown = {}, []
     for name, diff in COMPARE.items():  # the parts of a picture
         if before.get(name) is None or after.get(name) is None:
             unknown.append(name)
             continue
         old, new = before[name][1], after[name][1]
+        if name == "registry" and written is not None:  # the others are as they were
+            old, new = (
+                {k: part[k] for k in written if k in part} for part in (old, new)
+            )
         if old is not new and old != new:
             changes[name] = diff(old, new)
     return _kept(changes), unknown

@@ -22,8 +22,6 @@ import logging
 
 logger = logging.getLogger("collective.upgradeapi")
 
-MISSING = object()
-
 
 def _state(obj):
     """A persistent object's stored attributes, a copy: equal to an older copy
@@ -45,11 +43,14 @@ def _keyed(old, key, read):
     return old if old is not None and old[0] == key else (key, read())
 
 
-def _copy(value):
-    """A stored value as it is now: a step may change a stored dict or list in
+def _copied(values):
+    """``values`` as they are now: a step may change a stored dict or list in
     place (Plone 6.2's step ``update_iimagingschema_fields`` adds to the dict
     of ``plone.picture_variants``), so the picture keeps its own copy."""
-    return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
+    for name, value in values.items():
+        if isinstance(value, (dict, list, set)):
+            values[name] = copy.deepcopy(value)
+    return values
 
 
 def _unwritten(entry):
@@ -75,12 +76,11 @@ def registry(site, old=None, clean=False, written=()):
     # Its values' BTree: records[name] would build a field each.
     values = getUtility(IRegistry, context=site).records._values
     if old is None:
-        return None, {name: _copy(value) for name, value in values.items()}
+        return None, _copied(dict(values.items()))
     found = dict(old[1])
     for name in written:
-        found[name] = _copy(values.get(name, MISSING))
-        if found[name] is MISSING:
-            del found[name]
+        found.pop(name, None)
+    found.update(_copied({name: values[name] for name in written if name in values}))
     return None, found
 
 
