@@ -229,8 +229,8 @@ def test_break_the_lock_of_a_dead_holder(
     open_page, upgrades_url, slow_run, site, api, screenshot
 ):
     from collective.upgradeapi.tracking import holder
+    from collective.upgradeapi.tracking.publishing import side_connection
     from collective.upgradeapi.tracking.store import now
-    from collective.upgradeapi.tracking.store import side_connection
 
     slow_run()
 

@@ -1498,15 +1498,14 @@ def test_no_history_service(fake):
 
 def plant_lock(site, age, host="zope-2.elsewhere.example.org", user="ghost"):
     """Commit a lock held from ``host``, last seen ``age`` seconds ago."""
-    from collective.upgradeapi.tracking import history
+    from collective.upgradeapi.tracking.publishing import side_connection
     from collective.upgradeapi.tracking.store import now
-    from collective.upgradeapi.tracking.store import side_connection
 
     seen = now() - age
     holder = {"host": host, "pid": 7, "started": seen - 60, "boot": "b"}
 
     def change(records):
-        run_id = history.start(records, user, False, {"profiles": [SLOW]}, 3)
+        run_id = records.start(user, False, {"profiles": [SLOW]}, 3)
         lock = {"token": "t", "user": user, "since": seen, "dry_run": False}
         records.set("lock", {**lock, "holder": holder})
         progress = {"token": "t", "run_id": run_id, "started": seen}

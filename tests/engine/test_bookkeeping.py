@@ -7,9 +7,8 @@ writes of whole runs on the functional layer's site, in process.
 
 from collective.upgradeapi import api
 from collective.upgradeapi.engine.selection import Selection
-from collective.upgradeapi.tracking import history
-from collective.upgradeapi.tracking import packing
 from collective.upgradeapi.tracking import publishing
+from collective.upgradeapi.tracking import state as states
 from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.state import RunState
 from pathlib import Path
@@ -62,18 +61,18 @@ def test_lines_are_stored_once_and_given_back_whole():
     ]
     report = report_of(steps)
 
-    details = packing.pack(steps, report)
+    details = store.pack(steps, report)
     stored = json.loads(zlib.decompress(details))
 
     assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
     text = json.dumps(stored)
     assert text.count("INFO a: one") == text.count("ERROR b: three") == 1
-    assert packing.unpack(details) == (steps, report, [])
+    assert store.unpack(details) == (steps, report, [])
 
 
 def test_a_log_not_found_in_the_report_is_kept_with_its_step():
     steps = [step(0, ["INFO a: only in the step"])]
-    assert packing.unpack(packing.pack(steps, "INFO x: other\n")) == (
+    assert store.unpack(store.pack(steps, "INFO x: other\n")) == (
         steps,
         "INFO x: other\n",
         [],
@@ -86,10 +85,10 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
     steps = [step(0, noisy), step(1, quiet)]
     report = report_of(steps)
 
-    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report))
+    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report))
 
     assert len(report) > 3_000_000
-    assert len(kept_report) < packing.LOG_BUDGET + 1024
+    assert len(kept_report) < store.LOG_BUDGET + 1024
     log = kept_steps[0]["log"]
     assert log[0] == noisy[0] and log[-1] == noisy[-1]
     (marker,) = [line for line in log if line.startswith("[...")]
@@ -104,15 +103,15 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
 
 def test_a_single_huge_line_is_cut_too():
     steps = [step(0, ["INFO huge: " + "y" * 200_000])]
-    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report_of(steps)))
-    assert len(kept_report) < packing.LOG_BUDGET + 1024
+    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report_of(steps)))
+    assert len(kept_report) < store.LOG_BUDGET + 1024
     assert "characters left out" in kept_steps[0]["log"][0]
 
 
 def test_many_steps_keep_the_run_s_first_and_last_lines():
     steps = [step(index, [f"INFO s: ran step {index}"]) for index in range(10_000)]
 
-    kept_steps, kept_report, _ = packing.unpack(packing.pack(steps, report_of(steps)))
+    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report_of(steps)))
 
     assert len(kept_steps) == 10_000
     assert kept_steps[0]["log"] == ["INFO s: ran step 0"]
@@ -120,14 +119,14 @@ def test_many_steps_keep_the_run_s_first_and_last_lines():
     markers = [line for line in kept_report.splitlines() if line.startswith("[...")]
     assert len(markers) == 1
     assert " steps dropped from the history" in markers[0]
-    assert len(kept_report) < packing.LOG_BUDGET + 1024
+    assert len(kept_report) < store.LOG_BUDGET + 1024
 
 
 def test_tracebacks_and_messages_are_bounded():
     error = {"type": "E", "message": "m" * 50_000, "traceback": "t" * 100_000}
-    (kept,), _, _ = packing.unpack(packing.pack([step(0, error=error)], ""))
-    assert len(kept["error"]["message"]) < packing.MESSAGE_BUDGET + 100
-    assert len(kept["error"]["traceback"]) < packing.TRACEBACK_BUDGET + 100
+    (kept,), _, _ = store.unpack(store.pack([step(0, error=error)], ""))
+    assert len(kept["error"]["message"]) < store.MESSAGE_BUDGET + 100
+    assert len(kept["error"]["traceback"]) < store.TRACEBACK_BUDGET + 100
     assert "characters left out" in kept["error"]["traceback"]
 
 
@@ -137,7 +136,7 @@ def records():
     db = ZODB.DB(None)
     connection = db.open()
     root = connection.root()
-    root["state"] = store._new_data()
+    root["state"] = store.new_data()
     transaction.commit()
     records = RunState(root["state"])
     records.commit = transaction.commit
@@ -162,14 +161,14 @@ def _stored_size(storage, oid):
 
 
 def test_an_entry_stays_small_whatever_the_run_logs(records):
-    run_id = history.start(records, "admin", True, {"profiles": None}, 2)
+    run_id = records.start("admin", True, {"profiles": None}, 2)
     lines = [f"INFO noisy: line {number:07d} {'z' * 60}" for number in range(100_000)]
     steps = [step(0, lines), step(1, ["INFO quiet: one line"])]
     profiles = [{"id": "my.addon:default", "versions": {"before": "1000"}}]
-    history.finish(
-        records,
+    records.finish(
+        None,
         run_id,
-        history.SUCCESS,
+        states.SUCCESS,
         steps=steps,
         report=report_of(steps),
         profiles=profiles,
@@ -177,7 +176,7 @@ def test_an_entry_stays_small_whatever_the_run_logs(records):
     records.commit()
 
     assert records.size(records.runs[run_id]) < 64 * 1024
-    data = history.get(records, run_id)
+    data = records.entry(run_id)
     assert set(data) >= {"steps", "report", "profiles", "error", "steps_total"}
     assert data["profiles"] == profiles
     assert "details" not in data and "format" not in data
@@ -186,30 +185,30 @@ def test_an_entry_stays_small_whatever_the_run_logs(records):
 
 
 def test_steps_recorded_while_running_cost_what_they_weigh(records):
-    run_id = history.start(records, "admin", False, {"profiles": None}, 300)
+    run_id = records.start("admin", False, {"profiles": None}, 300)
     records.commit()
     record = records.runs[run_id]
     own = len(record._p_jar.db().storage.load(record._p_oid)[0])
     for batch in range(30):
-        history.steps_ended(records, run_id, [step(batch * 10 + i) for i in range(10)])
+        records.add_steps(run_id, [step(batch * 10 + i) for i in range(10)])
         records.commit()
         # The run's own record is not rewritten with every step before.
         assert len(record._p_jar.db().storage.load(record._p_oid)[0]) <= own + 200
 
-    running = history.get(records, run_id)
+    running = records.entry(run_id)
     assert [s["title"] for s in running["steps"]] == [f"Step {i}" for i in range(300)]
     assert running["report"] == ""
 
     # Ended without a result (cancelled): the steps recorded are kept.
-    history.finish(records, run_id, history.CANCELLED, error={"type": "Cancelled"})
+    records.finish(None, run_id, states.CANCELLED, error={"type": "Cancelled"})
     records.commit()
-    finished = history.get(records, run_id)
+    finished = records.entry(run_id)
     assert len(finished["steps"]) == 300
     assert "live" not in records.runs[run_id]
 
 
 def test_entries_stored_before_are_read_as_they_are(records):
-    run_id = records.new_run_id()
+    run_id = 1
     records.runs[run_id] = PersistentMapping(
         {
             "id": run_id,
@@ -218,8 +217,8 @@ def test_entries_stored_before_are_read_as_they_are(records):
             "report": "INFO a: one\n",
         }
     )
-    assert history.get(records, run_id)["steps"][0]["log"] == ["INFO a: one"]
-    assert history.last_finished(records)["report"] == "INFO a: one\n"
+    assert records.entry(run_id)["steps"][0]["log"] == ["INFO a: one"]
+    assert records.last_finished()["report"] == "INFO a: one\n"
 
 
 # -- the flusher ------------------------------------------------------------
@@ -232,13 +231,13 @@ def test_entries_stored_before_are_read_as_they_are(records):
 def writes(monkeypatch):
     """Every commit through a side connection: ``[(thread name, change)]``."""
     seen = []
-    transact = store.SideConnection.transact
+    transact = publishing.SideConnection.transact
 
     def counting(self, change, attempts=5):
         seen.append((threading.current_thread().name, change))
         return transact(self, change, attempts)
 
-    monkeypatch.setattr(store.SideConnection, "transact", counting)
+    monkeypatch.setattr(publishing.SideConnection, "transact", counting)
     return seen
 
 
@@ -293,18 +292,16 @@ def test_a_long_step_is_published_while_it_runs(site, sync, monkeypatch):
     seen = threading.Event()
 
     def long_step(tool):
-        side = store.SideConnection(db=db, oid=site._p_oid)
+        side = publishing.SideConnection(db=db, oid=site._p_oid)
         try:
             deadline = time.monotonic() + 60  # a safety net, not a wait
             while time.monotonic() < deadline and not seen.is_set():
-                status = side.read(lambda state: state.status())
+                status = side.read(publishing.status)
                 current = status["current_step"] or {}
                 if current.get("title") == "Step 2" and status["steps_done"] == 2:
                     seen.set()
                     run_id = status["run_id"]
-                    run = side.read(
-                        lambda state, run_id=run_id: history.get(state, run_id)
-                    )
+                    run = side.read(lambda state, run_id=run_id: state.entry(run_id))
                     assert [s["title"] for s in run["steps"]] == ["Step 0", "Step 1"]
                     return
                 seen.wait(0.01)  # polls the database, each read the newest state
@@ -339,7 +336,7 @@ def test_a_noisy_run_answers_a_bounded_log_and_records_a_bounded_entry(site, syn
     assert "left out here" in result.report
     assert len(result.report) < 300 * 1024
     sync()
-    record = store.records(site).runs[result.run_id]
+    record = states.records(site).runs[result.run_id]
     assert _stored_size(site._p_jar.db().storage, record._p_oid) < 64 * 1024
     run = api.get_run(site, result.run_id)
     assert "dropped from the history" in run["report"]

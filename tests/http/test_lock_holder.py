@@ -10,11 +10,10 @@ from collective.upgradeapi import lifecycle
 from collective.upgradeapi.testing import slow
 from collective.upgradeapi.testing.status import at_step
 from collective.upgradeapi.testing.status import wait_for_status
-from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder
+from collective.upgradeapi.tracking.publishing import side_connection
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
-from collective.upgradeapi.tracking.store import side_connection
 from concurrent.futures import ThreadPoolExecutor
 
 import os
@@ -58,7 +57,7 @@ def plant(site):
         seen = now() - age
 
         def change(records):
-            run_id = history.start(records, user, False, {"profiles": [SLOW]}, 3)
+            run_id = records.start(user, False, {"profiles": [SLOW]}, 3)
             records.runs[run_id]["started"] = seen - 10
             records.runs[run_id]["steps"] = [
                 {

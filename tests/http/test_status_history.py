@@ -6,9 +6,8 @@ from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.testing import slow
 from collective.upgradeapi.testing.status import at_step
 from collective.upgradeapi.testing.status import wait_for_status
-from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking.publishing import side_connection
 from collective.upgradeapi.tracking.store import now
-from collective.upgradeapi.tracking.store import side_connection
 from plone.app.testing import SITE_OWNER_NAME
 
 import pytest
@@ -30,7 +29,7 @@ def plant_lock(site):
 
     def plant(age, user="someone"):
         def change(records):
-            run_id = history.start(records, user, False, {}, 3)
+            run_id = records.start(user, False, {}, 3)
             records.runs[run_id]["started"] = now() - age
             records.set(
                 "lock",

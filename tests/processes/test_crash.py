@@ -15,7 +15,6 @@ without a heartbeat.
 from collective.upgradeapi import config
 from collective.upgradeapi.testing import slow
 from collective.upgradeapi.testing import steps
-from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.state import RunState
 from concurrent.futures import ThreadPoolExecutor
@@ -330,7 +329,7 @@ def plant(db, zope_url, holder, user="ghost", ahead=0):
 
     def change(site):
         records = RunState(_state(site))
-        run_id = history.start(records, user, False, {"profiles": [SLOW]}, 3)
+        run_id = records.start(user, False, {"profiles": [SLOW]}, 3)
         step = {"id": "x", "profile": SLOW, "title": "Slow: second step"}
         records.set(
             "lock",

@@ -30,9 +30,10 @@ from collective.upgradeapi.engine.runner import Runner
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.run import tracked_run
+from collective.upgradeapi.tracking.state import records
 from persistent.mapping import PersistentMapping
 from zope.annotation.interfaces import IAnnotations
 
@@ -165,7 +166,6 @@ def upgrade(
         dry_run,
         recorded,
         total,
-        runner.planner.instance_version,
         profiles,
         config.hold_mode(site, hold_writes),
     ) as tracked:
@@ -221,30 +221,26 @@ def stamp(site, profile_ids, user=None):
 
 
 def status(site):
-    """The live status of the site's upgrade runs (see :mod:`.tracking.state`)."""
-    state = store.records(site)
-    return state.status() if state is not None else _idle()
-
-
-def _idle():
-    from collective.upgradeapi.tracking.publishing import outcome_status
-
-    return outcome_status(None)
+    """The live status of the site's upgrade runs (see
+    :func:`.tracking.publishing.status`)."""
+    return publishing.status(records(site))
 
 
 def runs(site):
     """Every recorded run, newest first, as plain dicts."""
-    return history.runs(store.records(site))
+    state = records(site)
+    return state.entries() if state is not None else []
 
 
 def get_run(site, run_id):
     """The recorded run ``run_id`` as a plain dict, or ``None``."""
-    return history.get(store.records(site), run_id)
+    state = records(site)
+    return state.entry(run_id) if state is not None else None
 
 
 def lock_info(site):
     """The site's upgrade lock as the services show it, or ``None``."""
-    state = store.records(site)
+    state = records(site)
     return state.lock() if state is not None else None
 
 
@@ -262,7 +258,7 @@ def break_lock(site, user, force=False):
     :raises .errors.Locked: the lock is alive and ``force`` is false.
     :raises .errors.TooLate: its run commits its whole work now.
     """
-    with store.side_connection(site) as side:
+    with publishing.side_connection(site) as side:
         broken, shown = side.transact(lambda state: state.break_lock(user, force))
     return {"broken": broken, "lock": shown}
 
@@ -289,5 +285,5 @@ def cancel(site, user):
     :raises .errors.UnknownResource: no run holds the lock.
     :raises .errors.TooLate: the run commits its whole work now.
     """
-    with store.side_connection(site) as side:
+    with publishing.side_connection(site) as side:
         return {"lock": side.transact(lambda state: state.ask_cancel(user))}

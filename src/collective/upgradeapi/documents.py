@@ -13,7 +13,7 @@ from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeFailed
-from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking.store import iso
 from plone.restapi.batching import HypermediaBatch
 
 
@@ -151,6 +151,32 @@ def run_failure(result, body):
     )
 
 
+def run_summary(data, url):
+    """A run (:func:`.api.get_run`) as the history listing shows it, at ``url``."""
+    finished = data["finished"]
+    return {
+        "@id": url,
+        "id": data["id"],
+        "user": data["user"],
+        "started": iso(data["started"]),
+        "finished": iso(finished),
+        "duration": None if finished is None else round(finished - data["started"], 6),
+        "dry_run": data["dry_run"],
+        "result": data["result"],
+        "committed": data["committed"],
+        "selection": data["selection"],
+        "profiles": data["profiles"],
+        "steps": [
+            {
+                **{key: step[key] for key in ("id", "profile", "title", "status")},
+                "committed": step.get("committed", False),
+            }
+            for step in data["steps"]
+        ],
+        "error": data["error"],
+    }
+
+
 def history_listing(site, service_url, request):
     """The answer of ``GET @upgrade/history``: runs, newest first, batched.
 
@@ -163,7 +189,7 @@ def history_listing(site, service_url, request):
         "@id": batch.canonical_url,
         "items_total": batch.items_total,
         "items": [
-            history.summary(data, run_url(service_url, data["id"])) for data in batch
+            run_summary(data, run_url(service_url, data["id"])) for data in batch
         ],
     }
     links = batch.links
@@ -188,7 +214,17 @@ def history_entry(site, service_url, raw_id):
             "GET @upgrade/history lists the recorded runs.",
             run_id=raw_id,
         )
-    return history.full(data, run_url(service_url, data["id"]))
+    return {
+        **run_summary(data, run_url(service_url, data["id"])),
+        "steps": data["steps"],
+        "steps_total": data["steps_total"],
+        "report": data["report"],
+        "transaction": data.get("transaction"),
+        "cancel_requested": data.get("cancel_requested"),
+        "writes_held": data.get("writes_held"),
+        # The change report, when the run recorded one.
+        **({"changes": data["changes"]} if data.get("changes") is not None else {}),
+    }
 
 
 def unlocked(site, service_url, user, force):

@@ -12,11 +12,11 @@ tests call :func:`clear_dead_locks`.)
 
 Nothing else of this package runs in a Zope process while no upgrade runs:
 a run handles signals only while it runs, and only in the main thread
-(:mod:`.tracking.tracked`).
+(:mod:`.tracking.run`).
 """
 
 from collective.upgradeapi.tracking import state as states
-from collective.upgradeapi.tracking.store import SideConnection
+from collective.upgradeapi.tracking.publishing import SideConnection
 
 import logging
 import transaction

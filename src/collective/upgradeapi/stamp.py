@@ -72,14 +72,14 @@ def stamp(site, profile_ids, user):
     started = time.monotonic()
     user_id, user_path = user
     planner = Planner(site)
-    downgraded_plans(site, profile_ids)
+    profiles = [
+        {"id": p.id, "versions": {"before": p.instance, "after": None, "fs": p.fs}}
+        for p in downgraded_plans(site, profile_ids)
+    ]
     selection = {"stamp": list(profile_ids), "profiles": None}
-    with tracked_run(
-        site, user_id, False, selection, 0, planner.instance_version
-    ) as tracked:
+    with tracked_run(site, user_id, False, selection, 0, profiles) as tracked:
         with run_transaction(site._p_jar) as txn:
             plans = downgraded_plans(site, profile_ids)
-            tracked.plans = plans
             for plan in plans:
                 site.portal_setup.setLastVersionForProfile(plan.id, plan.code_version)
                 logger.info(

@@ -13,7 +13,7 @@ from collective.upgradeapi.errors import BREAK
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import started_by
 from collective.upgradeapi.errors import UpgradeError
-from collective.upgradeapi.tracking.store import side_connection
+from collective.upgradeapi.tracking.publishing import side_connection
 from plone.base.interfaces import IPloneSiteRoot
 from zope.component.hooks import getSite
 

@@ -1,26 +1,28 @@
 """Who holds an upgrade lock, and whether that process still lives.
 
-A lock records its holder (:func:`identity`): the host's name
-(:func:`.config.host_name`), the process id, when the process started, and a
-boot id drawn when the process started (a restarted container gets the same
-process id again, never the same boot id).
-
-A holder on another host can only be judged by its heartbeat. A holder on
-this host can be checked (:func:`judge`): its process is gone when no process
-has its id any more, when the process with its id started at another time,
-or when its id is this process's own while its boot id is not (a predecessor
-that had the same process id, as a container's main process always has). A
-holder that is this very process is alive while its run is registered here
-(:func:`register`).
-
+A lock records its holder (:func:`identity`): the host's name, the process
+id, when the process started, and a boot id drawn when it started (a
+restarted container gets the same process id again, never the same boot id).
+A holder on another host is judged by its heartbeat only; one on this host is
+checked (:func:`judge`); one that is this very process lives while its run is
+registered here (:func:`register`); its heartbeat is written by the run's
+own thread (:class:`Ticker`), and its signals are the run's to answer while
+it runs in the main thread (:func:`handle_signals`).
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.tracking.store import iso
 
+import logging
+import math
 import os
+import signal
 import threading
 import time
 import uuid
+
+
+logger = logging.getLogger("collective.upgradeapi")
 
 
 #: What :func:`judge` answers.
@@ -144,6 +146,32 @@ def judge(holder, token=None):
     return ALIVE
 
 
+def shown(lock, last_seen, run_id):
+    """A stored ``lock`` as a plain dict: whose run (``run_id``) holds it,
+    since when, whether it lives (its holder last seen at ``last_seen``)."""
+    stale, reason = verdict(lock, last_seen)
+    holder, request = lock.get("holder"), lock.get("cancel")
+    if holder:
+        holder = {k: holder.get(k) for k in ("host", "pid")}
+        holder["started"] = iso(lock["holder"].get("started"))
+    return {
+        "user": lock["user"],
+        "since": iso(lock["since"]),
+        "heartbeat": iso(last_seen),
+        "dry_run": lock["dry_run"],
+        "run_id": run_id,
+        "holder": holder or None,
+        "state": "stale" if stale else ALIVE,
+        "stale": stale,
+        "stale_reason": reason,
+        "stale_after": config.stale_after(),
+        "cancel_requested": request
+        and {"user": request["user"], "since": iso(request["at"])},
+        "committing": bool(lock.get("committing")),
+        "writes_held": lock.get("writes_held"),
+    }
+
+
 def verdict(lock, last_seen):
     """``(stale, reason)`` of a ``lock`` whose holder was last seen alive at
     ``last_seen`` (epoch seconds).
@@ -173,6 +201,18 @@ def register(token, run):
         _active[token] = run
 
 
+def handle_signals(handler):
+    """In the main thread (only there may Python set them): answer
+    ``SIGTERM`` and ``SIGINT`` with ``handler``; return the handlers it
+    replaced, to be put back when the run ends."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
 def unregister(token):
     with _active_lock:
         _active.pop(token, None)
@@ -181,3 +221,62 @@ def unregister(token):
 def is_active(token):
     with _active_lock:
         return token in _active
+
+
+class Ticker(threading.Thread):
+    """The thread of a run of this process: its heartbeat, every
+    :func:`.config.heartbeat_interval` seconds, and its progress when due
+    (:meth:`publish_at`). ``tick(side, publish)`` writes either through
+    ``side``, the thread's own connection (``connect()``), and answers
+    whether the run still holds the lock; the thread ends with the run."""
+
+    def __init__(self, connect, tick):
+        super().__init__(name="collective.upgradeapi run", daemon=True)
+        self.connect, self.tick = connect, tick
+        self.interval = config.heartbeat_interval()
+        self.wake = threading.Condition()
+        self.due = None
+        self.stopping = False
+
+    def publish_at(self, moment):
+        with self.wake:
+            if self.due is None or moment < self.due:
+                self.due = moment
+                self.wake.notify()
+
+    def stop(self):
+        with self.wake:
+            self.stopping = True
+            self.wake.notify()
+        if self.is_alive():
+            self.join(timeout=10)
+
+    def _next(self, beat_at):
+        """Wait until a write is due: ``True`` for progress, ``False`` for a
+        beat, ``None`` when stopping."""
+        with self.wake:
+            while not self.stopping:
+                moment = min(beat_at, self.due if self.due is not None else math.inf)
+                if moment <= time.monotonic():
+                    publish = self.due is not None and self.due <= time.monotonic()
+                    if publish:
+                        self.due = None
+                    return publish
+                self.wake.wait(moment - time.monotonic())
+            return None
+
+    def run(self):
+        side = self.connect()
+        beat_at = time.monotonic() + self.interval
+        try:
+            while (publish := self._next(beat_at)) is not None:
+                try:
+                    alive = self.tick(side, publish)
+                except Exception:
+                    logger.warning("Could not write the upgrade status.", exc_info=True)
+                    alive = True
+                beat_at = time.monotonic() + self.interval
+                if not alive:
+                    return
+        finally:
+            side.close()

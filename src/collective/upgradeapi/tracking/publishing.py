@@ -1,10 +1,13 @@
-"""A run's live status: published while it goes on, read by anyone.
+"""How the run state is written and read: at once, by anyone, whatever
+happens to the run's own transaction.
 
-:class:`Progress` holds the live status of one run and the steps that ended
-and are not written yet; :class:`Ticker`, one thread per run, writes the
-heartbeat, and the progress that a long step would otherwise hold back: at
-most one progress write every :data:`STATUS_INTERVAL` seconds. A run shorter
-than that writes nothing in between. The thread ends with its run.
+:class:`SideConnection` commits the run state through a connection of its
+own, so every thread, process and ZEO or RelStorage client sees it at once,
+and a doomed or aborted run cannot take it back. :class:`Progress` holds the
+live status of one run and the steps that ended and are not written yet;
+:class:`Ticker`, one thread per run, writes the heartbeat, and the progress
+that a long step would otherwise hold back: at most one progress write every
+:data:`STATUS_INTERVAL` seconds. The thread ends with its run.
 
 :func:`status` reads it back, the same keys in every state: the phase of the
 run that holds the lock (``preparing``, ``running``, ``committing``), or the
@@ -14,19 +17,20 @@ outcome of the last run (``committed``, ``rolled_back``, ``failed``,
 
 from collective.upgradeapi import config
 from collective.upgradeapi.engine.results import DONE
+from collective.upgradeapi.engine.results import MARKED
 from collective.upgradeapi.engine.results import NOT_RUN
-from collective.upgradeapi.tracking import history
+from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
-from collective.upgradeapi.tracking.store import SideConnection
+from contextlib import contextmanager
+from ZODB.POSException import ConflictError
+from zope.annotation.interfaces import IAnnotations
 
-import logging
-import math
 import threading
 import time
+import transaction
 
-
-logger = logging.getLogger("collective.upgradeapi")
 
 #: Seconds between two progress writes while a run goes on.
 STATUS_INTERVAL = 0.5
@@ -38,14 +42,8 @@ RUNNING = "running"
 COMMITTING = "committing"
 COMMITTED = "committed"
 ROLLED_BACK = "rolled_back"
-OUTCOMES = {
-    history.SUCCESS: COMMITTED,
-    history.FAILED: "failed",
-    history.ERROR: "error",
-    history.ABANDONED: "abandoned",
-    history.CANCELLED: "cancelled",
-}
-#: The keys of :meth:`RunState.status`, the same in every state.
+OUTCOMES = {states.SUCCESS: COMMITTED}
+#: The keys of :func:`status`, the same in every state.
 STATUS_KEYS = (
     "state",
     "dry_run",
@@ -65,14 +63,84 @@ STATUS_KEYS = (
 )
 
 
+class SideConnection:
+    """A connection to the site's database with a transaction manager of its own.
+
+    :param site: the Plone site (any object of its database will do); or
+        ``db`` and ``oid``, the site's database and object id.
+    """
+
+    def __init__(self, site=None, db=None, oid=None):
+        self.oid = site._p_oid if site is not None else oid
+        self.db = site._p_jar.db() if site is not None else db
+        self.tm = transaction.TransactionManager()
+        self.connection = self.db.open(transaction_manager=self.tm)
+
+    def close(self):
+        self.tm.abort()
+        self.connection.close()
+
+    def transact(self, change, attempts=5):
+        """Call ``change(state)`` (a :class:`.state.RunState`) in a fresh
+        transaction and commit it; return what it returned. On a write
+        conflict it is called again on the newest state, so it must decide
+        from what it reads.
+
+        :raises ConflictError: when every attempt conflicted.
+        """
+        for attempt in range(1, attempts + 1):
+            self.tm.begin()
+            try:
+                annotations = IAnnotations(self.connection.get(self.oid))
+                data = annotations.get(store.KEY)
+                if data is None:
+                    data = annotations[store.KEY] = store.new_data()
+                result = change(states.RunState(data, self.version))
+                self.tm.commit()
+                return result
+            except ConflictError:
+                self.tm.abort()
+                if attempt == attempts:
+                    raise
+                time.sleep(0.05 * attempt)
+            except BaseException:
+                self.tm.abort()
+                raise
+
+    def read(self, look):
+        """Call ``look(state_or_None)`` on the newest committed state."""
+        self.tm.begin()
+        try:
+            return look(states.records(self.connection.get(self.oid)))
+        finally:
+            self.tm.abort()
+
+    def version(self, profile_id):
+        """The version recorded for ``profile_id`` in this connection's site."""
+        setup = getattr(self.connection.get(self.oid), "portal_setup", None)
+        if setup is None:
+            return None
+        version = setup.getLastVersionForProfile(profile_id)
+        return ".".join(version) if isinstance(version, tuple) else version
+
+
+@contextmanager
+def side_connection(site):
+    """A :class:`SideConnection` for ``site``, closed afterwards."""
+    side = SideConnection(site)
+    try:
+        yield side
+    finally:
+        side.close()
+
+
 class Progress:
     """The live status of one run and the steps that ended, not yet written.
 
     Written by the run's thread or its :class:`Ticker`, one at a time.
     """
 
-    def __init__(self, commit, total):
-        self.run_id = None
+    def __init__(self, commit, total, hold):
         self.values = {
             "run_id": None,
             "started": now(),
@@ -87,192 +155,151 @@ class Progress:
         self.dirty = False
         self.written = time.monotonic()
         self._writing = threading.Lock()
+        self.hold = hold
+        #: seconds writes were held by units that ended, since when (a
+        #: ``time.monotonic()``) the unit running now holds them, the units
+        #: run again after a write conflict, and when the lock was taken.
+        self.held_seconds, self.held_since, self.retried_units = 0.0, None, []
+        self.acquired = None
 
-    def planned(self, total):
-        self.values["steps_total"] = total
+    def update(self, **values):
+        self.values.update(values)
         self.dirty = True
 
     def started(self, step):
-        values = self.values
-        values["steps_started"] += 1
+        started = self.values["steps_started"] + 1
         # Plone's core upgrade adds tasks while it runs (recatalog, roles).
-        values["steps_total"] = max(values["steps_total"], values["steps_started"])
-        values.update(current_step=step, phase=RUNNING)
-        self.dirty = True
+        total = max(self.values["steps_total"], started)
+        self.update(steps_started=started, steps_total=total)
+        self.update(current_step=step, phase=RUNNING)
 
     def step_ended(self, step_result):
-        self.values["steps_done"] += step_result.status == "done"
-        self.values["current_step"] = None
         self.ended.append(step_result.as_dict())
-        self.dirty = True
+        done = self.values["steps_done"] + (step_result.status == DONE)
+        self.update(steps_done=done, current_step=None)
 
-    def retried(self, step_results):
-        """The unit of ``step_results`` runs again: its steps count again."""
-        values = self.values
-        values["steps_started"] -= sum(1 for r in step_results if r.status != NOT_RUN)
-        values["steps_done"] -= sum(1 for r in step_results if r.status == DONE)
-        values.update(phase=RUNNING, current_step=None)
-        self.dirty = True
+    def retried(self, label, step_results):
+        """The unit ``label`` runs again after a write conflict: its steps
+        count again, and writes are held from now until it commits (in the
+        mode ``retries``)."""
+        self.retried_units.append(label)
+        if self.hold == config.RETRIES and self.held_since is None:
+            self.held_since = time.monotonic()
+        started = sum(1 for r in step_results if r.status != NOT_RUN)
+        done = sum(1 for r in step_results if r.status == DONE)
+        self.update(
+            steps_started=self.values["steps_started"] - started,
+            steps_done=self.values["steps_done"] - done,
+            phase=RUNNING,
+            current_step=None,
+        )
+
+    def writes_held(self):
+        """The run's ``writes_held`` (see :func:`.state.held_writes`)."""
+        seconds = self.held_seconds
+        if self.hold == config.WHOLE_RUN and self.acquired is not None:
+            seconds = time.monotonic() - self.acquired
+        elif self.held_since is not None:
+            seconds += time.monotonic() - self.held_since
+        holding = self.held_since is not None
+        return states.held_writes(self.hold, holding, seconds, self.retried_units)
+
+    def release_hold(self):
+        """The unit that held writes committed or ended."""
+        if self.held_since is not None:
+            self.held_seconds += time.monotonic() - self.held_since
+            self.held_since = None
+
+    def write(self, side, change):
+        """Write what changed with ``change(state, values, steps)`` (a
+        :class:`.state.RunState` method that answers ``None`` or ``False``
+        when it did not write); return what it answers."""
+        with self._writing:
+            values, steps = dict(self.values), list(self.ended)
+            self.dirty = False
+            try:
+                answer = side.transact(lambda state: change(state, values, steps))
+            except BaseException:
+                self.dirty = True
+                raise
+            if answer in (None, True):
+                del self.ended[: len(steps)]
+            self.written = time.monotonic()
+            return answer
+
+    def flush(self, side, token):
+        """Publish what changed; ``None`` when nothing did, ``False`` when
+        the run lost the lock or is no longer recorded as running."""
+        if not self.dirty:
+            return None
+        publish, run_id = states.RunState.publish, self.values["run_id"]
+        return self.write(side, lambda s, v, e: publish(s, token, run_id, v, e))
 
     def commit_point(self, side, token):
         """Before a commit: write the ``committing`` phase and read, in the
         same transaction, whether the run may commit (see
         :meth:`.state.RunState.enter_commit`); return its directive."""
         self.values.update(phase=COMMITTING, current_step=None)
-        with self._writing:
-            values, steps = dict(self.values), list(self.ended)
-            verdict = side.transact(
-                lambda state: state.enter_commit(token, self.run_id, values, steps)
-            )
-            if verdict is None:
-                del self.ended[: len(steps)]
-                self.dirty = False
-                self.written = time.monotonic()
-            return verdict
+        enter, run_id = states.RunState.enter_commit, self.values["run_id"]
+        return self.write(side, lambda s, v, e: enter(s, token, run_id, v, e))
 
     @property
     def due(self):
         """When the next write is due (``time.monotonic()``)."""
         return self.written + STATUS_INTERVAL
 
-    def flush(self, side, token):
-        """Write what changed; ``None`` when nothing did, ``False`` when the
-        run no longer holds the lock or is no longer recorded as running."""
-        with self._writing:
-            if not self.dirty:
-                return None
-            self.dirty = False
-            values, steps = dict(self.values), list(self.ended)
-            try:
-                written = side.transact(
-                    lambda state: state.publish(token, self.run_id, values, steps)
-                )
-            except BaseException:
-                self.dirty = True
-                raise
-            del self.ended[: len(steps)]
-            self.written = time.monotonic()
-            return written
-
-
-class Ticker(threading.Thread):
-    """The thread of one run: its heartbeat, and progress when it is due."""
-
-    def __init__(self, tracked):
-        super().__init__(name="collective.upgradeapi run", daemon=True)
-        self.tracked = tracked
-        self.interval = config.heartbeat_interval()
-        self.wake = threading.Condition()
-        self.due = None
-        self.stopping = False
-
-    def publish_at(self, moment):
-        with self.wake:
-            if self.due is None or moment < self.due:
-                self.due = moment
-                self.wake.notify()
-
-    def stop(self):
-        with self.wake:
-            self.stopping = True
-            self.wake.notify()
-        if self.is_alive():
-            self.join(timeout=10)
-
-    def _next(self, beat_at):
-        """Wait until a write is due: ``True`` for progress, ``False`` for a
-        beat, ``None`` when stopping."""
-        with self.wake:
-            while not self.stopping:
-                moment = min(beat_at, self.due if self.due is not None else math.inf)
-                left = moment - time.monotonic()
-                if left <= 0:
-                    publish = self.due is not None and self.due <= time.monotonic()
-                    if publish:
-                        self.due = None
-                    return publish
-                self.wake.wait(left)
-            return None
-
-    def run(self):
-        tracked = self.tracked
-        side = SideConnection(db=tracked.db, oid=tracked.oid)
-        beat_at = time.monotonic() + self.interval
-        try:
-            while (publish := self._next(beat_at)) is not None:
-                try:
-                    alive = (
-                        tracked.progress.flush(side, tracked.token) if publish else None
-                    )
-                    if alive is None:
-                        alive = side.transact(lambda state: state.beat(tracked.token))
-                except Exception:
-                    logger.warning("Could not write the upgrade status.", exc_info=True)
-                    alive = True
-                beat_at = time.monotonic() + self.interval
-                if not alive:
-                    return
-        finally:
-            side.close()
-
 
 def status(state):
     """The state of the site's runs: a dict with :data:`STATUS_KEYS`.
 
-    :param state: the site's :class:`.state.RunState`.
+    :param state: the site's :class:`.state.RunState`, or ``None``.
     """
-    held = state.lock()
-    last = history.last_finished(state)
-    if held is None:
-        return outcome_status(last)
-    progress = state.holder_progress() or {}
-    done, total = progress.get("steps_done", 0), progress.get("steps_total")
+    held = state.lock() if state is not None else None
+    last = state.last_finished() if state is not None else None
     answer = dict.fromkeys(STATUS_KEYS)
-    answer.update(
-        state=progress.get("phase", RUNNING) if progress else PREPARING,
-        dry_run=held["dry_run"],
-        user=held["user"],
-        started=iso(progress.get("started")) or held["since"],
-        current_step=progress.get("current_step"),
-        steps_done=done,
-        steps_total=total,
-        progress=_percent(done, total),
-        commit=progress.get("commit"),
-        run_id=progress.get("run_id"),
-        heartbeat=held["heartbeat"],
-        stale=held["stale"],
-        writes_held=held["writes_held"],
-        last_run=last,
-    )
-    return answer
+    if held is not None:
+        progress = state.holder_progress() or {}
+        done, total = progress.get("steps_done", 0), progress.get("steps_total")
+        answer.update(
+            state=progress.get("phase", RUNNING) if progress else PREPARING,
+            dry_run=held["dry_run"],
+            user=held["user"],
+            started=iso(progress.get("started")) or held["since"],
+            current_step=progress.get("current_step"),
+            steps_done=done,
+            steps_total=total,
+            progress=_percent(done, total),
+            commit=progress.get("commit"),
+            run_id=progress.get("run_id"),
+            heartbeat=held["heartbeat"],
+            stale=held["stale"],
+            writes_held=held["writes_held"],
+        )
+    elif last is not None:
+        state = OUTCOMES.get(last["result"], last["result"])
+        if last["result"] == states.SUCCESS and last["dry_run"]:
+            state = ROLLED_BACK
+        done = sum(1 for step in last["steps"] if step["status"] in (DONE, MARKED))
+        total = last.get("steps_total") or len(last["steps"])
+        answer.update(
+            state=state,
+            dry_run=last["dry_run"],
+            user=last["user"],
+            started=iso(last["started"]),
+            steps_done=done,
+            steps_total=total,
+            progress=100
+            if state in (COMMITTED, ROLLED_BACK)
+            else _percent(done, total),
+            commit=(last.get("selection") or {}).get("commit", "run"),
+            run_id=last["id"],
+            error_info=last["error"],
+            writes_held=last.get("writes_held"),
+        )
+    else:
+        answer.update(state=IDLE, progress=0)
+    return {**answer, "last_run": last}
 
 
 def _percent(done, total):
     return min(100, int(100 * done / total)) if total else 0
-
-
-def outcome_status(last):
-    """The status of a site whose lock no run holds."""
-    answer = dict.fromkeys(STATUS_KEYS)
-    answer.update(state=IDLE, progress=0, last_run=last)
-    if last is None:
-        return answer
-    state = OUTCOMES.get(last["result"], last["result"])
-    if last["result"] == history.SUCCESS and last["dry_run"]:
-        state = ROLLED_BACK
-    done = sum(1 for step in last["steps"] if step["status"] in ("done", "marked_done"))
-    total = last.get("steps_total") or len(last["steps"])
-    answer.update(
-        state=state,
-        dry_run=last["dry_run"],
-        user=last["user"],
-        started=iso(last["started"]),
-        steps_done=done,
-        steps_total=total,
-        progress=100 if state in (COMMITTED, ROLLED_BACK) else _percent(done, total),
-        commit=(last.get("selection") or {}).get("commit", "run"),
-        run_id=last["id"],
-        error_info=last["error"],
-        writes_held=last.get("writes_held"),
-    )
-    return answer

@@ -1,20 +1,17 @@
 """The run state of one site: its lock, the live progress of the run that
 holds it, and its history, with every rule about them in one class.
 
-:class:`RunState` wraps the site's stored records (:mod:`.store`); it is
-created for one transaction of a :class:`.store.SideConnection` and is never
-stored. Each rule is written once, here:
+:class:`RunState` wraps the site's stored records (:mod:`.store`) for one
+transaction of a :class:`.publishing.SideConnection`. Its rules:
 
-- one run holds the lock at a time; a lock is identified by its run's token
-  (:meth:`RunState.holds`);
-- the progress and the heartbeat belong to the run that holds the lock, and
-  go with it;
-- a live lock is never removed (its run could still commit, and a second run
-  would overlap it): its run is asked to cancel; a stale one is broken and
-  its run recorded as abandoned, in the same transaction;
-- only a run recorded as running may change in the history.
-
-When a lock is *stale* is :func:`.holder.verdict`'s to say.
+- one run holds the lock at a time, identified by its token; the progress
+  and the heartbeat belong to that run, and go with the lock;
+- a live lock is never removed (its run could still commit): its run is
+  asked to cancel; a stale one (:func:`.holder.verdict`) is broken and its
+  run recorded as abandoned, in the same transaction;
+- only a run recorded as running may change in the history, which keeps
+  :func:`.config.history_size` runs; what a run committed is recorded as
+  such, whichever way it ended.
 """
 
 from collective.upgradeapi import config
@@ -22,17 +19,24 @@ from collective.upgradeapi.errors import FOLLOW
 from collective.upgradeapi.errors import Locked
 from collective.upgradeapi.errors import TooLate
 from collective.upgradeapi.errors import UnknownResource
-from collective.upgradeapi.tracking import history
 from collective.upgradeapi.tracking import holder as holders
-from collective.upgradeapi.tracking import publishing
+from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
+from persistent.list import PersistentList
+from persistent.mapping import PersistentMapping
+from zope.annotation.interfaces import IAnnotations
 
 
-#: ``state`` of a lock (its ``stale_reason``: :mod:`.holder`).
-ALIVE = "alive"
-STALE = "stale"
 PROCESS_GONE = holders.PROCESS_GONE
+
+#: ``result`` of a run in the history.
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+ERROR = "error"
+ABANDONED = "abandoned"
+CANCELLED = "cancelled"
 
 #: ``error.type`` of an abandoned run.
 LOCK_BROKEN = "LockBroken"
@@ -40,11 +44,7 @@ PROCESS_GONE_ERROR = "ProcessGone"
 STOPPED = "Stopped"
 
 #: What :meth:`RunState.directive` tells the run that holds the lock.
-CANCELLED = "cancelled"
 LOST = "lost"
-
-#: What belongs to the run that holds the lock, and goes with it.
-HOLDER_SLOTS = ("lock", "progress", "beat")
 
 GONE = (
     "Its process is gone (killed, crashed or restarted) since its last sign "
@@ -57,46 +57,36 @@ def held_writes(mode, holding=False, seconds=0.0, units=()):
     """The ``writes_held`` record of a run: its write hold's ``mode``,
     whether writes are ``holding`` now, for how many ``seconds`` they were
     held, and the ``units`` run again after a write conflict."""
-    return {
-        "mode": mode,
-        "holding": holding,
-        "seconds": round(seconds, 3),
-        "units": list(units),
-    }
+    seconds = round(seconds, 3)
+    return {"mode": mode, "holding": holding, "seconds": seconds, "units": list(units)}
+
+
+def records(site):
+    """The :class:`RunState` of ``site`` (to read), or ``None``."""
+    data = IAnnotations(site).get(store.KEY)
+    return RunState(data) if data is not None else None
 
 
 class RunState:
     """The lock, progress and history of one site, and their rules.
 
-    :param data: the site's stored records (see :mod:`.store`).
+    :param versions: ``versions(profile_id)``, a profile's recorded version
+        in this transaction (what a run had committed).
     """
 
     def __init__(self, data, versions=None):
         self.data = data
-        #: ``versions(profile_id)``: a profile's recorded version as this
-        #: transaction sees it, to record what an abandoned run had committed.
         self.versions = versions
-
-    # -- stored slots ------------------------------------------------------
+        self.runs = data["runs"]
 
     def get(self, slot):
-        """The raw value of a slot (``lock``, ``beat``, ``progress``); the
-        methods below are the rules about them."""
+        """The raw value of a slot (``lock``, ``beat``, ``progress``)."""
         return self.data[slot]["value"]
 
     def set(self, slot, value):
-        """Write a raw slot; use the methods below, which keep the rules."""
+        """Write a raw slot; the methods below keep the rules."""
         if self.data[slot]["value"] != value:
             self.data[slot]["value"] = value
-
-    @property
-    def runs(self):
-        """The history's runs (an ``IOBTree``), for :mod:`.history`."""
-        return self.data["runs"]
-
-    def new_run_id(self):
-        self.data["last_id"] += 1
-        return self.data["last_id"]
 
     # -- the lock ----------------------------------------------------------
 
@@ -110,11 +100,8 @@ class RunState:
         return self._of_holder("progress")
 
     def _of_holder(self, slot):
-        held = self.get("lock")
-        value = self.get(slot)
-        if held and value and value.get("token") == held["token"]:
-            return value
-        return None
+        held, value = self.get("lock"), self.get(slot)
+        return value if held and value and value.get("token") == held["token"] else None
 
     def last_sign_of_life(self):
         """When the lock's holder last showed it lives (epoch seconds), or None."""
@@ -125,92 +112,66 @@ class RunState:
         return max([held["since"], *(v["updated"] for v in values if v)])
 
     def lock(self):
-        """The lock as a plain dict, or ``None`` when there is none."""
+        """The lock as a plain dict (:func:`.holder.shown`), or ``None``."""
         held = self.get("lock")
-        if not held:
-            return None
-        stale, reason = holders.verdict(held, self.last_sign_of_life())
-        recorded = held.get("holder")
-        request = held.get("cancel")
-        return {
-            "user": held["user"],
-            "since": iso(held["since"]),
-            "heartbeat": iso(self.last_sign_of_life()),
-            "dry_run": held["dry_run"],
-            "run_id": (self._of_holder("progress") or {}).get("run_id"),
-            "holder": {k: recorded.get(k) for k in ("host", "pid")}
-            | {"started": iso(recorded.get("started"))}
-            if recorded
-            else None,
-            "state": STALE if stale else ALIVE,
-            "stale": stale,
-            "stale_reason": reason,
-            "stale_after": config.stale_after(),
-            "cancel_requested": {"user": request["user"], "since": iso(request["at"])}
-            if request
-            else None,
-            "committing": bool(held.get("committing")),
-            "writes_held": held.get("writes_held"),
-        }
+        run_id = (self.holder_progress() or {}).get("run_id")
+        return held and holders.shown(held, self.last_sign_of_life(), run_id)
 
-    def take(
-        self,
-        token,
-        user,
-        dry_run,
-        selection,
-        progress,
-        profiles=(),
-        hold=config.RETRIES,
-    ):
-        """Take the lock for the run ``token``, record the run as running and
-        its first ``progress`` (a dict, its ``run_id`` set here).
+    def take(self, token, user, dry_run, selection, progress, profiles, hold):
+        """Take the lock for the run ``token`` and record the run as running;
+        return its id. A lock whose holder's process is gone is taken over.
 
-        A lock whose holder is a process of this host that is gone is taken
-        over (its run recorded as abandoned).
-
-        :param hold: the write hold's mode (:func:`.config.hold_mode`), kept
-            in the lock's ``writes_held`` with what was held so far.
-        :returns: the run's id in the history.
+        :param profiles: ``{"id", "versions"}`` the run is planned to touch.
+        :param hold: the write hold's mode (:func:`.config.hold_mode`).
         :raises .errors.Locked: another run holds the lock.
         """
         held = self.get("lock")
         if held and held["token"] != token:
-            shown = self.lock()
-            if shown["stale_reason"] != PROCESS_GONE:
-                raise Locked.held(shown)
+            if self.lock()["stale_reason"] != PROCESS_GONE:
+                raise Locked.held(self.lock())
             self.abandon(PROCESS_GONE_ERROR, GONE)
         at = now()
+        lock = {"token": token, "user": user, "since": at, "dry_run": dry_run}
+        lock.update(holder=holders.identity(), writes_held=held_writes(hold))
+        self.set("lock", lock)
+        run_id = self.start(user, dry_run, selection, progress["steps_total"], profiles)
         self.set(
-            "lock",
-            {
-                "token": token,
-                "user": user,
-                "since": at,
-                "dry_run": dry_run,
-                "holder": holders.identity(),
-                "writes_held": held_writes(hold),
-            },
+            "progress", {**progress, "run_id": run_id, "token": token, "updated": at}
         )
-        total = progress["steps_total"]
-        run_id = history.start(self, user, dry_run, selection, total, profiles)
-        progress["run_id"] = run_id
-        self.set("progress", {**progress, "token": token, "updated": at})
+        return run_id
+
+    def start(self, user, dry_run, selection, steps_total, profiles=()):
+        """Record a run that starts now; return its id."""
+        run_id = self.data["last_id"] = self.data["last_id"] + 1
+        self.runs[run_id] = PersistentMapping(
+            {
+                **store.ENTRY,
+                "id": run_id,
+                "user": user,
+                "started": now(),
+                "dry_run": dry_run,
+                "selection": selection,
+                "steps_total": steps_total,
+                "profiles": [dict(p) for p in profiles],
+            }
+        )
+        ids = list(self.runs.keys())
+        for old in ids[: max(0, len(ids) - config.history_size())]:
+            del self.runs[old]
         return run_id
 
     def beat(self, token):
         """Record that the run ``token`` lives; ``False`` if it lost the lock."""
-        if not self.holds(token):
-            return False
-        self.set("beat", {"token": token, "updated": now()})
-        return True
+        if self.holds(token):
+            self.set("beat", {"token": token, "updated": now()})
+        return self.holds(token)
 
     def publish(self, token, run_id, progress, steps):
-        """Write the run's progress and the ``steps`` that ended, while it
-        holds the lock and is recorded as running; ``False`` otherwise."""
-        if not self.holds(token) or not history.is_running(self, run_id):
+        """Write the run's progress and add the ``steps`` that ended, while
+        it holds the lock and is recorded as running; ``False`` otherwise."""
+        if not self.holds(token) or self.running(run_id) is None:
             return False
-        history.steps_ended(self, run_id, steps)
+        self.add_steps(run_id, steps)
         self.set("progress", {**progress, "token": token, "updated": now()})
         return True
 
@@ -234,42 +195,24 @@ class RunState:
             self.publish(token, run_id, progress, steps)
         return verdict
 
-    def left_commit(self, token, run_id, steps, writes_held=None):
+    def left_commit(self, token, run_id, steps, writes_held):
         """The run ``token`` committed a unit, its ``steps`` (``[profile,
-        id]``), and goes on; ``writes_held`` (what was held so far, writes
-        no longer held) replaces the lock's."""
-        held = self.get("lock")
-        if self.holds(token) and held.get("committing"):
-            held = {k: v for k, v in held.items() if k != "committing"}
-            if writes_held is not None:
-                held["writes_held"] = writes_held
-            self.set("lock", held)
-            history.steps_committed(self, run_id, steps)
+        id]``: they are durable), and goes on; ``writes_held`` replaces the
+        lock's."""
+        if self.holds(token) and self.get("lock").get("committing"):
+            self.retry_unit(token, writes_held)
+            record = self.running(run_id)
+            if steps and record is not None:
+                committed = record.setdefault("committed_steps", PersistentList())
+                committed.extend(list(step) for step in steps)
 
     def retry_unit(self, token, writes_held):
-        """The run ``token`` runs a unit again after a write conflict (it is
-        not committing any more); ``writes_held`` replaces the lock's: the
-        write hold holds writers while it says ``holding``."""
+        """The run ``token`` is not committing (any more); ``writes_held``
+        replaces the lock's: the write hold holds writers while it says
+        ``holding``."""
         if self.holds(token):
             held = {k: v for k, v in self.get("lock").items() if k != "committing"}
             self.set("lock", {**held, "writes_held": writes_held})
-
-    def finish(self, token, run_id, outcome, ended=(), **data):
-        """Record the end of the run ``token`` and release its lock, at once.
-
-        :param ended: steps that ended and were not published yet.
-        """
-        request = self.get("lock").get("cancel") if self.holds(token) else None
-        if request:
-            data["cancel_requested"] = {
-                "user": request["user"],
-                "since": iso(request["at"]),
-            }
-        if run_id is not None:
-            history.steps_ended(self, run_id, list(ended))
-            history.finish(self, run_id, outcome, **data)
-        if self.holds(token):
-            self._clear()
 
     def ask_cancel(self, user):
         """Ask the run that holds the lock to stop at its next step boundary
@@ -283,7 +226,8 @@ class RunState:
             raise UnknownResource(
                 "No upgrade is running on this site: there is nothing to cancel."
             )
-        if held.get("committing") and self._commits_once():
+        once = (self.holder_progress() or {}).get("commit", "run") == "run"
+        if held.get("committing") and once:
             raise TooLate(
                 f"The run of {held['user']} is committing its work: it is too "
                 "late to cancel it, and it ends in a moment.",
@@ -293,10 +237,6 @@ class RunState:
         if not held.get("cancel"):
             self.set("lock", {**held, "cancel": {"user": user, "at": now()}})
         return self.lock()
-
-    def _commits_once(self):
-        progress = self.holder_progress() or {}
-        return progress.get("commit", "run") == "run"
 
     def break_lock(self, user, force=False):
         """Break a stale lock, or ask a live one's run to cancel (``force``).
@@ -314,12 +254,9 @@ class RunState:
             if not force:
                 raise Locked.alive(shown)
             return False, self.ask_cancel(user)
+        why = f"it gave no sign of life for more than {shown['stale_after']} seconds"
         if shown["stale_reason"] == PROCESS_GONE:
             why = "its process is gone"
-        else:
-            why = (
-                f"it gave no sign of life for more than {shown['stale_after']} seconds"
-            )
         self.abandon(
             LOCK_BROKEN,
             f"The upgrade lock was broken by {user}: {why}. What the run had "
@@ -328,29 +265,94 @@ class RunState:
         )
         return True, shown
 
-    def abandon(self, error_type, message, last_seen=None):
+    def abandon(self, error_type, message):
         """Drop the lock and record its run as abandoned, in the step it was
-        in, at its last sign of life (or ``last_seen``), with what it had
-        committed (its profiles' versions as this transaction reads them)."""
-        progress = self._of_holder("progress") or {}
-        seen = last_seen if last_seen is not None else self.last_sign_of_life()
-        history.abandon(
-            self,
-            progress.get("run_id"),
-            message,
-            error_type=error_type,
-            step=progress.get("current_step"),
-            last_seen=seen,
-            versions=self.versions,
-        )
-        self._clear()
-
-    def _clear(self):
-        for slot in HOLDER_SLOTS:
+        in, at its last sign of life, with what it had committed."""
+        progress = self.holder_progress() or {}
+        record = self.running(progress.get("run_id"))
+        if record is not None:
+            self._durable(record)
+            seen = max(record["started"], self.last_sign_of_life())
+            error = {"type": error_type, "message": message}
+            error.update(step=progress.get("current_step"), heartbeat=iso(seen))
+            record.update(result=ABANDONED, finished=seen, error=error)
+        for slot in store.SLOTS:
             self.set(slot, None)
 
-    # -- the status --------------------------------------------------------
+    def finish(self, token, run_id, outcome, ended=(), result=True, **data):
+        """Record the end of the run ``token`` and release its lock, at once;
+        return whether the run committed anything.
 
-    def status(self):
-        """The state of the site's runs (see :func:`.publishing.status`)."""
-        return publishing.status(self)
+        :param ended: steps that ended and were not published yet.
+        :param result: whether ``data`` (keys of the entry) says what the
+            run did; if not, what it committed is read from its profiles.
+        """
+        record = self.running(run_id)
+        if record is not None:
+            self.add_steps(run_id, ended)
+            if not result:
+                self._durable(record)
+            request = self.holds(token) and self.get("lock").get("cancel")
+            if request:
+                since = iso(request["at"])
+                data["cancel_requested"] = {"user": request["user"], "since": since}
+            if data.get("error"):
+                data["error"] = store.bounded_error(data["error"])
+            steps = data.pop("steps", None) or store.recorded_steps(record)
+            profiles = data.pop("profiles", None) or record.get("profiles") or []
+            details = store.pack(steps, data.pop("report", None) or "", profiles)
+            for key in ("steps", "report", "profiles", "live", "committed_steps"):
+                record.pop(key, None)
+            record.update({**data, "result": outcome, "finished": now()})
+            record.update(format=2, details=details)
+        if self.holds(token):
+            for slot in store.SLOTS:
+                self.set(slot, None)
+        return bool(record and record.get("committed"))
+
+    def running(self, run_id):
+        """The record of ``run_id`` if it is running (only such a run may
+        change), else ``None``."""
+        record = self.runs.get(run_id) if run_id is not None else None
+        return record if record is not None and record["result"] == RUNNING else None
+
+    def add_steps(self, run_id, steps):
+        """Add ``steps`` to a running run as a record of their own, each with
+        at most :data:`.store.LIVE_LOG_BUDGET` characters of its log."""
+        record, cut = self.running(run_id), store.LIVE_LOG_BUDGET
+        if steps and record is not None:
+            chunk = [
+                {**s, "log": store.cut_lines(s.get("log") or [], cut)} for s in steps
+            ]
+            record.setdefault("live", PersistentList()).append(PersistentList(chunk))
+
+    def _durable(self, record):
+        """Record where a run's profiles are now, and whether anything of
+        it was committed (a profile whose version moved)."""
+        if self.versions is None or not record.get("profiles"):
+            return
+        profiles = [
+            {**p, "versions": {**p["versions"], "after": self.versions(p["id"])}}
+            for p in record["profiles"]
+        ]
+        record["profiles"] = profiles
+        moved = [
+            p for p in profiles if p["versions"]["after"] != p["versions"]["before"]
+        ]
+        record["committed"] = bool(moved)
+
+    def entries(self):
+        """Every recorded run, newest first, as plain dicts."""
+        return [store.plain(self.runs[key]) for key in reversed(self.runs.keys())]
+
+    def entry(self, run_id):
+        """The run ``run_id`` as a plain dict, or ``None``."""
+        record = self.runs.get(run_id)
+        return store.plain(record) if record is not None else None
+
+    def last_finished(self):
+        """The newest run that is not running any more, or ``None``."""
+        for key in reversed(self.runs.keys()):
+            if self.runs[key]["result"] != RUNNING:
+                return store.plain(self.runs[key])
+        return None

@@ -8,7 +8,6 @@ from collective.upgradeapi.errors import shown
 from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
-from collective.upgradeapi.tracking import history
 from urllib.parse import parse_qs
 
 
@@ -32,7 +31,7 @@ class UpgradeGet(UpgradeService):
             answer = api.status(site)
             last = answer["last_run"]
             if last is not None:
-                last = history.summary(last, documents.run_url(url, last["id"]))
+                last = documents.run_summary(last, documents.run_url(url, last["id"]))
             return {"@id": f"{url}/status", **answer, "last_run": last}
         if params == ["history"]:
             self.batch_param("b_start", 0)
