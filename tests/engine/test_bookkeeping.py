@@ -336,7 +336,7 @@ def test_a_noisy_run_answers_a_bounded_log_and_records_a_bounded_entry(site, syn
     assert "left out here" in result.report
     assert len(result.report) < 300 * 1024
     sync()
-    record = states.records(site).runs[result.run_id]
+    record = publishing.records(site).runs[result.run_id]
     assert _stored_size(site._p_jar.db().storage, record._p_oid) < 64 * 1024
     run = api.get_run(site, result.run_id)
     assert "dropped from the history" in run["report"]

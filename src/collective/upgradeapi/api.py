@@ -32,8 +32,8 @@ from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import store
+from collective.upgradeapi.tracking.publishing import records
 from collective.upgradeapi.tracking.run import tracked_run
-from collective.upgradeapi.tracking.state import records
 from persistent.mapping import PersistentMapping
 from zope.annotation.interfaces import IAnnotations
 
@@ -148,27 +148,9 @@ def upgrade(
         site, dry_run=dry_run, commit=commit, mark_done=mark_done, changes=changes
     )
     plans = runner.check(selection)
-    only = set(selection.steps) if selection.steps is not None else None
-    total = sum(
-        1 for plan in plans for step in plan.pending if only is None or step.id in only
-    )
     recorded = {**selection.as_dict(), "commit": commit, "mark_done": mark_done}
-    profiles = [
-        {
-            "id": plan.id,
-            "versions": {"before": plan.instance, "after": None, "fs": plan.fs},
-        }
-        for plan in plans
-    ]
-    with tracked_run(
-        site,
-        user_id,
-        dry_run,
-        recorded,
-        total,
-        profiles,
-        config.hold_mode(site, hold_writes),
-    ) as tracked:
+    hold = config.hold_mode(site, hold_writes)
+    with tracked_run(site, user_id, dry_run, recorded, plans, hold) as tracked:
         runner.listeners.extend([tracked, *listeners])
         tracked.result = runner.run(
             selection, before_commit=_audit(site, tracked, user_id, user_path)
@@ -269,7 +251,11 @@ def remove_records(site):
 
     :returns: the annotation keys that were removed.
     """
-    return store.remove(site)
+    annotations = IAnnotations(site)
+    removed = [key for key in store.KEYS if key in annotations]
+    for key in removed:
+        del annotations[key]
+    return removed
 
 
 def cancel(site, user):

@@ -15,7 +15,7 @@ a run handles signals only while it runs, and only in the main thread
 (:mod:`.tracking.run`).
 """
 
-from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking.holder import PROCESS_GONE
 from collective.upgradeapi.tracking.publishing import SideConnection
 
 import logging
@@ -75,17 +75,9 @@ def clear_dead_lock(site):
     side = SideConnection(site)
     try:
         shown = side.read(lambda state: state.lock() if state else None)
-        if shown is None or shown["stale_reason"] != states.PROCESS_GONE:
+        if shown is None or shown["stale_reason"] != PROCESS_GONE:
             return None
-
-        def clear(state):
-            current = state.lock()
-            if current is None or current["stale_reason"] != states.PROCESS_GONE:
-                return None
-            state.abandon(states.PROCESS_GONE_ERROR, states.GONE)
-            return current
-
-        shown = side.transact(clear)
+        shown = side.transact(lambda state: state.clear_dead())
     finally:
         side.close()
     if shown is not None:

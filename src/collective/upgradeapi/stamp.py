@@ -72,12 +72,9 @@ def stamp(site, profile_ids, user):
     started = time.monotonic()
     user_id, user_path = user
     planner = Planner(site)
-    profiles = [
-        {"id": p.id, "versions": {"before": p.instance, "after": None, "fs": p.fs}}
-        for p in downgraded_plans(site, profile_ids)
-    ]
+    plans = downgraded_plans(site, profile_ids)
     selection = {"stamp": list(profile_ids), "profiles": None}
-    with tracked_run(site, user_id, False, selection, 0, profiles) as tracked:
+    with tracked_run(site, user_id, False, selection, plans) as tracked:
         with run_transaction(site._p_jar) as txn:
             plans = downgraded_plans(site, profile_ids)
             for plan in plans:

@@ -113,17 +113,11 @@ identity()  # the boot id and start time are drawn when the process starts
 
 
 def judge(holder, token=None):
-    """What this process can tell about a lock's ``holder``.
-
-    :param holder: the lock's ``holder`` record, or ``None`` (a lock written
-        before holders were recorded).
-    :param token: the lock's token (to tell whether a run of this very
-        process still holds it).
-    :returns: :data:`DEAD` (on this host, and its process is gone),
-        :data:`ALIVE` (on this host, and its process runs) or
-        :data:`UNKNOWN` (another host, or no holder recorded: only its
-        heartbeat tells).
-    """
+    """What this process can tell about a lock's ``holder`` record (or
+    ``None``) and ``token``: :data:`DEAD` (on this host, its process gone),
+    :data:`ALIVE` (on this host, its process runs; this process: its run
+    ``token`` is registered) or :data:`UNKNOWN` (another host, or no holder
+    recorded: only its heartbeat tells)."""
     if not holder or holder.get("host") != config.host_name():
         return UNKNOWN
     me = identity()
@@ -201,15 +195,34 @@ def register(token, run):
         _active[token] = run
 
 
-def handle_signals(handler):
-    """In the main thread (only there may Python set them): answer
-    ``SIGTERM`` and ``SIGINT`` with ``handler``; return the handlers it
-    replaced, to be put back when the run ends."""
+def handle_signals(run):
+    """Let ``run``, in the main thread, answer ``SIGTERM`` and ``SIGINT``;
+    return the handlers replaced, to be put back when it ends.
+
+    Inside a step the run unwinds at once (``SystemExit``), inside a commit
+    (``run.committing``) it stops once the commit is done; either way it is
+    recorded as abandoned (``Stopped``) and the process exits with ``128 +
+    signal``. Python lets only the main thread set handlers: a Zope process
+    serving requests keeps its own answer (it ends at once), and its run is
+    recorded as abandoned (``ProcessGone``) by the next process that sees
+    its lock.
+    """
+
+    def stop(signum, frame):
+        run.stopped_by = signum
+        logger.warning(
+            "This process is stopping (%s) while an upgrade runs; the run "
+            "stops and is recorded as abandoned.",
+            signal.Signals(signum).name,
+        )
+        if not run.committing:
+            raise SystemExit(128 + signum)
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             if signal.getsignal(signum) is not signal.SIG_IGN:
-                previous[signum] = signal.signal(signum, handler)
+                previous[signum] = signal.signal(signum, stop)
     return previous
 
 

@@ -1,18 +1,10 @@
-"""How the run state is written and read: at once, by anyone, whatever
-happens to the run's own transaction.
+"""How the run state is written and read, at once and by anyone.
 
-:class:`SideConnection` commits the run state through a connection of its
-own, so every thread, process and ZEO or RelStorage client sees it at once,
-and a doomed or aborted run cannot take it back. :class:`Progress` holds the
-live status of one run and the steps that ended and are not written yet;
-:class:`Ticker`, one thread per run, writes the heartbeat, and the progress
-that a long step would otherwise hold back: at most one progress write every
-:data:`STATUS_INTERVAL` seconds. The thread ends with its run.
-
-:func:`status` reads it back, the same keys in every state: the phase of the
-run that holds the lock (``preparing``, ``running``, ``committing``), or the
-outcome of the last run (``committed``, ``rolled_back``, ``failed``,
-``error``, ``cancelled``, ``abandoned``; ``idle`` when none was recorded).
+:class:`SideConnection` commits it through a connection of its own: every
+thread, process and ZEO or RelStorage client sees it at once, and a doomed or
+aborted run cannot take it back. :class:`Progress` is the live status of one
+run, written at most every :data:`STATUS_INTERVAL` seconds while a step
+lasts. :func:`status` reads it back, the same keys in every state.
 """
 
 from collective.upgradeapi import config
@@ -63,12 +55,15 @@ STATUS_KEYS = (
 )
 
 
-class SideConnection:
-    """A connection to the site's database with a transaction manager of its own.
+def records(site):
+    """The :class:`.state.RunState` of ``site`` (to read), or ``None``."""
+    data = IAnnotations(site).get(store.KEY)
+    return states.RunState(data) if data is not None else None
 
-    :param site: the Plone site (any object of its database will do); or
-        ``db`` and ``oid``, the site's database and object id.
-    """
+
+class SideConnection:
+    """A connection to the site's database with a transaction manager of
+    its own: of ``site``, or of ``db`` and the site's ``oid``."""
 
     def __init__(self, site=None, db=None, oid=None):
         self.oid = site._p_oid if site is not None else oid
@@ -111,7 +106,7 @@ class SideConnection:
         """Call ``look(state_or_None)`` on the newest committed state."""
         self.tm.begin()
         try:
-            return look(states.records(self.connection.get(self.oid)))
+            return look(records(self.connection.get(self.oid)))
         finally:
             self.tm.abort()
 
@@ -135,10 +130,9 @@ def side_connection(site):
 
 
 class Progress:
-    """The live status of one run and the steps that ended, not yet written.
-
-    Written by the run's thread or its :class:`Ticker`, one at a time.
-    """
+    """The live status of one run, the steps that ended and are not written
+    yet, and its write hold; written by the run's thread or its
+    :class:`.holder.Ticker`, one at a time."""
 
     def __init__(self, commit, total, hold):
         self.values = {
@@ -195,14 +189,16 @@ class Progress:
         )
 
     def writes_held(self):
-        """The run's ``writes_held`` (see :func:`.state.held_writes`)."""
+        """The run's ``writes_held``: its write hold's ``mode``, whether
+        writes are ``holding`` now, for how many ``seconds`` they were held,
+        and the ``units`` run again after a write conflict."""
         seconds = self.held_seconds
         if self.hold == config.WHOLE_RUN and self.acquired is not None:
             seconds = time.monotonic() - self.acquired
         elif self.held_since is not None:
             seconds += time.monotonic() - self.held_since
-        holding = self.held_since is not None
-        return states.held_writes(self.hold, holding, seconds, self.retried_units)
+        held = {"mode": self.hold, "holding": self.held_since is not None}
+        return {**held, "seconds": round(seconds, 3), "units": list(self.retried_units)}
 
     def release_hold(self):
         """The unit that held writes committed or ended."""
@@ -211,9 +207,9 @@ class Progress:
             self.held_since = None
 
     def write(self, side, change):
-        """Write what changed with ``change(state, values, steps)`` (a
-        :class:`.state.RunState` method that answers ``None`` or ``False``
-        when it did not write); return what it answers."""
+        """Write the values and the steps that ended with ``change(state,
+        values, steps)``; return what it answers (``True`` or ``None``: they
+        were written)."""
         with self._writing:
             values, steps = dict(self.values), list(self.ended)
             self.dirty = False
@@ -236,9 +232,8 @@ class Progress:
         return self.write(side, lambda s, v, e: publish(s, token, run_id, v, e))
 
     def commit_point(self, side, token):
-        """Before a commit: write the ``committing`` phase and read, in the
-        same transaction, whether the run may commit (see
-        :meth:`.state.RunState.enter_commit`); return its directive."""
+        """Before a commit: the ``committing`` phase, and the run's
+        directive (:meth:`.state.RunState.enter_commit`), at once."""
         self.values.update(phase=COMMITTING, current_step=None)
         enter, run_id = states.RunState.enter_commit, self.values["run_id"]
         return self.write(side, lambda s, v, e: enter(s, token, run_id, v, e))
@@ -258,7 +253,7 @@ def status(state):
     last = state.last_finished() if state is not None else None
     answer = dict.fromkeys(STATUS_KEYS)
     if held is not None:
-        progress = state.holder_progress() or {}
+        progress = state.of_holder("progress")
         done, total = progress.get("steps_done", 0), progress.get("steps_total")
         answer.update(
             state=progress.get("phase", RUNNING) if progress else PREPARING,

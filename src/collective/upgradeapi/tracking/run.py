@@ -1,31 +1,20 @@
-"""The one lifecycle of every run, an upgrade or a stamp.
+"""The one lifecycle of every run, an upgrade or a stamp: :func:`tracked_run`.
 
-:func:`tracked_run` takes the lock and records the run as running in one
-transaction, and records its end and releases the lock in one transaction,
-whatever the outcome. In between, :class:`TrackedRun` listens to the engine's
-runner: it publishes progress (:mod:`.publishing`) and, at each step
-boundary, stops the run when a Manager asked it to cancel, when it lost the
-lock (:class:`LockLost`) or when its process is stopping (:class:`Stopped`).
-
-**Signals.** A run in the main thread (the in-process ``plone-upgrade``, a
-``zconsole`` script) answers ``SIGTERM`` and ``SIGINT`` while it holds the
-lock: inside a step it unwinds at once, inside a commit it stops once the
-commit is done; either way it is recorded as abandoned (``Stopped``) and the
-process exits with ``128 + signal``. A Zope process serving requests keeps
-its own answer (it ends at once); its run is recorded as abandoned
-(``ProcessGone``) by the first process that sees its lock.
+The lock is taken with the run recorded as running, and released with its
+end recorded, each in one transaction, whatever the outcome. In between, the
+:class:`TrackedRun` listens to the runner: it publishes progress and, at each
+step boundary, stops the run when a Manager asked it to cancel, when it lost
+the lock or when its process is stopping (:func:`.holder.handle_signals`).
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import holder as holders
 from collective.upgradeapi.tracking import state as states
+from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.publishing import Progress
 from collective.upgradeapi.tracking.publishing import SideConnection
-from collective.upgradeapi.tracking.store import iso
-from collective.upgradeapi.tracking.store import now
 from contextlib import contextmanager
 from functools import partial
 from ZODB.POSException import ConflictError
@@ -38,55 +27,31 @@ import uuid
 
 logger = logging.getLogger("collective.upgradeapi")
 
-#: Most bytes of a run's change report its history entry keeps, and as much
-#: again for its steps' reports (see :func:`.engine.changeset.bound`).
-CHANGES_BUDGET = 32 * 1024
-
 
 class LockLost(RunCancelled):
     """The run's lock was broken (it looked stale): the run stops."""
 
-    def __init__(self):
-        Exception.__init__(
-            self,
-            "The run's upgrade lock was broken while it ran (it looked stale); "
-            "the run stopped so that it does not overlap another one.",
-        )
-        self.user = None
-
-
-class Stopped(RunCancelled):
-    """The Zope process is stopping (``reason``: the signal): the run stops."""
-
-    def __init__(self, signum):
-        self.reason = signal.Signals(signum).name
-        Exception.__init__(self, f"The Zope process was stopped ({self.reason}).")
-        self.user = None
-        self.exit_code = 128 + signum
+    message = (
+        "The run's upgrade lock was broken while it ran (it looked stale); "
+        "the run stopped so that it does not overlap another one."
+    )
 
 
 @contextmanager
-def tracked_run(
-    site, user, dry_run, selection, steps_total, profiles=(), hold=config.NEVER
-):
+def tracked_run(site, user, dry_run, selection, plans, hold=config.NEVER):
     """The lifecycle of one run, around the work done in the ``with`` block.
 
-    Yields the :class:`TrackedRun` (a listener for the runner); the block sets
-    its ``result``. Whatever ends the block, the run is recorded and the lock
-    released: the result (``success`` or ``failed``); a stop at a step
-    boundary (``cancelled`` or ``abandoned``, raised as a 409 error, or
-    ``SystemExit`` for a process stopped by a signal); a write conflict
-    (``error``, raised as a 409 error); any other exception (``error``,
-    raised again). Errors raised here carry the ``run_id``.
+    Yields the :class:`TrackedRun`, a listener for the runner; the block sets
+    its ``result``. A stop at a step boundary or a write conflict is raised as
+    a 409 error (``SystemExit`` for a signal), every error with the ``run_id``.
 
-    :param profiles: the profiles the run is planned to touch, as the
-        history records them (``{"id", "versions"}``), so that a run that
-        ends without a result records what of them it committed.
+    :param selection: what was asked, for the history (a JSON-able dict).
+    :param plans: the :class:`.engine.profiles.ProfilePlan` list it runs.
     :param hold: the write hold's mode (:func:`.config.hold_mode`).
     :raises .errors.Locked: another run holds the lock; nothing recorded.
     """
     tracked = TrackedRun(site, user, dry_run, selection, hold)
-    tracked.acquire(steps_total, profiles)
+    tracked.acquire(plans)
     try:
         yield tracked
     except BaseException as exc:
@@ -105,74 +70,59 @@ def tracked_run(
 
 
 class TrackedRun:
-    """One run that holds the lock (see :func:`tracked_run`).
-
-    :param selection: what was asked, for the history (a JSON-able dict).
-    :param hold: the write hold's mode; a dry run never holds writes.
-    """
+    """One run that holds the lock (see :func:`tracked_run`)."""
 
     def __init__(self, site, user, dry_run, selection, hold):
-        self.site = site
-        self.token = uuid.uuid4().hex
-        self.user = user
-        self.dry_run = dry_run
+        self.site, self.user, self.dry_run = site, user, dry_run
         self.selection = selection
-        self.only = set(selection.get("steps") or ()) or None
-        self.run_id = self.side = self.ticker = self.progress = None
-        #: ``{"id", "profile", "title"}`` of the step running now, or ``None``.
-        self.step = None
-        #: the engine's result, set by the run when it has one.
-        self.result = None
-        #: the signal that stops this process, once one came.
-        self.stopped_by = None
-        #: whether the run is committing (a signal waits for the commit).
-        self.committing = False
-        self._previous_handlers = {}
+        self.token = uuid.uuid4().hex
         self.hold = config.NEVER if dry_run else hold
-        #: the ``writes_held`` recorded when the run ended.
-        self.held = None
+        self.run_id = self.side = self.ticker = self.progress = None
+        #: the step running now (``{"id", "profile", "title"}``), the
+        #: engine's result once the run has one, and the ``writes_held``
+        #: recorded when the run ended.
+        self.step = self.result = self.held = None
+        #: the signal that stops this process, once one came, and whether
+        #: the run is committing (then the signal waits for the commit).
+        self.stopped_by, self.committing = None, False
+        self._signals = {}
 
-    def acquire(self, steps_total, profiles):
-        """Take the lock and record the run as running, in one transaction;
-        start the run's thread. If the thread cannot start, the run is
-        recorded as an error and the lock released again.
-
-        :raises .errors.Locked: another run holds the lock.
-        """
+    def acquire(self, plans):
+        """Take the lock and start the run's thread (if it cannot, the run
+        ends as an error). :raises .errors.Locked: another run holds it."""
         self.side = SideConnection(self.site)
         # Registered first: a lock of this process whose run is not
         # registered is taken for one whose run is gone.
         holders.register(self.token, self)
         commit = "run" if self.dry_run else self.selection.get("commit", "run")
-        self.progress = Progress(commit, steps_total, self.hold)
+        self.progress = Progress(commit, self.planned(plans), self.hold)
+        profiles = [
+            {"id": p.id, "versions": {"before": p.instance, "after": None, "fs": p.fs}}
+            for p in plans
+        ]
         args = (self.user, self.dry_run, self.selection, self.progress.values)
+        held = self.progress.writes_held()
         try:
             self.run_id = self.progress.values["run_id"] = self.side.transact(
-                lambda state: state.take(self.token, *args, profiles, self.hold)
+                lambda state: state.take(self.token, *args, profiles, held)
             )
             self.progress.acquired = time.monotonic()
             connect = partial(SideConnection, db=self.side.db, oid=self.side.oid)
             self.ticker = holders.Ticker(connect, self._tick)
             self.ticker.start()
-            self._previous_handlers = holders.handle_signals(self._on_signal)
+            self._signals = holders.handle_signals(self)
         except BaseException as exc:
-            if self.run_id is not None:
-                self.finish(None, states.ERROR, error=summary(exc))
-            else:
+            if self.run_id is None:
                 holders.unregister(self.token)
-                self._close()
+                self.side.close()
+            else:
+                self.finish(None, states.ERROR, summary(exc))
             raise
 
     def finish(self, result, outcome=None, error=None):
-        """Record the end of the run and release the lock, in one
-        transaction. Never raises: what cannot be written is logged.
-
-        :param result: the engine's :class:`.engine.results.RunResult`, or
-            ``None`` when the run did not produce one.
-        :param outcome: a history result; from ``result`` if omitted.
-        :param error: ``{"type", "message"}`` when the run stopped on an error.
-        :returns: whether the run committed anything, as recorded.
-        """
+        """Record the end of the run (the engine's ``result``, or ``None``;
+        ``outcome``, from the result if omitted; ``error``) and release the
+        lock, at once; return whether it committed anything. Never raises."""
         if outcome is None:
             outcome = states.SUCCESS if result.ok else states.FAILED
         if self.stopped_by and outcome == states.ERROR:
@@ -182,32 +132,27 @@ class TrackedRun:
             if self.ticker is not None:
                 self.ticker.stop()
             self.progress.release_hold()
-            data = _outcome(result, error)
+            data = store.result_entry(result, error)
             data["writes_held"] = self.held = self.progress.writes_held()
             ended = self.progress.ended if result is None else ()
-
-            def record(state):
-                return state.finish(
-                    self.token, self.run_id, outcome, ended, result is not None, **data
-                )
-
+            args = (self.token, self.run_id, outcome, ended, result is not None)
             try:
-                return self.side.transact(record)
+                return self.side.transact(lambda state: state.finish(*args, **data))
             except Exception:
                 logger.error("Could not record the upgrade run.", exc_info=True)
                 self._write(lambda state: state.finish(self.token, None, None))
         finally:
-            for signum, previous in self._previous_handlers.items():
+            for signum, previous in self._signals.items():
                 signal.signal(signum, previous)
             holders.unregister(self.token)
-            self._close()
+            self.side.close()
 
     def failed(self, exc):
         """Record the run that ``exc`` ended; return the error to raise."""
         if isinstance(exc, RunCancelled):
             return self._stopped(exc)
         error = summary(exc)
-        committed = self.finish(None, states.ERROR, error=error)
+        committed = self.finish(None, states.ERROR, error)
         if isinstance(exc, ConflictError):
             return UpgradeError(
                 self._conflict_message(committed),
@@ -225,48 +170,36 @@ class TrackedRun:
         )
 
     def _stopped(self, exc):
-        """Record a run stopped at a step boundary: cancelled by a Manager or
-        its lock lost (409), or its process stopping (``SystemExit``)."""
-        if isinstance(exc, Stopped):
-            self.finish(None, states.ABANDONED, self._abandoned(states.STOPPED))
-            return SystemExit(exc.exit_code)
+        """Record a run stopped at a step boundary, cancelled by a Manager or
+        its lock lost (then abandoned by whoever broke it); the 409 error."""
+        step = self.step
+        details = {"run_id": self.run_id, "step": step}
         if isinstance(exc, LockLost):
-            # Recorded as abandoned by whoever broke the lock.
-            error = self._abandoned(states.LOCK_BROKEN, str(exc))
-            self.finish(None, states.ABANDONED, error)
-            details = {}
+            outcome = states.ABANDONED
+            error = self._abandoned(states.LOCK_BROKEN, LockLost.message)
         else:
-            step = self.step
             where = f"before step {step['title']!r}" if step else "before its commit"
-            error = {
-                "type": "Cancelled",
-                "message": f"The run was cancelled by {exc.user} {where}; what it "
-                "had not committed was rolled back.",
-                "step": step,
-                "user": exc.user,
-            }
-            self.finish(None, states.CANCELLED, error)
-            details = {"cancelled_by": exc.user}
-        return UpgradeError(
-            error["message"],
-            error_type=error["type"],
-            status=409,
-            run_id=self.run_id,
-            step=error["step"],
-            **details,
-        )
+            outcome, details["cancelled_by"] = states.CANCELLED, exc.user
+            error = {"type": "Cancelled", "step": step, "user": exc.user}
+            error["message"] = (
+                f"The run was cancelled by {exc.user} {where}; what it had not "
+                "committed was rolled back."
+            )
+        self.finish(None, outcome, error)
+        kind = error["type"]
+        return UpgradeError(error["message"], error_type=kind, status=409, **details)
 
     def _abandoned(self, error_type, message=None):
-        """The history's ``error`` of a run abandoned now: its lock broken,
-        or stopped by :attr:`stopped_by` (then ``message`` is omitted)."""
+        """The history's ``error`` of this run, abandoned now (by default:
+        stopped by :attr:`stopped_by`)."""
         if message is None:
             name = signal.Signals(self.stopped_by).name
             message = (
-                f"The process was stopped ({name}) while the run went on; "
-                "what it had not committed was rolled back."
+                f"The process was stopped ({name}) while the run went on; what "
+                "it had not committed was rolled back."
             )
         error = {"type": error_type, "message": message, "step": self.step}
-        return {**error, "heartbeat": iso(now())}
+        return {**error, "heartbeat": store.iso(store.now())}
 
     def _conflict_message(self, committed):
         unit = "upgrade" if self.progress.values["commit"] == "run" else "unit"
@@ -282,17 +215,17 @@ class TrackedRun:
         )
 
     def _tick(self, side, publish):
-        """For the run's :class:`.holder.Ticker`: publish the progress when
-        it is due and changed, else write a beat."""
+        """The :class:`.holder.Ticker`'s write: the progress, else a beat."""
         alive = self.progress.flush(side, self.token) if publish else None
         if alive is None:
             alive = side.transact(lambda state: state.beat(self.token))
         return alive
 
-    def _close(self):
-        if self.side is not None:
-            self.side.close()
-            self.side = None
+    def planned(self, plans):
+        """How many steps of ``plans`` the run is to run."""
+        only = set(self.selection.get("steps") or ()) or None
+        steps = [step for plan in plans for step in plan.pending]
+        return sum(only is None or step.id in only for step in steps)
 
     def _write(self, change):
         try:
@@ -300,23 +233,12 @@ class TrackedRun:
         except Exception:
             logger.warning("Could not write the upgrade status.", exc_info=True)
 
-    def _on_signal(self, signum, frame):
-        self.stopped_by = signum
-        logger.warning(
-            "This process is stopping (%s) while an upgrade runs; the run "
-            "stops and is recorded as abandoned.",
-            signal.Signals(signum).name,
-        )
-        if not self.committing:
-            raise SystemExit(128 + signum)
-
     # -- listener ----------------------------------------------------------
 
     def __call__(self, event, payload):
         """A :attr:`.engine.runner.Runner.listeners` entry: progress, and a
-        stop at a step boundary (``start``, ``commit``) when the run must not
-        go on. Raises nothing else: a status that cannot be written must not
-        stop an upgrade."""
+        stop at a step boundary when the run must not go on; nothing else
+        raises (a status that cannot be written does not stop a run)."""
         progress = self.progress
         if event == "commit":
             self._stop_if_asked(None)
@@ -331,17 +253,12 @@ class TrackedRun:
                     lambda s: s.left_commit(self.token, self.run_id, keys, held)
                 )
         elif event == "retry":
-            # The unit runs again: the lock says whether writes are held
-            # before the unit's new transaction begins.
+            # The lock says whether writes are held before the unit runs again.
             progress.retried(*payload)
             held = progress.writes_held()
             self._write(lambda state: state.retry_unit(self.token, held))
         elif event == "plan":
-            steps = [s for plan in payload for s in plan.pending]
-            only = self.only
-            progress.update(
-                steps_total=sum(only is None or s.id in only for s in steps)
-            )
+            progress.update(steps_total=self.planned(payload))
         elif event == "start":
             self._stop_if_asked(payload)
             progress.started(self.step)
@@ -352,13 +269,12 @@ class TrackedRun:
             self.ticker.publish_at(progress.due)
 
     def _stop_if_asked(self, step_result):
-        """At a step boundary (the start of ``step_result``, or before a
-        commit when it is ``None``): raise what stops the run when it must
-        not go on. Before a commit, the lock says the run commits (a cancel
-        then is too late in run mode)."""
+        """At a step boundary (the start of ``step_result``, or a commit when
+        it is ``None``: then the lock says the run commits, at once), stop
+        the run if it must not go on."""
         self.step = step_result.task.ref() if step_result is not None else None
         if self.stopped_by:
-            raise Stopped(self.stopped_by)
+            raise SystemExit(128 + self.stopped_by)
         try:
             if step_result is None:
                 verdict = self.progress.commit_point(self.side, self.token)
@@ -367,14 +283,12 @@ class TrackedRun:
         except Exception:
             logger.warning("Could not read the upgrade lock.", exc_info=True)
             return
-        if verdict is None:
-            return
-        kind, user = verdict
-        if kind == states.LOST:
-            raise LockLost()
-        if step_result is not None:
-            self.progress.ended.append(step_result.as_dict())  # listed as not run
-        raise RunCancelled(user)
+        if verdict is not None and verdict[0] == states.LOST:
+            raise LockLost(None)
+        if verdict is not None and step_result is not None:
+            self.progress.ended.append(step_result.as_dict())  # listed, not run
+        if verdict is not None:
+            raise RunCancelled(verdict[1])
 
 
 def summary(exc):
@@ -383,27 +297,3 @@ def summary(exc):
         "type": getattr(exc, "error_type", None) or exc.__class__.__name__,
         "message": getattr(exc, "message", None) or str(exc) or repr(exc),
     }
-
-
-def _outcome(result, error):
-    """The history's keys for the engine's ``result`` (or ``None``)."""
-    if result is None:
-        return {"error": error}
-    steps = [step.as_dict() for step in result.steps]
-    data = {"error": error, "steps": steps, "report": result.report}
-    if result.changes is not None:
-        # The change report, bounded: the run's, and a share of it per step.
-        data["changes"] = changeset.bound(result.changes, CHANGES_BUDGET)
-        share = max(1024, CHANGES_BUDGET // max(len(steps), 1))
-        for step, ran in zip(steps, result.steps, strict=True):
-            step["changes"] = changeset.bound(ran.changes or {}, share)
-    data.update(
-        profiles=[profile.as_dict() for profile in result.profiles],
-        committed=result.committed,
-        transaction=result.transaction_id,
-    )
-    failed = result.failed_step
-    if error is None and failed is not None:
-        error = {k: failed.error[k] for k in ("type", "message")}
-        data["error"] = {**error, "step": failed.task.ref()}
-    return data

@@ -1,17 +1,11 @@
-"""The run state of one site: its lock, the live progress of the run that
-holds it, and its history, with every rule about them in one class.
+"""The run state of one site, its lock, the progress of the run that holds
+it and its history, with every rule about them: :class:`RunState`.
 
-:class:`RunState` wraps the site's stored records (:mod:`.store`) for one
-transaction of a :class:`.publishing.SideConnection`. Its rules:
-
-- one run holds the lock at a time, identified by its token; the progress
-  and the heartbeat belong to that run, and go with the lock;
-- a live lock is never removed (its run could still commit): its run is
-  asked to cancel; a stale one (:func:`.holder.verdict`) is broken and its
-  run recorded as abandoned, in the same transaction;
-- only a run recorded as running may change in the history, which keeps
-  :func:`.config.history_size` runs; what a run committed is recorded as
-  such, whichever way it ended.
+One run holds the lock at a time, identified by its token; its progress and
+heartbeat go with the lock. A live lock is never removed (its run could still
+commit): its run is asked to cancel; a stale one (:func:`.holder.verdict`) is
+broken, its run recorded as abandoned at once. Only a run recorded as running
+changes in the history; what a run committed is recorded, however it ended.
 """
 
 from collective.upgradeapi import config
@@ -25,10 +19,7 @@ from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
 from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
-from zope.annotation.interfaces import IAnnotations
 
-
-PROCESS_GONE = holders.PROCESS_GONE
 
 #: ``result`` of a run in the history.
 RUNNING = "running"
@@ -38,41 +29,17 @@ ERROR = "error"
 ABANDONED = "abandoned"
 CANCELLED = "cancelled"
 
-#: ``error.type`` of an abandoned run.
+#: ``error.type`` of an abandoned run (also ``ProcessGone``).
 LOCK_BROKEN = "LockBroken"
-PROCESS_GONE_ERROR = "ProcessGone"
 STOPPED = "Stopped"
 
-#: What :meth:`RunState.directive` tells the run that holds the lock.
-LOST = "lost"
-
-GONE = (
-    "Its process is gone (killed, crashed or restarted) since its last sign "
-    "of life (see 'heartbeat'): the run was abandoned, and what it had not "
-    "committed then was rolled back."
-)
-
-
-def held_writes(mode, holding=False, seconds=0.0, units=()):
-    """The ``writes_held`` record of a run: its write hold's ``mode``,
-    whether writes are ``holding`` now, for how many ``seconds`` they were
-    held, and the ``units`` run again after a write conflict."""
-    seconds = round(seconds, 3)
-    return {"mode": mode, "holding": holding, "seconds": seconds, "units": list(units)}
-
-
-def records(site):
-    """The :class:`RunState` of ``site`` (to read), or ``None``."""
-    data = IAnnotations(site).get(store.KEY)
-    return RunState(data) if data is not None else None
+LOST = "lost"  # what :meth:`RunState.directive` tells a run without the lock
 
 
 class RunState:
-    """The lock, progress and history of one site, and their rules.
-
-    :param versions: ``versions(profile_id)``, a profile's recorded version
-        in this transaction (what a run had committed).
-    """
+    """The site's stored records (:mod:`.store`) in one transaction of a
+    :class:`.publishing.SideConnection`; ``versions(profile_id)`` reads a
+    profile's recorded version there (what a run had committed)."""
 
     def __init__(self, data, versions=None):
         self.data = data
@@ -80,7 +47,7 @@ class RunState:
         self.runs = data["runs"]
 
     def get(self, slot):
-        """The raw value of a slot (``lock``, ``beat``, ``progress``)."""
+        """The raw value of ``lock``, ``beat`` or ``progress``."""
         return self.data[slot]["value"]
 
     def set(self, slot, value):
@@ -88,51 +55,37 @@ class RunState:
         if self.data[slot]["value"] != value:
             self.data[slot]["value"] = value
 
-    # -- the lock ----------------------------------------------------------
-
     def holds(self, token):
         """Whether the run ``token`` holds the lock."""
         held = self.get("lock")
         return bool(held) and held["token"] == token
 
-    def holder_progress(self):
-        """The progress of the run that holds the lock, or ``None``."""
-        return self._of_holder("progress")
-
-    def _of_holder(self, slot):
+    def of_holder(self, slot):
+        """The ``beat`` or ``progress`` of the run that holds the lock, or ``{}``."""
         held, value = self.get("lock"), self.get(slot)
-        return value if held and value and value.get("token") == held["token"] else None
+        return value if held and value and value.get("token") == held["token"] else {}
 
     def last_sign_of_life(self):
         """When the lock's holder last showed it lives (epoch seconds), or None."""
         held = self.get("lock")
-        if not held:
-            return None
-        values = (self._of_holder("beat"), self._of_holder("progress"))
-        return max([held["since"], *(v["updated"] for v in values if v)])
+        values = (self.of_holder("beat"), self.of_holder("progress"))
+        return held and max([held["since"], *(v["updated"] for v in values if v)])
 
     def lock(self):
         """The lock as a plain dict (:func:`.holder.shown`), or ``None``."""
         held = self.get("lock")
-        run_id = (self.holder_progress() or {}).get("run_id")
+        run_id = self.of_holder("progress").get("run_id")
         return held and holders.shown(held, self.last_sign_of_life(), run_id)
 
-    def take(self, token, user, dry_run, selection, progress, profiles, hold):
-        """Take the lock for the run ``token`` and record the run as running;
-        return its id. A lock whose holder's process is gone is taken over.
-
-        :param profiles: ``{"id", "versions"}`` the run is planned to touch.
-        :param hold: the write hold's mode (:func:`.config.hold_mode`).
-        :raises .errors.Locked: another run holds the lock.
-        """
-        held = self.get("lock")
-        if held and held["token"] != token:
-            if self.lock()["stale_reason"] != PROCESS_GONE:
-                raise Locked.held(self.lock())
-            self.abandon(PROCESS_GONE_ERROR, GONE)
+    def take(self, token, user, dry_run, selection, progress, profiles, held):
+        """Take the lock for the run ``token`` (``held``: its ``writes_held``)
+        and record the run as running; return its id. A lock whose holder's
+        process is gone is taken over; another raises :class:`.errors.Locked`."""
+        if self.get("lock") and not self.holds(token) and not self.clear_dead():
+            raise Locked.held(self.lock())
         at = now()
         lock = {"token": token, "user": user, "since": at, "dry_run": dry_run}
-        lock.update(holder=holders.identity(), writes_held=held_writes(hold))
+        lock.update(holder=holders.identity(), writes_held=held)
         self.set("lock", lock)
         run_id = self.start(user, dry_run, selection, progress["steps_total"], profiles)
         self.set(
@@ -140,25 +93,19 @@ class RunState:
         )
         return run_id
 
-    def start(self, user, dry_run, selection, steps_total, profiles=()):
-        """Record a run that starts now; return its id."""
-        run_id = self.data["last_id"] = self.data["last_id"] + 1
-        self.runs[run_id] = PersistentMapping(
-            {
-                **store.ENTRY,
-                "id": run_id,
-                "user": user,
-                "started": now(),
-                "dry_run": dry_run,
-                "selection": selection,
-                "steps_total": steps_total,
-                "profiles": [dict(p) for p in profiles],
-            }
+    def clear_dead(self):
+        """Break the lock if its holder is a process of this host that is
+        gone (its run abandoned); return the lock as it was, or ``None``."""
+        shown = self.lock()
+        if not shown or shown["stale_reason"] != holders.PROCESS_GONE:
+            return None
+        self.abandon(
+            "ProcessGone",
+            "Its process is gone (killed, crashed or restarted) since its last "
+            "sign of life (see 'heartbeat'): the run was abandoned, and what it "
+            "had not committed then was rolled back.",
         )
-        ids = list(self.runs.keys())
-        for old in ids[: max(0, len(ids) - config.history_size())]:
-            del self.runs[old]
-        return run_id
+        return shown
 
     def beat(self, token):
         """Record that the run ``token`` lives; ``False`` if it lost the lock."""
@@ -184,11 +131,10 @@ class RunState:
         return (CANCELLED, request["user"]) if request else None
 
     def enter_commit(self, token, run_id, progress, steps):
-        """The run ``token`` is about to commit: what it must do (see
-        :meth:`directive`); when it goes on, the lock says that it commits,
-        and its progress is written, in the same transaction. A cancel and a
-        commit that meet write the same record: one of them waits for the
-        other, so a cancel never gets an answer the run then ignores."""
+        """The run ``token`` is about to commit: its :meth:`directive`; if it
+        goes on, the lock says that it commits, with its progress, at once.
+        A cancel and a commit write the same record: one waits for the other,
+        so a cancel never gets an answer the run then ignores."""
         verdict = self.directive(token)
         if verdict is None:
             self.set("lock", {**self.get("lock"), "committing": True})
@@ -196,9 +142,8 @@ class RunState:
         return verdict
 
     def left_commit(self, token, run_id, steps, writes_held):
-        """The run ``token`` committed a unit, its ``steps`` (``[profile,
-        id]``: they are durable), and goes on; ``writes_held`` replaces the
-        lock's."""
+        """The run ``token`` committed a unit: its ``steps`` (``[profile,
+        id]``) are durable; ``writes_held`` replaces the lock's."""
         if self.holds(token) and self.get("lock").get("committing"):
             self.retry_unit(token, writes_held)
             record = self.running(run_id)
@@ -207,26 +152,23 @@ class RunState:
                 committed.extend(list(step) for step in steps)
 
     def retry_unit(self, token, writes_held):
-        """The run ``token`` is not committing (any more); ``writes_held``
-        replaces the lock's: the write hold holds writers while it says
-        ``holding``."""
+        """The run ``token`` is not committing; ``writes_held`` replaces the
+        lock's (writers are held while it says ``holding``)."""
         if self.holds(token):
             held = {k: v for k, v in self.get("lock").items() if k != "committing"}
             self.set("lock", {**held, "writes_held": writes_held})
 
     def ask_cancel(self, user):
         """Ask the run that holds the lock to stop at its next step boundary
-        (the first request is kept); return the lock as :meth:`lock` shows it.
-
-        :raises .errors.UnknownResource: no run holds the lock.
-        :raises .errors.TooLate: the run commits its whole work now.
-        """
+        (the first request is kept); return the lock. Raises
+        :class:`.errors.UnknownResource` when no run holds it, and
+        :class:`.errors.TooLate` when the run commits all its work now."""
         held = self.get("lock")
         if not held:
             raise UnknownResource(
                 "No upgrade is running on this site: there is nothing to cancel."
             )
-        once = (self.holder_progress() or {}).get("commit", "run") == "run"
+        once = self.of_holder("progress").get("commit", "run") == "run"
         if held.get("committing") and once:
             raise TooLate(
                 f"The run of {held['user']} is committing its work: it is too "
@@ -239,14 +181,9 @@ class RunState:
         return self.lock()
 
     def break_lock(self, user, force=False):
-        """Break a stale lock, or ask a live one's run to cancel (``force``).
-
-        :returns: ``(True, the lock as it was)`` when it was broken (its run
-            recorded as abandoned), ``(False, the lock)`` when its run was
-            asked to cancel.
-        :raises .errors.UnknownResource: there is no lock.
-        :raises .errors.Locked: the lock is alive and ``force`` is false.
-        """
+        """Break a stale lock: ``(True, the lock as it was)``; or, with
+        ``force``, ask a live one's run to cancel: ``(False, the lock)``.
+        Raises :class:`.errors.Locked` for a live lock without ``force``."""
         shown = self.lock()
         if shown is None:
             raise UnknownResource("There is no upgrade lock: no upgrade is running.")
@@ -255,7 +192,7 @@ class RunState:
                 raise Locked.alive(shown)
             return False, self.ask_cancel(user)
         why = f"it gave no sign of life for more than {shown['stale_after']} seconds"
-        if shown["stale_reason"] == PROCESS_GONE:
+        if shown["stale_reason"] == holders.PROCESS_GONE:
             why = "its process is gone"
         self.abandon(
             LOCK_BROKEN,
@@ -268,7 +205,7 @@ class RunState:
     def abandon(self, error_type, message):
         """Drop the lock and record its run as abandoned, in the step it was
         in, at its last sign of life, with what it had committed."""
-        progress = self.holder_progress() or {}
+        progress = self.of_holder("progress")
         record = self.running(progress.get("run_id"))
         if record is not None:
             self._durable(record)
@@ -280,39 +217,46 @@ class RunState:
             self.set(slot, None)
 
     def finish(self, token, run_id, outcome, ended=(), result=True, **data):
-        """Record the end of the run ``token`` and release its lock, at once;
-        return whether the run committed anything.
-
-        :param ended: steps that ended and were not published yet.
-        :param result: whether ``data`` (keys of the entry) says what the
-            run did; if not, what it committed is read from its profiles.
-        """
+        """Record the end of the run ``token`` (``data``: keys of its entry;
+        ``ended``: steps not published yet) and release its lock, at once;
+        return whether the run committed anything. Without a ``result``,
+        what it committed is read from its profiles' versions."""
         record = self.running(run_id)
         if record is not None:
             self.add_steps(run_id, ended)
             if not result:
                 self._durable(record)
-            request = self.holds(token) and self.get("lock").get("cancel")
-            if request:
-                since = iso(request["at"])
-                data["cancel_requested"] = {"user": request["user"], "since": since}
-            if data.get("error"):
-                data["error"] = store.bounded_error(data["error"])
-            steps = data.pop("steps", None) or store.recorded_steps(record)
-            profiles = data.pop("profiles", None) or record.get("profiles") or []
-            details = store.pack(steps, data.pop("report", None) or "", profiles)
-            for key in ("steps", "report", "profiles", "live", "committed_steps"):
-                record.pop(key, None)
-            record.update({**data, "result": outcome, "finished": now()})
-            record.update(format=2, details=details)
+            if self.holds(token):
+                data["cancel_requested"] = self.lock()["cancel_requested"]
+            store.complete(record, outcome, data)
         if self.holds(token):
             for slot in store.SLOTS:
                 self.set(slot, None)
         return bool(record and record.get("committed"))
 
+    def start(self, user, dry_run, selection, steps_total, profiles=()):
+        """Record a run that starts now (``profiles``: ``{"id", "versions"}``
+        it is planned to touch); return its id."""
+        run_id = self.data["last_id"] = self.data["last_id"] + 1
+        self.runs[run_id] = PersistentMapping(
+            {
+                **store.ENTRY,
+                "id": run_id,
+                "user": user,
+                "started": now(),
+                "dry_run": dry_run,
+                "selection": selection,
+                "steps_total": steps_total,
+                "profiles": [dict(p) for p in profiles],
+            }
+        )
+        ids = list(self.runs.keys())
+        for old in ids[: max(0, len(ids) - config.history_size())]:
+            del self.runs[old]
+        return run_id
+
     def running(self, run_id):
-        """The record of ``run_id`` if it is running (only such a run may
-        change), else ``None``."""
+        """The record of ``run_id`` if it is running, else ``None``."""
         record = self.runs.get(run_id) if run_id is not None else None
         return record if record is not None and record["result"] == RUNNING else None
 
@@ -331,15 +275,12 @@ class RunState:
         it was committed (a profile whose version moved)."""
         if self.versions is None or not record.get("profiles"):
             return
-        profiles = [
+        record["profiles"] = [
             {**p, "versions": {**p["versions"], "after": self.versions(p["id"])}}
             for p in record["profiles"]
         ]
-        record["profiles"] = profiles
-        moved = [
-            p for p in profiles if p["versions"]["after"] != p["versions"]["before"]
-        ]
-        record["committed"] = bool(moved)
+        versions = [p["versions"] for p in record["profiles"]]
+        record["committed"] = any(v["after"] != v["before"] for v in versions)
 
     def entries(self):
         """Every recorded run, newest first, as plain dicts."""

@@ -1,28 +1,14 @@
 """How the run state is stored: plain persistent data, entries compact.
 
-Everything lives in the site, under one annotation, as plain persistent data
-(``PersistentMapping`` and ``IOBTree``, holding dicts, strings and numbers):
-no class of this package is ever stored, so a site opened without the package
-has no broken object. :func:`remove` deletes it all. Layout::
-
-    "lock"     -> PersistentMapping {"value": {...} or None}
-    "beat"     -> PersistentMapping {"value": {...} or None}
-    "progress" -> PersistentMapping {"value": {...} or None}
-    "runs"     -> IOBTree {run id: PersistentMapping (one run)}
-    "last_id"  -> int
-
-Each slot and each run is a record of its own: concurrent writers of the same
-slot get a ``ConflictError``, writers of different slots never do.
-
-A finished run's steps, their logs, its report and its profiles are stored in
-its ``details`` (:func:`pack`): compressed JSON, the log lines once (the
-report as an outline of text and step references), at most
-:data:`LOG_BUDGET` characters of them; a longer log keeps its first and last
-lines, with a line in the middle saying how much was dropped (the server's
-event log has every line). :func:`plain` gives every entry back in one shape.
+The site's annotation :data:`KEY` holds ``lock``, ``beat``, ``progress``
+(each ``{"value": ...}``, a record of its own), ``runs`` (an ``IOBTree``) and
+``last_id``. A finished run keeps its steps, logs, report and profiles in
+``details`` (:func:`pack`), the log lines once, at most :data:`LOG_BUDGET`
+characters of them; :func:`plain` reads every entry back.
 """
 
 from BTrees.IOBTree import IOBTree
+from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine.logcapture import Bounded
 from collective.upgradeapi.engine.logcapture import shortened
 from collective.upgradeapi.engine.results import DONE
@@ -30,7 +16,6 @@ from collective.upgradeapi.engine.results import MARKED
 from datetime import datetime
 from datetime import timezone
 from persistent.mapping import PersistentMapping
-from zope.annotation.interfaces import IAnnotations
 
 import json
 import time
@@ -47,12 +32,14 @@ SLOTS = ("lock", "beat", "progress")
 LOG_BUDGET = 32 * 1024
 #: Most characters of one step's log kept while the run goes on.
 LIVE_LOG_BUDGET = 4 * 1024
+#: Most bytes of a run's change report its entry keeps, and as much again
+#: for its steps' reports (see :func:`.engine.changeset.bound`).
+CHANGES_BUDGET = 32 * 1024
 #: Most characters of a traceback, and of an error message, an entry keeps.
-TRACEBACK_BUDGET = 8 * 1024
-MESSAGE_BUDGET = 2 * 1024
+TRACEBACK_BUDGET, MESSAGE_BUDGET = 8 * 1024, 2 * 1024
 #: Below this many characters, a cut log keeps only the line that says so.
 SMALLEST_CUT = 256
-#: A new history entry (see :meth:`.state.RunState.take`).
+#: A new history entry (see :meth:`.state.RunState.start`).
 ENTRY = {
     "finished": None,
     "result": "running",
@@ -82,22 +69,8 @@ def iso(timestamp):
 
 
 def new_data():
-    data = PersistentMapping(
-        {slot: PersistentMapping({"value": None}) for slot in SLOTS}
-    )
-    data["runs"] = IOBTree()
-    data["last_id"] = 0
-    return data
-
-
-def remove(site):
-    """Delete everything this package stored in ``site`` (not committed);
-    return the annotation keys that were removed."""
-    annotations = IAnnotations(site)
-    removed = [key for key in KEYS if key in annotations]
-    for key in removed:
-        del annotations[key]
-    return removed
+    slots = {slot: PersistentMapping({"value": None}) for slot in SLOTS}
+    return PersistentMapping({**slots, "runs": IOBTree(), "last_id": 0})
 
 
 # -- one history entry ---------------------------------------------------------
@@ -119,10 +92,9 @@ def plain(record):
 
 
 def recorded_steps(record):
-    """The steps recorded while the run went on; a step that ran again (its
-    unit retried after a write conflict) once, as it ended last; each says
-    whether its unit was committed (noted after each unit's commit; a run's
-    one commit is not: its ``committed`` says it)."""
+    """The steps recorded while the run went on, a step run again (its unit
+    retried) once, as it ended last; each says whether it was committed (by
+    its unit's commit, or the run's one commit)."""
     steps = {}
     chunks = [record.get("steps") or (), *(record.get("live") or ())]
     for step in (step for chunk in chunks for step in chunk):
@@ -137,13 +109,46 @@ def recorded_steps(record):
     return list(steps.values())
 
 
+def result_entry(result, error):
+    """The entry's keys for the engine's ``result`` (or ``None``) and the
+    ``error`` the run stopped on; the change reports bounded."""
+    if result is None:
+        return {"error": error}
+    steps = [step.as_dict() for step in result.steps]
+    data = {"error": error, "steps": steps, "report": result.report}
+    if result.changes is not None:
+        # The run's change report, and a share of the budget per step.
+        data["changes"] = changeset.bound(result.changes, CHANGES_BUDGET)
+        share = max(1024, CHANGES_BUDGET // max(len(steps), 1))
+        for step, ran in zip(steps, result.steps, strict=True):
+            step["changes"] = changeset.bound(ran.changes or {}, share)
+    data["profiles"] = [profile.as_dict() for profile in result.profiles]
+    data.update(committed=result.committed, transaction=result.transaction_id)
+    failed = result.failed_step
+    if error is None and failed is not None:
+        error = {k: failed.error[k] for k in ("type", "message")}
+        data["error"] = {**error, "step": failed.task.ref()}
+    return data
+
+
+def complete(record, result, data):
+    """Complete ``record`` with its ``result`` and ``data``, compact."""
+    if data.get("error"):
+        data["error"] = bounded_error(data["error"])
+    steps = data.pop("steps", None) or recorded_steps(record)
+    profiles = data.pop("profiles", None) or record.get("profiles") or []
+    details = pack(steps, data.pop("report", None) or "", profiles)
+    for key in ("steps", "report", "profiles", "live", "committed_steps"):
+        record.pop(key, None)
+    record.update({**data, "result": result, "finished": time.time()})
+    record.update(format=2, details=details)
+
+
 def pack(steps, report, profiles=(), budget=LOG_BUDGET):
-    """``steps``, ``report`` and ``profiles`` as stored: compressed JSON,
-    log lines once, at most ``budget`` characters of them (see :func:`_fit`).
+    """``steps``, ``report`` and ``profiles`` as stored (see :func:`_fit`).
 
     The report is kept as an outline: the text between steps' logs, and the
-    index of the step whose log comes next. A step whose log is not found
-    in the report as one block (it keeps its own) is not in the outline.
+    index of each step whose log comes next in it as one block.
     """
     logs, stored = [], []
     for step in steps:
@@ -194,14 +199,10 @@ def _outline(report, logs):
 
 
 def _fit(outline, logs, budget):
-    """Cut the log text of ``outline`` and ``logs`` (in place) to ``budget``.
-
-    Each piece (a step's log, a text between steps) gets a fair share: a
-    piece smaller than its share is kept whole and leaves the rest to the
-    others; a larger one keeps its first and last lines, with a line in
-    between that says how much was dropped. When there are too many pieces
-    for shares of :data:`SMALLEST_CUT` characters, the run's first and last
-    lines are kept instead, with one such line in between.
+    """Cut the log text of ``outline`` and ``logs`` (in place) to ``budget``:
+    each piece (a step's log, a text between steps) keeps its fair share, its
+    first and last lines (:func:`cut_lines`); with too many pieces for shares
+    of :data:`SMALLEST_CUT` characters, the whole run's (:func:`_fit_ends`).
     """
     pieces = [
         ("log", i, sum(len(line) + 1 for line in ls)) for i, ls in enumerate(logs)
