@@ -12,7 +12,7 @@ tests call :func:`clear_dead_locks`.)
 
 Nothing else of this package runs in a Zope process while no upgrade runs:
 a run handles signals only while it runs, and only in the main thread
-(:mod:`.tracking.run`).
+(:func:`.tracking.holder.handle_signals`).
 """
 
 from collective.upgradeapi.tracking.holder import PROCESS_GONE
