@@ -9,6 +9,7 @@ The lock is held by a real run waiting at a test gate (see ``test_doors``).
 
 from collective.upgradeapi import config
 from collective.upgradeapi.testing import slow
+from collective.upgradeapi.testing.status import log_in
 from collective.upgradeapi.testing.status import wait_for_status
 from plone.app.testing import login
 from plone.app.testing import setRoles
@@ -98,21 +99,13 @@ def test_logging_in_goes_on_during_the_hold(
 ):
     """Users must be able to log in to read: logins are let through."""
     held()
-    form = requests.post(
-        f"{site.absolute_url()}/login",
-        data={
-            "__ac_name": SITE_OWNER_NAME,
-            "__ac_password": SITE_OWNER_PASSWORD,
-            "buttons.login": "Log in",
-        },
-        allow_redirects=False,
-    )
+    with requests.Session() as session:
+        cookie = log_in(session, site.absolute_url())  # the form answers 302
     jwt = anon_api.post(
         "/@login", json={"login": SITE_OWNER_NAME, "password": SITE_OWNER_PASSWORD}
     )
 
-    assert form.status_code == 302, form.text
-    assert "__ac" in form.cookies
+    assert cookie
     assert jwt.status_code == 200, jwt.text
     assert jwt.json()["token"]
 
