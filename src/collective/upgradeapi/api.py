@@ -24,11 +24,16 @@ Example, in a script run with ``zconsole run``::
 from AccessControl import getSecurityManager
 from Acquisition import aq_parent
 from collective.upgradeapi import config
+from collective.upgradeapi.engine import done
 from collective.upgradeapi.engine.plan import Planner
+from collective.upgradeapi.engine.results import ProfileResult
+from collective.upgradeapi.engine.results import RunResult
 from collective.upgradeapi.engine.runner import RUN
 from collective.upgradeapi.engine.runner import Runner
+from collective.upgradeapi.engine.selection import check_stamp
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from collective.upgradeapi.engine.selection import Selection
+from collective.upgradeapi.engine.txn import run_transaction
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import store
@@ -37,7 +42,7 @@ from collective.upgradeapi.tracking.run import tracked_run
 from persistent.mapping import PersistentMapping
 from zope.annotation.interfaces import IAnnotations
 
-import logging
+import time
 
 
 __all__ = [
@@ -53,8 +58,6 @@ __all__ = [
     "status",
     "upgrade",
 ]
-
-logger = logging.getLogger("collective.upgradeapi")
 
 AUDIT_KEY = "collective.upgradeapi.audit"
 
@@ -166,16 +169,8 @@ def _audit(site, tracked, user_id, user_path):
     def before_commit(txn, result):
         txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id}")
         txn.setUser(user_id, user_path)
-        audit = IAnnotations(site).get(AUDIT_KEY)
-        if audit is None:
-            audit = IAnnotations(site)[AUDIT_KEY] = PersistentMapping()
-        audit.update(
-            {
-                "last_run": tracked.run_id,
-                "user": user_id,
-                "commits": len(result.commits),
-            }
-        )
+        audit = IAnnotations(site).setdefault(AUDIT_KEY, PersistentMapping())
+        audit.update(last_run=tracked.run_id, user=user_id, commits=len(result.commits))
         return audit
 
     return before_commit
@@ -184,7 +179,13 @@ def _audit(site, tracked, user_id, user_path):
 def stamp(site, profile_ids, user=None):
     """Record downgraded profiles at their code's version; no step runs.
 
-    With the lock held and the run in the history, like :func:`upgrade`.
+    A profile is *downgraded* when the database records a newer version than
+    its code knows (:attr:`.engine.profiles.ProfilePlan.downgraded`): usually,
+    install the matching code. When the recorded version is wrong instead (set
+    by hand, or by code never released), stamping records the profile at its
+    code's version (Alembic's ``stamp``), with the lock held and the run in
+    the history, like :func:`upgrade`; nothing pending is skipped (use
+    ``mark_done`` for that).
 
     :param profile_ids: the profiles to stamp (``profile-`` prefixes allowed).
     :param user: who stamps, for the history and the transaction; the
@@ -195,11 +196,33 @@ def stamp(site, profile_ids, user=None):
     :raises .errors.UpgradeError: without the permission :data:`MARK_DONE`
         (403); another run holds the lock (409).
     """
-    from collective.upgradeapi import stamp as stamping
-
     check_may_mark_done(site)
+    started = time.monotonic()
     ids = tuple(dict.fromkeys(normalise_profile_id(p) for p in profile_ids))
-    return stamping.stamp(site, ids, (user, "") if user else current_user())
+    user_id, user_path = (user, "") if user else current_user()
+    planner = Planner(site)
+    plans = check_stamp(planner, ids)
+    recorded = {"stamp": list(ids), "profiles": None}
+    with tracked_run(site, user_id, False, recorded, plans) as tracked:
+        with run_transaction(site._p_jar) as txn:
+            # Checked again in the run's transaction: the newest committed state.
+            plans = check_stamp(planner, ids)
+            report = [done.stamp(planner.setup, plan) for plan in plans]
+            txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id} (stamp)")
+            txn.setUser(user_id, user_path)
+            txn.finish(True)
+        tracked.result = RunResult(
+            dry_run=False,
+            profiles=[
+                ProfileResult(plan.id, plan.instance, plan.code_version, plan.fs)
+                for plan in plans
+            ],
+            report="".join(f"{line}\n" for line in report),
+            committed=True,
+            commits=[{"unit": "stamp", "steps": [], "transaction": None}],
+            duration=time.monotonic() - started,
+        )
+    return tracked.result
 
 
 def status(site):

@@ -1,5 +1,8 @@
 """How far a profile got: its recorded version, and the steps run ahead of it.
 
+Its version moves with the steps a run did (:func:`advance_version`), or to
+its code's version when a downgraded profile is stamped (:func:`stamp`).
+
 GenericSetup records one version per profile. When a single step runs while
 earlier steps of its profile are still pending, the version cannot move past
 it; this record keeps it from running again. Entries are dropped once the
@@ -76,3 +79,13 @@ def advance_version(site, setup, plan, ran):
         logger.info("Profile %s is now at version %s.", plan.id, version)
     remaining = {s.id for s in steps[covered:] if s.id in done_ids}
     set_done_step_ids(site, plan.id, remaining)
+
+
+def stamp(setup, plan):
+    """Record a downgraded profile at its code's version; return the line
+    that says so."""
+    setup.setLastVersionForProfile(plan.id, plan.code_version)
+    said = f"Stamped profile {plan.id} at version {plan.code_version}"
+    said += f" (was {plan.instance})."
+    logger.info(said)
+    return said

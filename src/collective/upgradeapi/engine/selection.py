@@ -85,6 +85,24 @@ def check(planner, selection):
     return chosen
 
 
+def check_stamp(planner, profile_ids):
+    """The plans of the profiles to stamp: each installed and downgraded.
+
+    :raises SelectionError: otherwise; nothing ran.
+    """
+    plans = _check_profiles(planner, profile_ids, planner.all_profiles())
+    not_downgraded = [plan.id for plan in plans if not plan.downgraded]
+    if not_downgraded:
+        raise SelectionError(
+            f"Profile(s) not downgraded: {_listed(not_downgraded)}. "
+            "Stamping records a profile at its code's version only when the "
+            "database records a newer one than the code knows; to skip "
+            "pending steps, use mark_done.",
+            not_downgraded=shown(not_downgraded),
+        )
+    return plans
+
+
 def _check_profiles(planner, profile_ids, plans):
     unknown = [p for p in profile_ids if not planner.profile_exists(p)]
     if unknown:
