@@ -19,6 +19,8 @@ no recorder is active in their thread.
 from Acquisition import aq_base
 from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import pictures
+from collective.upgradeapi.engine.profiles import UNKNOWN
+from collective.upgradeapi.engine.profiles import version_str
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from Products.CMFCore.indexing import processQueue
 from Products.CMFCore.interfaces import IIndexQueueProcessor
@@ -118,14 +120,12 @@ class Recorder:
 
 
 def _moved(before, after):
-    def shown(version):
-        return ".".join(version) if isinstance(version, tuple) else version
-
-    return {
-        pid: [shown(before.get(pid, "unknown")), shown(after.get(pid, "unknown"))]
-        for pid in sorted(before.keys() | after.keys())
-        if before.get(pid, "unknown") != after.get(pid, "unknown")
-    }
+    moved = {}
+    for pid in sorted(before.keys() | after.keys()):
+        old, new = (version_str(v.get(pid, UNKNOWN)) for v in (before, after))
+        if old != new:
+            moved[pid] = [old, new]
+    return moved
 
 
 class Events:
@@ -243,12 +243,16 @@ def step(step_result):
 # -- what the subscribers hear ------------------------------------------------
 
 
+def _current():
+    """The :class:`Events` of the step this thread's run records, or ``None``."""
+    recorder = active()
+    return None if recorder is None else recorder.current
+
+
 def _count(category, verb):
     def subscriber(obj, event=None):
-        recorder = active()
-        if recorder is None or recorder.current is None:
-            return
-        recorder.current.count(category, verb, obj)
+        if (events := _current()) is not None:
+            events.count(category, verb, obj)
 
     return subscriber
 
@@ -260,16 +264,13 @@ content_removed = _count("content", "removed")
 
 def registry_written(event):
     """A registry record was added, changed or removed."""
-    recorder = active()
-    if recorder is not None and recorder.current is not None:
-        recorder.current.records.add(event.record.__name__)
+    if (events := _current()) is not None:
+        events.records.add(event.record.__name__)
 
 
 def profile_imported(event):
-    recorder = active()
-    if recorder is None or recorder.current is None:
-        return
-    recorder.current.imported(event.profile_id, event.steps, event.full_import)
+    if (events := _current()) is not None:
+        events.imported(event.profile_id, event.steps, event.full_import)
 
 
 @implementer(IIndexQueueProcessor)

@@ -45,18 +45,14 @@ def run_core(runner, plans):
     planner = runner.planner
     migration = planner.migration
     core_id = planner.core_profile_id
-    pre, post = planner.core_addon_ids()
     by_id = {plan.id: plan for plan in plans}
     version = planner.instance_version(core_id)
     logger.info("Starting the upgrade of Plone from version %s.", version)
-    for profile_id in [*pre, core_id]:
+    for profile_id in planner.core_group():
         if profile_id in by_id:
             runner.run_profile(by_id[profile_id])
-    if migration.needUpgrading():
-        runner.run_task(_path_check(migration, core_id))
-    for profile_id in post:
-        if profile_id in by_id and profile_id not in pre:
-            runner.run_profile(by_id[profile_id])
+        if profile_id == core_id and migration.needUpgrading():
+            runner.run_task(_path_check(migration, core_id))
     for task_id, title, needed, call in FOLLOW_UPS:
         if getattr(migration, needed)():
             task = Task(

@@ -20,14 +20,6 @@ logger = logging.getLogger("collective.upgradeapi")
 KEY = "collective.upgradeapi.done"
 
 
-def _storage(site, create=False):
-    annotations = IAnnotations(site)
-    storage = annotations.get(KEY)
-    if storage is None and create:
-        storage = annotations[KEY] = PersistentMapping()
-    return storage
-
-
 def done_step_ids(site, profile_id):
     """The ids of the steps of ``profile_id`` that ran on their own.
 
@@ -35,22 +27,18 @@ def done_step_ids(site, profile_id):
     :param profile_id: a GenericSetup profile id.
     :returns: a frozenset of step ids (empty when none).
     """
-    storage = _storage(site)
-    if not storage:
-        return frozenset()
-    return frozenset(storage.get(profile_id, ()))
+    return frozenset(IAnnotations(site).get(KEY, {}).get(profile_id, ()))
 
 
 def set_done_step_ids(site, profile_id, step_ids):
     """Replace the record for ``profile_id``; an empty set removes it."""
-    step_ids = frozenset(step_ids)
-    storage = _storage(site, create=bool(step_ids))
-    if storage is None:
+    storage = IAnnotations(site).get(KEY, {})
+    recorded = tuple(sorted(step_ids))
+    if recorded == storage.get(profile_id, ()):
         return
-    if step_ids:
-        if frozenset(storage.get(profile_id, ())) != step_ids:
-            storage[profile_id] = tuple(sorted(step_ids))
-    elif profile_id in storage:
+    if recorded:
+        IAnnotations(site).setdefault(KEY, PersistentMapping())[profile_id] = recorded
+    else:
         del storage[profile_id]
 
 

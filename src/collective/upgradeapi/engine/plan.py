@@ -49,17 +49,6 @@ class Planner:
         """The base profile of the site, ``Products.CMFPlone:plone`` for Plone."""
         return compat.core_profile_id(self.migration)
 
-    def core_addon_ids(self):
-        """Plone's own lists of core add-ons, as ``(pre, post)`` profile ids.
-
-        Only add-ons whose code is importable count, as in Plone's upgrade.
-        """
-        pre, post = compat.core_addon_lists(self.migration)
-        return (
-            [a.profile_id for a in pre if a.safe()],
-            [a.profile_id for a in post if a.safe()],
-        )
-
     def instance_version(self, profile_id):
         """The version recorded in the database, ``"unknown"`` if not installed."""
         return version_str(self.setup.getLastVersionForProfile(profile_id))
@@ -161,9 +150,13 @@ class Planner:
         )
 
     def core_group(self):
-        """Profile ids of the core upgrade, in the order Plone runs them."""
-        pre, post = self.core_addon_ids()
-        return list(dict.fromkeys([*pre, self.core_profile_id, *post]))
+        """Profile ids of the core upgrade, in the order Plone runs them: its
+        "pre" add-ons, the core profile, its other core add-ons (only those
+        whose code is importable count, as in Plone's upgrade)."""
+        pre, post = compat.core_addon_lists(self.migration)
+        ids = [a.profile_id for a in pre if a.safe()] + [self.core_profile_id]
+        ids += [a.profile_id for a in post if a.safe()]
+        return list(dict.fromkeys(ids))
 
     def addon_ids(self):
         """Installed non-core profiles with registered upgrade steps, in run order."""
@@ -188,18 +181,15 @@ class Planner:
                 raw = ()
             deps[profile_id] = {d.removeprefix("profile-") for d in raw} & wanted
         ordered = []
-        placed = set()
         remaining = sorted(profile_ids)
         while remaining:
-            ready = [p for p in remaining if deps[p] <= placed]
+            ready = [p for p in remaining if deps[p] <= set(ordered)]
             if not ready:
                 # A dependency cycle: fall back to id order for the rest.
                 logger.warning("Dependency cycle among profiles %s", remaining)
                 ready = remaining[:1]
-            for profile_id in ready:
-                ordered.append(profile_id)
-                placed.add(profile_id)
-            remaining = [p for p in remaining if p not in placed]
+            ordered += ready
+            remaining = [p for p in remaining if p not in ready]
         return ordered
 
     def all_profiles(self, profile_filter=None):
@@ -209,14 +199,12 @@ class Planner:
         :returns: a list of :class:`ProfilePlan`, including ones with no steps.
         """
         core = self.core_group()
-        plans = []
-        for profile_id in [*core, *self.addon_ids()]:
-            if profile_filter is not None and profile_id != profile_filter:
-                continue
-            plan = self.profile_plan(profile_id, core=profile_id in core)
-            if plan is not None:
-                plans.append(plan)
-        return plans
+        plans = [
+            self.profile_plan(profile_id, core=profile_id in core)
+            for profile_id in [*core, *self.addon_ids()]
+            if profile_filter in (None, profile_id)
+        ]
+        return [plan for plan in plans if plan is not None]
 
     def pending_profiles(self, profile_filter=None):
         """Plans of the profiles that need attention: pending steps, or downgraded."""

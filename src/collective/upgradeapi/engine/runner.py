@@ -202,18 +202,16 @@ class Runner:
         logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
         # All tasks are queued first, so that a failure lists the rest as not run.
         queued = [self._queue(_task(step, self.planner.setup)) for step in steps]
+        # (label, its steps, the steps done once it ran): each step, or all.
+        units = [(plan.id, queued, queued)]
         if self._commit == STEP:
-            for index, step_result in enumerate(queued):
-                self._units.run(
-                    f"{plan.id} {step_result.task.title}",
-                    [step_result],
-                    lambda index=index: self._run_and_advance(
-                        plan, queued[: index + 1]
-                    ),
-                )
-        else:
+            units = [
+                (f"{plan.id} {one.task.title}", [one], queued[: index + 1])
+                for index, one in enumerate(queued)
+            ]
+        for label, step_results, ran in units:
             self._units.run(
-                plan.id, queued, lambda: self._run_and_advance(plan, queued)
+                label, step_results, partial(self._run_and_advance, plan, ran)
             )
 
     def _run_and_advance(self, plan, queued):

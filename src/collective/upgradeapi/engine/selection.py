@@ -141,15 +141,12 @@ def _check_steps(step_ids, plans):
             f"Step(s) already run: {_listed(already)}.", already_done=shown(already)
         )
     wanted = set(step_ids)
-    chosen = []
-    for plan in plans:
-        if not any(s.id in wanted for s in plan.steps):
-            continue
+    chosen = [plan for plan in plans if any(s.id in wanted for s in plan.steps)]
+    for plan in chosen:
         if plan.downgraded:
             raise SelectionError(
                 f"Profile {plan.id} is downgraded; its steps cannot run.",
                 error_type="Downgraded",
                 downgraded=[plan.id],
             )
-        chosen.append(plan)
     return chosen
