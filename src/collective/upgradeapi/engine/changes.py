@@ -73,35 +73,42 @@ class Recorder:
         return pictures.take(self.site)
 
     @contextlib.contextmanager
-    def step(self):
-        """Record what happens inside the block; yields the step's events."""
-        before = self._picture()
-        self.last = None  # until the step ends well
-        if self.first is None:
-            self.first, self.versions = before, self._versions()
-        versions = self._versions()
-        self.current = events = Events()
+    def step(self, step_result):
+        """Record what happens inside the block as ``step_result.changes``; a
+        step that raises gets every category "unknown"."""
         try:
-            yield events
+            before = self._picture()
+            self.last = None  # until the step ends well
+            if self.first is None:
+                self.first, self.versions = before, self._versions()
+            versions = self._versions()
+            self.current = events = Events()
             try:
-                # What the step queued for indexing is counted as its own.
-                processQueue()
-            except ConflictError:
-                raise
-            except Exception:
-                # Indexing fails again at the commit; here, it is not seen.
-                events.unseen.add("catalog")
-        finally:
-            self.current = None
-        events.seen.clear()
-        # plone.registry announces every write: unannounced, no new picture.
-        clean = self.savepoints.count == self.counted
-        after = pictures.take(self.site, before, events.records, clean)
-        self.counted = self.savepoints.count
-        self.last = (transaction.get(), after)
-        events.changes, unknown = changeset.compare(before, after, events.records)
-        events.unknown = sorted(set(unknown) | events.unseen)
-        events.versions = _moved(versions, self._versions())
+                yield
+                try:
+                    # What the step queued for indexing is counted as its own.
+                    processQueue()
+                except ConflictError:
+                    raise
+                except Exception:
+                    # Indexing fails again at the commit; here, it is not seen.
+                    events.unseen.add("catalog")
+            finally:
+                self.current = None
+            events.seen.clear()
+            # plone.registry announces every write: unannounced, no new picture.
+            clean = self.savepoints.count == self.counted
+            after = pictures.take(self.site, before, events.records, clean)
+            self.counted = self.savepoints.count
+            self.last = (transaction.get(), after)
+            events.changes, unknown = changeset.compare(before, after, events.records)
+            events.unknown = sorted(set(unknown) | events.unseen)
+            events.versions = _moved(versions, self._versions())
+        except BaseException:
+            step_result.changes = {"unknown": sorted(CATEGORIES)}
+            raise
+        self.recorded[id(step_result)] = events
+        step_result.changes = report(events.changes, events.unknown, events)
 
     def total(self, step_results):
         """The run's changes: its first and last pictures compared, and the
@@ -183,9 +190,6 @@ class Events:
         for profile_id, steps in other.imports.items():
             self.imported(profile_id, steps, full=steps == "all")
 
-    def report(self):
-        return report(self.changes, self.unknown, self)
-
 
 def report(found, unknown, events):
     """The change report (plain JSON data) of pictures and events."""
@@ -221,23 +225,11 @@ def recording(recorder):
 CATEGORIES = (*pictures.READERS, "content", "import_steps", "versions")
 
 
-@contextlib.contextmanager
 def step(step_result):
     """Record the changes of one step as ``step_result.changes`` when a
-    recorder is active; do nothing otherwise. A step that raises gets every
-    category "unknown"."""
+    recorder is active (:meth:`Recorder.step`); do nothing otherwise."""
     recorder = active()
-    if recorder is None:
-        yield
-        return
-    try:
-        with recorder.step() as events:
-            yield
-    except BaseException:
-        step_result.changes = {"unknown": sorted(CATEGORIES)}
-        raise
-    recorder.recorded[id(step_result)] = events
-    step_result.changes = events.report()
+    return contextlib.nullcontext() if recorder is None else recorder.step(step_result)
 
 
 # -- what the subscribers hear ------------------------------------------------
