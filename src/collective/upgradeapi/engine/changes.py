@@ -242,7 +242,9 @@ def _current():
 
 
 def _count(category, verb):
-    def subscriber(obj, event=None):
+    """A subscriber (or indexing call) that counts ``obj`` under ``verb``."""
+
+    def subscriber(obj, *event_or_indexing, **indexing):
         if (events := _current()) is not None:
             events.count(category, verb, obj)
 
@@ -271,16 +273,9 @@ class IndexingCounter:
 
     index = staticmethod(_count("catalog", "indexed"))
     unindex = staticmethod(_count("catalog", "unindexed"))
-    _reindex = staticmethod(_count("catalog", "reindexed"))
-
-    def reindex(self, obj, attributes=None, update_metadata=1):
-        self._reindex(obj)
+    reindex = staticmethod(_count("catalog", "reindexed"))
 
     def begin(self):
         pass
 
-    def commit(self):
-        pass
-
-    def abort(self):
-        pass
+    commit = abort = begin

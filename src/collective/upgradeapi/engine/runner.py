@@ -152,8 +152,6 @@ class Runner:
     def _execute(self, selection, plans):
         if self._dry_run:
             logger.info("Dry run: nothing will be committed.")
-        core_ids = set(self.planner.core_group())
-        core_plans = [plan for plan in plans if plan.id in core_ids]
         only = selection.only
         runs_core_path = (
             only is None
@@ -164,13 +162,11 @@ class Runner:
             )
         )
         if runs_core_path:
-            core.run_core(self, core_plans)
-        else:
-            for plan in core_plans:
-                self.run_profile(plan, only)
+            core.run_core(self, [plan for plan in plans if plan.core])
+            plans = [plan for plan in plans if not plan.core]
+        # The plans are in run order, the core group's first.
         for plan in plans:
-            if plan.id not in core_ids:
-                self.run_profile(plan, only)
+            self.run_profile(plan, only)
 
     def _list_not_run(self, selection, plans):
         """After a failure, list the planned steps that never got their turn."""

@@ -58,7 +58,6 @@ def check(planner, selection):
     plans = planner.all_profiles()
     if selection.steps is not None:
         return _check_steps(selection.steps, plans)
-    core = set(planner.core_group())
     if selection.profiles in (None, "all"):
         # Plone's core upgrade always; with "all", every profile with pending
         # steps. A downgraded profile is passed over, as Plone's own upgrade
@@ -66,7 +65,7 @@ def check(planner, selection):
         chosen = [
             plan
             for plan in plans
-            if (plan.id in core or (selection.profiles == "all" and plan.pending))
+            if (plan.core or (selection.profiles == "all" and plan.pending))
             and (not plan.downgraded or plan.id == planner.core_profile_id)
         ]
     else:
