@@ -162,12 +162,15 @@ class Events:
             self.seen.add(key)
         else:
             self.approximate = True
-        entry = self.content.setdefault((category, verb), {}).setdefault(
-            portal_type, [0, []]
-        )
-        entry[0] += 1
-        if len(entry[1]) < SAMPLE:
-            entry[1].append(path)
+        self._tally((category, verb), portal_type, 1, [path])
+
+    def _tally(self, key, portal_type, count, paths):
+        """Count ``count`` objects of ``portal_type`` under ``key``, and keep
+        their ``paths`` up to :data:`SAMPLE`."""
+        entry = self.content.setdefault(key, {}).setdefault(portal_type, [0, []])
+        entry[0] += count
+        new = [path for path in paths if path not in entry[1]]
+        entry[1].extend(new[: SAMPLE - len(entry[1])])
 
     def imported(self, profile_id, steps, full=False):
         """A profile's import steps were run (all of them: ``"all"``)."""
@@ -180,12 +183,8 @@ class Events:
 
     def add(self, other):
         for key, by_type in other.content.items():
-            mine = self.content.setdefault(key, {})
             for portal_type, (count, paths) in by_type.items():
-                entry = mine.setdefault(portal_type, [0, []])
-                entry[0] += count
-                new = [path for path in paths if path not in entry[1]]
-                entry[1].extend(new[: SAMPLE - len(entry[1])])
+                self._tally(key, portal_type, count, paths)
         self.approximate = self.approximate or other.approximate
         for profile_id, steps in other.imports.items():
             self.imported(profile_id, steps, full=steps == "all")

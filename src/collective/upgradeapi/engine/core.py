@@ -9,7 +9,8 @@ one Plone's own upgrade leaves.
 """
 
 from collective.upgradeapi import compat
-from collective.upgradeapi.engine.results import Task
+from collective.upgradeapi.engine.profiles import PendingStep
+from functools import partial
 
 import logging
 
@@ -53,12 +54,10 @@ def run_core(runner, plans):
             runner.run_profile(by_id[profile_id])
         if profile_id == core_id and migration.needUpgrading():
             runner.run_task(_path_check(migration, core_id))
-    for task_id, title, needed, call in FOLLOW_UPS:
+    for task_id, title, needed, follow_up in FOLLOW_UPS:
         if getattr(migration, needed)():
-            task = Task(
-                task_id, core_id, title, None, None, lambda call=call: call(migration)
-            )
-            runner.run_task(task)
+            call = partial(follow_up, migration)
+            runner.run_task(PendingStep(task_id, core_id, title, None, None, call=call))
     logger.info("Plone's core upgrade has finished.")
 
 
@@ -74,6 +73,5 @@ def _path_check(migration, core_id):
             "profile after its last committed unit was kept."
         )
 
-    return Task(
-        "upgrade-path", core_id, "Check the core upgrade path", None, None, check
-    )
+    title = "Check the core upgrade path"
+    return PendingStep("upgrade-path", core_id, title, None, None, call=check)

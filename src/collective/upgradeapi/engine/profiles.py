@@ -28,17 +28,28 @@ def version_str(version):
 
 @dataclass(frozen=True)
 class PendingStep:
-    """One upgrade step that has not run yet for its profile."""
+    """One upgrade step that has not run yet for its profile; or a task of
+    Plone's core upgrade that is no upgrade step (a catalog rebuild), with
+    no ``entity`` but a ``call``."""
 
     id: str
     profile: str
     title: str
-    description: str
     source: str | None
     dest: str | None
-    proposed: bool
-    done: bool
-    entity: UpgradeEntity = field(compare=False, repr=False)
+    description: str = ""
+    proposed: bool = False
+    done: bool = False
+    entity: UpgradeEntity | None = field(default=None, compare=False, repr=False)
+    call: object = field(default=None, compare=False, repr=False)
+
+    def run(self, setup):
+        """Run the step with ``setup`` (``portal_setup``), or its ``call``."""
+        return self.call() if self.entity is None else self.entity.doStep(setup)
+
+    def ref(self):
+        """A short reference for status and history."""
+        return {"id": self.id, "profile": self.profile, "title": self.title}
 
     @property
     def group(self):
@@ -105,6 +116,10 @@ class ProfilePlan:
     @property
     def pending(self):
         return [step for step in self.steps if not step.done]
+
+    def selected(self, only=None):
+        """The pending steps a run takes: all, or those whose id is in ``only``."""
+        return [step for step in self.pending if only is None or step.id in only]
 
     def as_dict(self):
         return {

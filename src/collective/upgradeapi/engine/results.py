@@ -1,5 +1,6 @@
 """What a run produced: per step, per profile, and for the whole run."""
 
+from collective.upgradeapi.engine.profiles import PendingStep
 from dataclasses import dataclass
 from dataclasses import field
 from Products.GenericSetup.upgrade import normalize_version
@@ -27,24 +28,9 @@ class RunCancelled(Exception):
 
 
 @dataclass
-class Task:
-    """One unit of work: an upgrade step, or a core follow-up (recatalog)."""
-
-    id: str
-    profile: str
-    title: str
-    source: str | None
-    dest: str | None
-    call: object = field(repr=False)
-
-    def ref(self):
-        """A short reference for status and history."""
-        return {"id": self.id, "profile": self.profile, "title": self.title}
-
-
-@dataclass
 class StepResult:
-    task: Task
+    #: the step, or a task of Plone's core upgrade (:class:`.profiles.PendingStep`)
+    task: PendingStep
     status: str = NOT_RUN
     duration: float = 0.0
     log: list = field(default_factory=list)

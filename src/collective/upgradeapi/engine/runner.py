@@ -31,7 +31,6 @@ from collective.upgradeapi.engine.results import NOT_RUN
 from collective.upgradeapi.engine.results import ProfileResult
 from collective.upgradeapi.engine.results import RunResult
 from collective.upgradeapi.engine.results import StepResult
-from collective.upgradeapi.engine.results import Task
 from collective.upgradeapi.engine.selection import check
 from collective.upgradeapi.engine.units import Units
 from functools import partial
@@ -171,17 +170,13 @@ class Runner:
     def _list_not_run(self, selection, plans):
         """After a failure, list the planned steps that never got their turn."""
         steps = self._result.steps
-        listed = {(r.task.profile, r.task.id) for r in steps}
-        only = selection.only
+        listed = {step_result.task for step_result in steps}
         for plan in plans:
-            for step in plan.steps:
-                if step.done or (plan.id, step.id) in listed:
-                    continue
-                if only is None or step.id in only:
-                    steps.append(StepResult(task=_task(step)))
+            selected = plan.selected(selection.only)
+            steps += [StepResult(task=s) for s in selected if s not in listed]
 
     def run_task(self, task):
-        """Run one :class:`.results.Task` as a unit of its own (a core
+        """Run one :class:`.profiles.PendingStep` as a unit of its own (a core
         follow-up) in the run going on; a failure stops the run."""
         queued = self._queue(task)
         self._units.run(task.id, [queued], lambda: self._run_queued(queued))
@@ -190,14 +185,12 @@ class Runner:
         """Run the pending steps of one profile (or those in ``only``) in the
         run going on, as ``portal_setup.upgradeProfile`` would; a failure
         stops the run."""
-        steps = [s for s in plan.steps if not s.done]
-        if only is not None:
-            steps = [s for s in steps if s.id in only]
+        steps = plan.selected(only)
         if not steps:
             return
         logger.info("Upgrading profile %s from version %s.", plan.id, plan.instance)
         # All tasks are queued first, so that a failure lists the rest as not run.
-        queued = [self._queue(_task(step, self.planner.setup)) for step in steps]
+        queued = [self._queue(step) for step in steps]
         # (label, its steps, the steps done once it ran): each step, or all.
         units = [(plan.id, queued, queued)]
         if self._commit == STEP:
@@ -237,7 +230,7 @@ class Runner:
                     txn_module.in_step(self._units.txn, task.title),
                     changes.step(step_result),
                 ):
-                    task.call()
+                    task.run(self.planner.setup)
         except ConflictError:
             raise
         except Exception as exc:
@@ -256,10 +249,3 @@ class Runner:
         self._notify("end", step_result)
         if step_result.status == FAILED:
             raise StepFailed()
-
-
-def _task(step, setup=None):
-    """The :class:`.results.Task` of a :class:`.profiles.PendingStep`: it runs
-    the step with ``setup`` (``portal_setup``); without, it is only listed."""
-    call = None if setup is None else partial(step.entity.doStep, setup)
-    return Task(step.id, step.profile, step.title, step.source, step.dest, call)
