@@ -169,8 +169,9 @@ class Events:
         their ``paths`` up to :data:`SAMPLE`."""
         entry = self.content.setdefault(key, {}).setdefault(portal_type, [0, []])
         entry[0] += count
-        new = [path for path in paths if path not in entry[1]]
-        entry[1].extend(new[: SAMPLE - len(entry[1])])
+        for path in paths:
+            if len(entry[1]) < SAMPLE and path not in entry[1]:
+                entry[1].append(path)
 
     def imported(self, profile_id, steps, full=False):
         """A profile's import steps were run (all of them: ``"all"``)."""
