@@ -231,6 +231,9 @@ class Runner:
                     changes.step(step_result),
                 ):
                     task.run(self.planner.setup)
+                logger.info(
+                    "Ran upgrade step %r (profile %s).", task.title, task.profile
+                )
         except ConflictError:
             raise
         except Exception as exc:
@@ -239,10 +242,6 @@ class Runner:
             logger.error("Upgrade step %r failed:", task.title, exc_info=True)
         else:
             step_result.status = MARKED if self._mark_done else DONE
-            if not self._mark_done:
-                logger.info(
-                    "Ran upgrade step %r (profile %s).", task.title, task.profile
-                )
         step_result.duration = time.monotonic() - started
         step_result.log = self._collector.lines(marker, every=False)
         self._collector.marker = None
