@@ -42,9 +42,7 @@ class StepResult:
 
     def as_dict(self):
         data = {
-            "id": self.task.id,
-            "profile": self.task.profile,
-            "title": self.task.title,
+            **self.task.ref(),
             "source": self.task.source,
             "dest": self.task.dest,
             "status": self.status,

@@ -123,18 +123,17 @@ def _check_profiles(planner, profile_ids, plans):
 
 
 def _check_steps(step_ids, plans):
-    index = {}
-    for plan in plans:
-        for step in plan.steps:
-            index.setdefault(step.id, []).append(step)
-    unknown = [sid for sid in step_ids if sid not in index]
+    steps = [step for plan in plans for step in plan.steps]
+    known = {step.id for step in steps}
+    unknown = [sid for sid in step_ids if sid not in known]
     if unknown:
         raise SelectionError(
             f"Unknown or not pending step id(s): {_listed(unknown)}.",
             hints=(LIST,),
             unknown_steps=shown(unknown),
         )
-    already = [sid for sid in step_ids if any(s.done for s in index[sid])]
+    done = {step.id for step in steps if step.done}
+    already = [sid for sid in step_ids if sid in done]
     if already:
         raise SelectionError(
             f"Step(s) already run: {_listed(already)}.", already_done=shown(already)

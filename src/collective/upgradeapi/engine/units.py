@@ -62,7 +62,7 @@ class Units:
             work()
             self.commit(label, step_results)
 
-        self._attempts(label, lambda: step_results, attempt, _reset)
+        self._attempts(label, step_results, attempt, _reset)
 
     def run_whole(self, work):
         """Do ``work()``, the whole run of ``commit="run"``, and commit it
@@ -74,7 +74,7 @@ class Units:
             if result.ok and not self.txn.isDoomed():
                 self.commit("run", [s for s in result.steps if s.status != NOT_RUN])
 
-        self._attempts("run", lambda: result.steps, attempt, list.clear)
+        self._attempts("run", result.steps, attempt, list.clear)
 
     def _attempts(self, label, step_results, attempt, reset):
         for number in range(1, ATTEMPTS + 1):
@@ -93,8 +93,8 @@ class Units:
                     number,
                     ATTEMPTS,
                 )
-                self.notify("retry", (label, step_results()))
-                reset(step_results())
+                self.notify("retry", (label, step_results))
+                reset(step_results)
                 # Begun after the hold: the unit sees every write before it.
                 self.txn = transaction.manager.begin()
 
