@@ -7,6 +7,7 @@ check what each pattern does in a real run and in a dry run.
 
 from collective.upgradeapi.testing.steps import _mark
 from zope.component.hooks import getSite
+from zope.lifecycleevent import modified
 
 import transaction
 
@@ -54,17 +55,9 @@ def own_connection_7005(tool):
 
     What it commits is out of the run's reach: durable, in a dry run too.
     """
-    site = getSite()
-    manager = transaction.TransactionManager()
-    connection = site._p_jar.db().open(transaction_manager=manager)
-    try:
-        manager.begin()
+    with getSite()._p_jar.db().transaction() as connection:
         root = connection.root()
         root[OUTSIDE] = root.get(OUTSIDE, 0) + 1
-        manager.commit()
-    finally:
-        manager.abort()
-        connection.close()
     _mark(tool, "pattern-own-connection")
     if FAIL["own_connection"]:
         raise RuntimeError("This test step fails after writing on its own.")
@@ -76,10 +69,7 @@ def edit_front_page_8001(tool):
     With plone.app.caching purging Documents, the modification queues a purge
     of its URLs, sent after a successful request.
     """
-    from zope.event import notify
-    from zope.lifecycleevent import ObjectModifiedEvent
-
     document = getSite()["front-page"]
     document.title = "Edited by an upgrade step"
-    notify(ObjectModifiedEvent(document))
+    modified(document)
     _mark(tool, "purging-8001")
