@@ -29,7 +29,6 @@ def touch(number):
         CALLS[number] = CALLS.get(number, 0) + 1
         wait_for_gate(f"live-{number}-{CALLS[number]}")
 
-    handler.__name__ = f"touch_{number}"
     return handler
 
 

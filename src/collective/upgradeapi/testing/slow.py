@@ -9,14 +9,14 @@ processes alike. Without the variable the steps do not wait.
 """
 
 from collective.upgradeapi.testing.steps import _mark
+from collective.upgradeapi.testing.steps import logger
 from pathlib import Path
+from ZODB.POSException import ConflictError
 
-import logging
 import os
 import time
+import transaction
 
-
-logger = logging.getLogger("collective.upgradeapi.testing")
 
 VARIABLE = "COLLECTIVE_UPGRADEAPI_TEST_GATES"
 TIMEOUT = 600.0
@@ -45,7 +45,6 @@ def slow_step(name):
         wait_for_gate(name)
         _mark(tool, f"slow-{name}")
 
-    handler.__name__ = f"slow_{name}"
     return handler
 
 
@@ -64,48 +63,14 @@ def flaky_6001(tool):
     Zope's publisher retries a request on a conflict; the test checks that
     the retry neither waits for its own lock nor leaves two runs behind.
     """
-    from ZODB.POSException import ConflictError
-
     _mark(tool, "flaky-6001")
     if CONFLICTS["left"] > 0:
         CONFLICTS["left"] -= 1
         raise ConflictError("A write conflict raised by a test step.")
 
 
-class SlowVote:
-    """A data manager whose vote waits for the gate ``commit``: a slow commit.
-
-    Joined to the run's transaction by :func:`slow_commit_9001`, so tests can
-    watch a run while it commits.
-    """
-
-    transaction_manager = None
-
-    def sortKey(self):  # noqa: N802 (the data manager interface's name)
-        return "collective.upgradeapi.testing.slow-vote"
-
-    def abort(self, txn):
-        pass
-
-    def tpc_begin(self, txn):
-        pass
-
-    def commit(self, txn):
-        pass
-
-    def tpc_vote(self, txn):
-        wait_for_gate("commit")
-
-    def tpc_finish(self, txn):
-        pass
-
-    def tpc_abort(self, txn):
-        pass
-
-
 def slow_commit_9001(tool):
-    """Writes, and makes the run's commit wait for the gate ``commit``."""
-    import transaction
-
+    """Writes, and makes the run's commit wait for the gate ``commit`` (in a
+    before-commit hook), so tests can watch a run while it commits."""
     _mark(tool, "slow-commit-9001")
-    transaction.get().join(SlowVote())
+    transaction.get().addBeforeCommitHook(wait_for_gate, ("commit",))
