@@ -9,7 +9,7 @@ more: it must not grow by 50 MB. Each answer keeps a bounded part of the log.
 """
 
 from collective.upgradeapi.engine import logcapture
-from collective.upgradeapi.testing import loud
+from collective.upgradeapi.testing import steps
 from pathlib import Path
 from zope_processes import FILESTORAGE_CONF
 from zope_processes import install_profile
@@ -93,7 +93,7 @@ def test_loud_dry_runs_answer_little_and_keep_memory_flat(loud_zope):
     assert "left out here" in answer["report"]
     assert len(answer["report"]) <= logcapture.REPORT_BUDGET + 1024
     assert len(first.content) < 2 * (logcapture.STEP_BUDGET + logcapture.REPORT_BUDGET)
-    logged = loud.LINES * loud.LINE
+    logged = steps.LOUD_LINES * steps.LOUD_LINE
     assert logged >= 50 * 1000 * 1000
 
     before = resident(pid)

@@ -1,7 +1,9 @@
 """Real upgrade step handlers for the test-only profiles.
 
 Each step leaves a trace in the database (a marker on the site), so tests can
-check what was applied and what was rolled back.
+check what was applied and what was rolled back. A step that does nothing
+else is named for its marker, ``_`` for ``-``: the handler
+``steps.mark_base_1001_a`` records ``base-1001-a`` (:func:`__getattr__`).
 """
 
 from persistent.list import PersistentList
@@ -16,6 +18,11 @@ logger = logging.getLogger("collective.upgradeapi.testing")
 
 MARKERS = "collective.upgradeapi.testing.markers"
 
+#: Lines :func:`loud_10001` logs, and characters per line (with the logger's
+#: prefix).
+LOUD_LINES = 50_000
+LOUD_LINE = 1000
+
 
 def markers(site):
     """The names of the steps that ran and were kept, in order."""
@@ -23,11 +30,7 @@ def markers(site):
 
 
 def _mark(tool, name):
-    site = getSite()
-    annotations = IAnnotations(site)
-    if MARKERS not in annotations:
-        annotations[MARKERS] = PersistentList()
-    annotations[MARKERS].append(name)
+    IAnnotations(getSite()).setdefault(MARKERS, PersistentList()).append(name)
     logger.info("Test step %s ran.", name)
 
 
@@ -37,16 +40,14 @@ def marker(name):
     def handler(tool):
         _mark(tool, name)
 
-    handler.__name__ = f"mark_{name}"
     return handler
 
 
-base_1001_a = marker("base-1001-a")
-base_1001_b = marker("base-1001-b")
-base_1002 = marker("base-1002")
-dependent_2001 = marker("dependent-2001")
-broken_3001 = marker("broken-3001")
-core_ungrouped = marker("core-ungrouped")
+def __getattr__(name):
+    """``mark_<marker>``: a step handler that records ``<marker>``."""
+    if not name.startswith("mark_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return marker(name.removeprefix("mark_").replace("_", "-"))
 
 
 def broken_3002(tool):
@@ -66,3 +67,12 @@ def aborting_5001(tool):
     """Writes, then aborts the transaction, dropping earlier steps' work."""
     _mark(tool, "aborting-5001")
     transaction.abort()
+
+
+def loud_10001(tool):
+    """Logs 50 MB of INFO lines, for the memory test (``loud.zcml``, loaded
+    only by the tests that start a real Zope process)."""
+    filler = "x" * (LOUD_LINE - 60)
+    loud = logger.getChild("loud")
+    for number in range(LOUD_LINES):
+        loud.info("Loud step line %06d %s", number, filler)
