@@ -30,7 +30,6 @@ globals().update(
     )
 )
 
-CORE = "Products.CMFPlone:plone"
 SLOW = "collective.upgradeapi.testing:slow"
 
 
