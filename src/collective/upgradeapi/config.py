@@ -46,38 +46,42 @@ def _product_config():
     return product_config.get(PRODUCT) or {}
 
 
-def _given(setting):
-    """``(source, value)`` of each place ``setting`` is given, the
-    environment first; a blank value is not given."""
-    variable, key, _default = setting
+def read(setting, parse=str, expected=""):
+    """The value of ``setting`` (``(variable, key, default)``), read by
+    ``parse`` from the first place that gives a valid one, the environment
+    first; a blank value is not given, one that ``parse`` refuses
+    (``ValueError``, ``KeyError``) is ignored with a warning (``expected``:
+    what it must be); else the setting's default."""
+    variable, key, default = setting
     for source, raw in (
         (variable, os.environ.get(variable)),
         (f"zope.conf {key}", _product_config().get(key)),
     ):
-        if raw is not None and str(raw).strip():
-            yield source, str(raw).strip()
-
-
-def _positive_int(setting):
-    for source, raw in _given(setting):
+        raw = "" if raw is None else str(raw).strip()
+        if not raw:
+            continue
         try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value > 0:
-            return value
-        logger.warning("Ignoring %s=%r: a positive integer is expected.", source, raw)
-    return setting[2]
+            return parse(raw)
+        except (KeyError, ValueError):
+            logger.warning("Ignoring %s=%r: %s is expected.", source, raw, expected)
+    return default
+
+
+def _positive_int(raw):
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
 
 
 def stale_after():
     """Seconds without a heartbeat after which an upgrade lock is stale."""
-    return _positive_int(STALE_AFTER)
+    return read(STALE_AFTER, _positive_int, "a positive integer")
 
 
 def history_size():
     """How many runs the history keeps (the oldest are dropped)."""
-    return _positive_int(HISTORY_SIZE)
+    return read(HISTORY_SIZE, _positive_int, "a positive integer")
 
 
 def heartbeat_interval():
@@ -95,9 +99,7 @@ def host_name():
     must set ``COLLECTIVE_UPGRADEAPI_HOST`` (or ``host`` in zope.conf) to
     names of their own.
     """
-    for _source, raw in _given(HOST):
-        return raw
-    return socket.gethostname()
+    return read(HOST) or socket.gethostname()
 
 
 #: (environment variable, zope.conf key, default): the process default of
@@ -105,6 +107,7 @@ def host_name():
 WRITE_HOLD = ("COLLECTIVE_UPGRADEAPI_WRITE_HOLD", "write-hold", None)
 TRUTHY = ("1", "true", "yes", "on")
 FALSY = ("0", "false", "no", "off")
+SWITCH = {**dict.fromkeys(TRUTHY, True), **dict.fromkeys(FALSY, False)}
 
 
 def write_hold():
@@ -117,13 +120,7 @@ def write_hold():
     ``COLLECTIVE_UPGRADEAPI_WRITE_HOLD=off`` turns off what zope.conf turned
     on. Any other value is ignored with a warning.
     """
-    for source, raw in _given(WRITE_HOLD):
-        if raw.lower() in TRUTHY:
-            return True
-        if raw.lower() in FALSY:
-            return False
-        logger.warning("Ignoring %s=%r: on or off is expected.", source, raw)
-    return None
+    return read(WRITE_HOLD, lambda raw: SWITCH[raw.lower()], "on or off")
 
 
 #: The write hold's modes (see :mod:`collective.upgradeapi.doors.hold`):

@@ -15,8 +15,9 @@ a run handles signals only while it runs, and only in the main thread
 (:func:`.tracking.holder.handle_signals`).
 """
 
+from collective.upgradeapi import api
 from collective.upgradeapi.tracking.holder import PROCESS_GONE
-from collective.upgradeapi.tracking.publishing import SideConnection
+from collective.upgradeapi.tracking.publishing import side_connection
 
 import logging
 import transaction
@@ -56,30 +57,24 @@ def clear_dead_locks(db):
     """
     manager = transaction.TransactionManager()
     connection = db.open(transaction_manager=manager)
-    cleared = {}
     try:
         app = connection.root().get("Application")
-        for site in list(plone_sites(app)) if app is not None else ():
-            shown = clear_dead_lock(site)
-            if shown is not None:
-                cleared[site.getId()] = shown
+        sites = list(plone_sites(app)) if app is not None else []
+        cleared = {site.getId(): clear_dead_lock(site) for site in sites}
     finally:
         manager.abort()
         connection.close()
-    return cleared
+    return {site_id: lock for site_id, lock in cleared.items() if lock is not None}
 
 
 def clear_dead_lock(site):
     """Remove ``site``'s lock if its holder is a process of this host that is
     gone; return the lock as it was, or ``None``."""
-    side = SideConnection(site)
-    try:
-        shown = side.read(lambda state: state.lock() if state else None)
-        if shown is None or shown["stale_reason"] != PROCESS_GONE:
-            return None
+    lock = api.lock_info(site)  # as committed when this connection opened
+    if lock is None or lock["stale_reason"] != PROCESS_GONE:
+        return None
+    with side_connection(site) as side:
         shown = side.transact(lambda state: state.clear_dead())
-    finally:
-        side.close()
     if shown is not None:
         holder = shown["holder"] or {}
         logger.warning(

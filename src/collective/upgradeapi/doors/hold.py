@@ -10,7 +10,7 @@ A subscriber to Zope's ``IPubBeforeCommit`` runs just before the publisher
 commits a request's transaction. When that transaction changed objects in
 the site's database, it joins the transaction a data manager
 (:class:`HoldCheck`) that votes last: there, the site's lock is read, and
-when it holds writes, :class:`.refusals.WriteHeld` is raised: the
+when it holds writes, :class:`WriteHeld` is raised: the
 transaction is aborted (nothing the request did is committed, no
 after-success hook runs) and Zope answers 503 with ``Retry-After``. Requests
 that write nothing, reads, go on.
@@ -36,9 +36,10 @@ that write nothing, reads, go on.
 """
 
 from collective.upgradeapi import config
-from collective.upgradeapi.doors.refusals import fresh_lock
-from collective.upgradeapi.doors.refusals import plone_site
-from collective.upgradeapi.doors.refusals import WriteHeld
+from collective.upgradeapi.doors.classic import fresh_lock
+from collective.upgradeapi.doors.classic import plone_site
+from collective.upgradeapi.errors import started_by
+from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services.base import UpgradeService
 from plone.restapi.services.auth.login import Login
 from plone.restapi.services.auth.renew import Renew
@@ -52,6 +53,9 @@ import transaction
 
 
 logger = logging.getLogger("collective.upgradeapi")
+
+#: Seconds a held writer is asked to wait before it tries again.
+RETRY_AFTER = 30
 
 #: What is published by requests that are never held: the upgrade services,
 #: and logging in.
@@ -91,8 +95,33 @@ def hold_writers(event):
         txn.join(HoldCheck(site, request))
 
 
+class WriteHeld(UpgradeError):
+    """A request that would write, while a real run holds writes (see
+    :mod:`.hold`): 503 with ``Retry-After``."""
+
+    status = 503
+    error_type = "WriteHeld"
+
+    def __init__(self, lock, retry_after=RETRY_AFTER):
+        held = lock.get("writes_held") or {}
+        until = (
+            "while it runs again a part of its work that met a write conflict"
+            if held.get("holding")
+            else "until it ends (hold_writes)"
+        )
+        super().__init__(
+            f"{started_by(lock)} is running on this site, and writes are held off "
+            f"{until}. Nothing of this "
+            f"request was saved. Try again in {retry_after} seconds; GET "
+            "@upgrade/status shows the run's progress.",
+            lock=lock,
+            retry_after=retry_after,
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class HoldCheck:
-    """A data manager that raises :class:`.refusals.WriteHeld` at its vote,
+    """A data manager that raises :class:`WriteHeld` at its vote,
     the last one, while the site's lock holds writes."""
 
     transaction_manager = None
