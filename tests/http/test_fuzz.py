@@ -50,23 +50,24 @@ raw_bodies = st.one_of(
 @given(raw=raw_bodies, query=st.dictionaries(st.text(max_size=6), st.just([""])))
 def test_parser_accepts_or_refuses_with_400(raw, query):
     try:
-        selection, dry_run, options = body.parse(raw, query)
+        given = body.parse(raw, query)
     except BadInput as error:
         assert error.status == 400
         assert error.body()["message"]
         assert len(json.dumps(error.body())) < 10_000
         return
     assert not query
-    assert isinstance(dry_run, bool)
-    if options.get("stamp"):
-        assert selection is None
+    if "profile_ids" in given:
+        assert list(given) == ["profile_ids"] and given["profile_ids"]
         return
+    selection = given["selection"]
+    assert isinstance(given["dry_run"], bool)
     assert (
         selection.profiles is None
         or selection.profiles == "all"
         or all(isinstance(p, str) and p for p in selection.profiles)
     )
-    assert options["commit"] in ("run", "profile", "step")
+    assert given["commit"] in ("run", "profile", "step")
 
 
 segments = st.lists(

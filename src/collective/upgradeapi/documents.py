@@ -62,18 +62,24 @@ def pending(site, service_url, profile=None):
     planner = Planner(site)
     profile_filter = None if profile is None else checked_profile(planner, profile)
     plans = planner.pending_profiles()
-    core_id = planner.core_profile_id
-    core_plan = next((p for p in plans if p.id == core_id), None)
+    core_plan = next((p for p in plans if p.id == planner.core_profile_id), None)
     listed = [p for p in plans if profile_filter in (None, p.id)]
     return {
         "@id": service_url,
         "upgrade_steps": builtin_upgrade_steps(core_plan),
-        "versions": {
-            "fs": planner.fs_version(core_id),
-            "instance": planner.instance_version(core_id),
-        },
+        "versions": core_versions(planner),
         "needs_upgrade": any(plan.pending for plan in plans),
         "profiles": [plan.as_dict() for plan in listed],
+    }
+
+
+def core_versions(planner):
+    """plone.restapi's ``versions``: the core profile's in the code (``fs``)
+    and in the database (``instance``)."""
+    core_id = planner.core_profile_id
+    return {
+        "fs": planner.fs_version(core_id),
+        "instance": planner.instance_version(core_id),
     }
 
 
@@ -92,17 +98,15 @@ def run_result(site, result, service_url):
     other writes were held, see :mod:`.doors.hold`); ``changes`` (the run's,
     and each step's) when the run recorded them.
     """
-    planner = Planner(site)
-    core_id = planner.core_profile_id
-    fs = planner.fs_version(core_id)
-    instance = planner.instance_version(core_id)
+    versions = core_versions(Planner(site))
+    core_upgraded = versions["instance"] == versions["fs"]
     return {
         "@id": service_url,
         "dry_run": result.dry_run,
         "report": result.report,
         # plone.restapi: "core instance == fs"; here: of every profile run.
-        "upgraded": result.upgraded if result.profiles else instance == fs,
-        "versions": {"fs": fs, "instance": instance},
+        "upgraded": result.upgraded if result.profiles else core_upgraded,
+        "versions": versions,
         "steps": [_step(step, result) for step in result.steps],
         "profiles": [profile.as_dict() for profile in result.profiles],
         "committed": result.committed,
@@ -198,16 +202,22 @@ def history_listing(site, service_url, request):
     return answer
 
 
+def find_run(site, raw_id):
+    """The recorded run of id ``raw_id`` as given (a string of digits, or an
+    int), or ``None``: no such run, or not an id."""
+    raw_id = str(raw_id)
+    number = raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12
+    return api.get_run(site, int(raw_id)) if number else None
+
+
 def history_entry(site, service_url, raw_id):
     """The answer of ``GET @upgrade/history/<id>``: one run in full.
 
-    :param raw_id: the run id as given (a string of digits, or an int).
+    :param raw_id: the run id as given (see :func:`find_run`).
     :raises .errors.UnknownResource: there is no such run (404).
     """
     raw_id = str(raw_id)
-    data = None
-    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12:
-        data = api.get_run(site, int(raw_id))
+    data = find_run(site, raw_id)
     if data is None:
         raise UnknownResource(
             f"There is no upgrade run {raw_id!r} in the history. "

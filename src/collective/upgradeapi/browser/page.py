@@ -16,6 +16,7 @@ of the API each, with the lock, the tracking and the history of every run.
 
 from AccessControl import getSecurityManager
 from collective.upgradeapi import api
+from collective.upgradeapi import documents
 from collective.upgradeapi import errors
 from collective.upgradeapi.engine.runner import COMMIT_MODES
 from collective.upgradeapi.engine.txn import run_for_request
@@ -79,8 +80,10 @@ def posted(request):
     return request.get("REQUEST_METHOD", "GET").upper() == "POST"
 
 
-def show_run(view, site, result):
-    """Answer a run started from a form: a redirect (303) to its entry."""
+def show_run(view, site, call):
+    """Run ``call()``, a run started from a form (:func:`.api.upgrade` or
+    :func:`.api.stamp`), and answer with a redirect (303) to its entry."""
+    result = run_for_request(view.request, call)
     view.request.response.redirect(page_url(site, result.run_id), status=303)
     return ""
 
@@ -128,8 +131,7 @@ class UpgradePage(BrowserView):
         raw = safe_text(str(self.request.form.get("run") or ""))
         if not raw:
             return None
-        number = raw.isascii() and raw.isdigit() and len(raw) <= 12
-        data = api.get_run(self.context, int(raw)) if number else None
+        data = documents.find_run(self.context, raw)
         if data is None:
             raise UnknownResource(f"There is no upgrade run {raw[:20]!r}.")
         return data
@@ -198,52 +200,45 @@ class UpgradePage(BrowserView):
         return commit
 
     def confirmed(self):
+        """Recording work as done needs its permission (403), then the
+        confirmation ticked (400)."""
+        api.check_may_mark_done(self.context)
         if not self.request.form.get("confirm"):
             raise BadInput(
                 _("Tick the confirmation to record steps as done without running them.")
             )
 
-    def start(self, dry_run, mark_done=False):
-        selection, commit = self.selection(), self.commit_mode()
-        result = run_for_request(
-            self.request,
-            lambda: api.upgrade(
-                self.context,
-                selection,
-                dry_run=dry_run,
-                commit=commit,
-                mark_done=mark_done,
-            ),
+    def start(self, **options):
+        """Run what the run form chose, with :func:`.api.upgrade`'s ``options``."""
+        selection = self.selection()
+        options["commit"] = self.commit_mode()
+        return show_run(
+            self, self.context, lambda: api.upgrade(self.context, selection, **options)
         )
-        return show_run(self, self.context, result)
 
     def do_dry_run(self):
         return self.start(dry_run=True)
 
     def do_upgrade(self):
-        return self.start(dry_run=False)
+        return self.start()
 
     def do_mark_done(self):
-        api.check_may_mark_done(self.context)
         self.confirmed()
-        return self.start(dry_run=False, mark_done=True)
+        return self.start(mark_done=True)
 
     def do_stamp(self):
-        api.check_may_mark_done(self.context)
         self.confirmed()
         profile = self.request.form.get("profile")
         if not profile or not isinstance(profile, str):
             raise BadInput(_("Choose the profile to record at its code's version."))
-        return show_run(self, self.context, api.stamp(self.context, [profile]))
+        return show_run(self, self.context, lambda: api.stamp(self.context, [profile]))
 
     def do_cancel(self):
-        user, _path = api.current_user()
-        api.cancel(self.context, user)
+        api.cancel(self.context, api.current_user()[0])
         return self.back(_("Cancel requested: the run stops at its next step."))
 
     def do_break_lock(self):
-        user, _path = api.current_user()
-        api.break_lock(self.context, user)
+        api.break_lock(self.context, api.current_user()[0])
         return self.back(_("The lock was broken: its run is recorded as abandoned."))
 
     def back(self, message):

@@ -26,7 +26,6 @@ from collective.upgradeapi.browser.page import _
 from collective.upgradeapi.browser.page import page_url
 from collective.upgradeapi.browser.page import posted
 from collective.upgradeapi.browser.page import show_run
-from collective.upgradeapi.engine.txn import run_for_request
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.services import csrf
 from plone.base.utils import get_installer
@@ -46,10 +45,9 @@ class PloneUpgrade(Upgrade):
             return ""
         csrf.check(self.request)
         dry_run = bool(self.request.form.get("dry_run"))
-        result = run_for_request(
-            self.request, lambda: api.upgrade(site, api.Selection(), dry_run=dry_run)
+        return show_run(
+            self, site, lambda: api.upgrade(site, api.Selection(), dry_run=dry_run)
         )
-        return show_run(self, site, result)
 
 
 class UpgradeProducts(UpgradeProductsView):
@@ -74,16 +72,13 @@ class UpgradeProducts(UpgradeProductsView):
                 )
                 return self.refuse(panel, missing)
             profiles.append(profile["id"])
+        selection = api.Selection(profiles=tuple(profiles))
         try:
-            result = run_for_request(
-                self.request,
-                lambda: api.upgrade(site, api.Selection(profiles=tuple(profiles))),
-            )
+            return show_run(self, site, lambda: api.upgrade(site, selection))
         except UpgradeError as error:
             if error.status == 403:
                 raise
             return self.refuse(panel, error.message)
-        return show_run(self, site, result)
 
     def refuse(self, panel, message):
         """Back to the Add-ons control panel, saying why nothing was done."""

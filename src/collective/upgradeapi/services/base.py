@@ -107,7 +107,3 @@ class UpgradeService(AnswersRefusals, Service):
     def render(self):
         self.request.response.setHeader(SERVICE_HEADER, "collective.upgradeapi")
         return super().render()
-
-    @property
-    def service_url(self):
-        return service_url(self.context)

@@ -132,7 +132,6 @@ def _options(data, selection):
     return {
         "commit": commit,
         "mark_done": mark_done,
-        "stamp": None,
         "changes": _flag(data, "changes"),
         "hold_writes": _flag(
             data,
@@ -144,7 +143,10 @@ def _options(data, selection):
 
 
 def parse(raw, query=()):
-    """Check a POST body; return ``(selection, dry_run, options)``.
+    """Check a POST body; return the arguments of the call it asks for:
+    :func:`.api.stamp`'s (``{"profile_ids"}``) for ``{"stamp": [...]}``,
+    else :func:`.api.upgrade`'s (``{"selection", "dry_run", "commit",
+    "mark_done", "changes", "hold_writes"}``).
 
     :param raw: the request body (bytes or str; empty means ``{}``).
     :param query: names of the parameters given in the query string: there
@@ -172,9 +174,9 @@ def parse(raw, query=()):
             unknown_keys=names,
         )
     if "stamp" in data:
-        return None, False, {"stamp": _stamp(data)}
+        return {"profile_ids": _stamp(data)}
     chosen = selection(data)
-    return chosen, _dry_run(data), _options(data, chosen)
+    return {"selection": chosen, "dry_run": _dry_run(data), **_options(data, chosen)}
 
 
 def _stamp(data):

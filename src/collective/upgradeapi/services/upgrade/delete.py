@@ -2,11 +2,11 @@
 
 from collective.upgradeapi import api
 from collective.upgradeapi import documents
-from collective.upgradeapi.config import FALSY
-from collective.upgradeapi.config import TRUTHY
+from collective.upgradeapi.config import SWITCH
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import refusal
+from collective.upgradeapi.services.base import service_url
 from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
 from plone.protect.interfaces import IDisableCSRFProtection
@@ -30,12 +30,12 @@ class UpgradeDelete(UpgradeService):
     def reply(self):
         csrf.check(self.request)
         alsoProvides(self.request, IDisableCSRFProtection)
-        site, url, user = self.context, self.service_url, api.current_user()[0]
+        site, url, user = self.context, service_url(self.context), api.current_user()[0]
         if self.params == ["lock"]:
             force = self.request.form.get("force", "")
-            if not isinstance(force, str) or force.lower() not in (*TRUTHY, *FALSY, ""):
+            if not isinstance(force, str) or force.lower() not in (*SWITCH, ""):
                 raise BadInput("'force' must be true or false.")
-            done = documents.unlocked(site, url, user, force.lower() in TRUTHY)
+            done = documents.unlocked(site, url, user, SWITCH.get(force.lower(), False))
         elif self.params == ["run"]:
             done = documents.cancelled(site, url, user)
         else:

@@ -6,6 +6,7 @@ from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
 from collective.upgradeapi.services.base import refusal
+from collective.upgradeapi.services.base import service_url
 from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
 from urllib.parse import parse_qs
@@ -24,7 +25,7 @@ class UpgradeGet(UpgradeService):
     """
 
     def reply(self):
-        site, url, params = self.context, self.service_url, self.params
+        site, url, params = self.context, service_url(self.context), self.params
         if not params:
             return documents.pending(site, url, self.profile_param())
         if params == ["status"]:

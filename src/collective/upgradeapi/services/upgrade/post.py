@@ -1,7 +1,6 @@
 """POST /<site>/@upgrade: run upgrades, all or nothing, or as a dry run."""
 
 from collective.upgradeapi import api
-from collective.upgradeapi import documents
 from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services.base import answer_run
 from collective.upgradeapi.services.base import refusal
@@ -31,15 +30,8 @@ class UpgradePost(UpgradeService):
             raise refusal("POST", self.params)
         alsoProvides(self.request, IDisableCSRFProtection)
         query = parse_qs(self.request.get("QUERY_STRING", ""), keep_blank_values=True)
-        selection, dry_run, options = request_body.parse(
-            self.request.get("BODY"), query
-        )
-        stamp_ids = options.pop("stamp")
-        if stamp_ids:
-            result = api.stamp(self.context, stamp_ids)
-            return documents.run_result(self.context, result, self.service_url)
+        given = request_body.parse(self.request.get("BODY"), query)
+        run = api.stamp if "profile_ids" in given else api.upgrade
         return answer_run(
-            self.request,
-            self.context,
-            lambda: api.upgrade(self.context, selection, dry_run=dry_run, **options),
+            self.request, self.context, lambda: run(self.context, **given)
         )
