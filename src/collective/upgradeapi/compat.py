@@ -26,6 +26,9 @@ PLONE_VERSION = tuple(
     int(part) for part in distribution_version("Products.CMFPlone").split(".")[:2]
 )
 
+#: Plone 6.2 and later: ``upgrade()`` calls helper methods we can call too.
+SPLIT_UPGRADE = PLONE_VERSION >= (6, 2)
+
 _TOOL = "Products.CMFPlone.MigrationTool.MigrationTool"
 
 #: Every private (or undocumented) name of another library this package uses,
@@ -79,14 +82,9 @@ PRIVATE_NAMES = {
 }
 
 
-def _has_split_upgrade(migration):
-    """Plone 6.2 and later: ``upgrade()`` calls helper methods we can call too."""
-    return hasattr(migration, "get_addon_list")
-
-
 def core_profile_id(migration):
     """The site's base (core) profile id, ``Products.CMFPlone:plone`` for Plone."""
-    if hasattr(migration, "get_profile"):
+    if SPLIT_UPGRADE:
         return migration.get_profile()
     from Products.CMFPlone.factory import _DEFAULT_PROFILE
 
@@ -99,7 +97,7 @@ def core_addon_lists(migration):
     ``pre`` is upgraded before the core profile (empty before Plone 6.2),
     ``post`` after it.
     """
-    if _has_split_upgrade(migration):
+    if SPLIT_UPGRADE:
         return list(migration.get_pre_addon_list()), list(migration.get_addon_list())
     from Products.CMFPlone.MigrationTool import ADDON_LIST
 
@@ -108,7 +106,7 @@ def core_addon_lists(migration):
 
 def recatalog(migration):
     """Rebuild the catalog as Plone's upgrade does; raise on error."""
-    if _has_split_upgrade(migration):
+    if SPLIT_UPGRADE:
         migration._upgrade_recatalog(swallow_errors=False)
         return
     # Plone 6.0 and 6.1 do this inline in ``upgrade()``: a full refresh with
@@ -126,7 +124,7 @@ def recatalog(migration):
 
 def update_role_mappings(migration):
     """Update the workflow role mappings as Plone's upgrade does; raise on error."""
-    if _has_split_upgrade(migration):
+    if SPLIT_UPGRADE:
         migration._upgrade_roles(swallow_errors=False)
         return
     getToolByName(migration, "portal_workflow").updateRoleMappings()

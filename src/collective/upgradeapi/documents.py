@@ -23,9 +23,7 @@ def builtin_upgrade_steps(plan):
     Grouped and ungrouped steps alike: ``{"<source>-<dest>": [{"id", "title"}]}``.
     """
     groups = {}
-    if plan is None:
-        return groups
-    for step in plan.steps:
+    for step in plan.steps if plan is not None else ():
         groups.setdefault(step.group, []).append({"id": step.id, "title": step.title})
     return groups
 
@@ -155,11 +153,11 @@ def run_failure(result, body):
     )
 
 
-def run_summary(data, url):
-    """A run (:func:`.api.get_run`) as the history listing shows it, at ``url``."""
+def run_summary(data, service_url):
+    """A run (:func:`.api.get_run`) as the history listing shows it."""
     finished = data["finished"]
     return {
-        "@id": url,
+        "@id": run_url(service_url, data["id"]),
         "id": data["id"],
         "user": data["user"],
         "started": iso(data["started"]),
@@ -192,9 +190,7 @@ def history_listing(site, service_url, request):
     answer = {
         "@id": batch.canonical_url,
         "items_total": batch.items_total,
-        "items": [
-            run_summary(data, run_url(service_url, data["id"])) for data in batch
-        ],
+        "items": [run_summary(data, service_url) for data in batch],
     }
     links = batch.links
     if links:
@@ -225,7 +221,7 @@ def history_entry(site, service_url, raw_id):
             run_id=raw_id,
         )
     return {
-        **run_summary(data, run_url(service_url, data["id"])),
+        **run_summary(data, service_url),
         "steps": data["steps"],
         "steps_total": data["steps_total"],
         "report": data["report"],

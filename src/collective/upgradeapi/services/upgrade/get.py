@@ -31,9 +31,8 @@ class UpgradeGet(UpgradeService):
         if params == ["status"]:
             answer = api.status(site)
             last = answer["last_run"]
-            if last is not None:
-                last = documents.run_summary(last, documents.run_url(url, last["id"]))
-            return {"@id": f"{url}/status", **answer, "last_run": last}
+            summary = None if last is None else documents.run_summary(last, url)
+            return {"@id": f"{url}/status", **answer, "last_run": summary}
         if params == ["history"]:
             self.batch_param("b_start", 0)
             self.batch_param("b_size", 1)
