@@ -96,13 +96,13 @@ def hold_writers(event):
 
 
 class WriteHeld(UpgradeError):
-    """A request that would write, while a real run holds writes (see
-    :mod:`.hold`): 503 with ``Retry-After``."""
+    """A request that would write, while a real run holds writes: 503 with
+    ``Retry-After``."""
 
     status = 503
     error_type = "WriteHeld"
 
-    def __init__(self, lock, retry_after=RETRY_AFTER):
+    def __init__(self, lock):
         held = lock.get("writes_held") or {}
         until = (
             "while it runs again a part of its work that met a write conflict"
@@ -111,18 +111,17 @@ class WriteHeld(UpgradeError):
         )
         super().__init__(
             f"{started_by(lock)} is running on this site, and writes are held off "
-            f"{until}. Nothing of this "
-            f"request was saved. Try again in {retry_after} seconds; GET "
-            "@upgrade/status shows the run's progress.",
+            f"{until}. Nothing of this request was saved. Try again in "
+            f"{RETRY_AFTER} seconds; GET @upgrade/status shows the run's progress.",
             lock=lock,
-            retry_after=retry_after,
+            retry_after=RETRY_AFTER,
         )
-        self.headers = {"Retry-After": str(retry_after)}
+        self.headers = {"Retry-After": str(RETRY_AFTER)}
 
 
 class HoldCheck:
-    """A data manager that raises :class:`WriteHeld` at its vote,
-    the last one, while the site's lock holds writes."""
+    """A data manager that raises :class:`WriteHeld` at its vote, the last
+    one, while the site's lock holds writes."""
 
     transaction_manager = None
 
