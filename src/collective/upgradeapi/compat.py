@@ -45,9 +45,6 @@ PRIVATE_NAMES = {
             "PluggableAuthService._extractUserIds",
             "services/csrf.py",
         ),
-        # Zope: the sites in the Zope root
-        ("OFS.ObjectManager.ObjectManager._objects", "lifecycle.py"),
-        ("OFS.ObjectManager.ObjectManager._getOb", "lifecycle.py"),
         # transaction: the run's own manager (a subclass)
         ("transaction.TransactionManager._txn", "engine/txn.py"),
         ("transaction.TransactionManager._synchs", "engine/txn.py"),

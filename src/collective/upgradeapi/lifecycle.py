@@ -36,16 +36,12 @@ def database_opened(event):
 
 
 def plone_sites(app):
-    """The Plone sites at the root of the Zope application ``app``."""
+    """The Plone sites at the root of the Zope application ``app``; nothing
+    else there (mount points, other objects) is loaded."""
     from plone.base.interfaces import IPloneSiteRoot
 
-    for entry in getattr(app, "_objects", ()):
-        # Mount points and other objects are not loaded.
-        if entry.get("meta_type") != "Plone Site":
-            continue
-        site = app._getOb(entry["id"], None)
-        if site is not None and IPloneSiteRoot.providedBy(site):
-            yield site
+    sites = app.objectValues("Plone Site")
+    return [site for site in sites if IPloneSiteRoot.providedBy(site)]
 
 
 def clear_dead_locks(db):
@@ -59,7 +55,7 @@ def clear_dead_locks(db):
     connection = db.open(transaction_manager=manager)
     try:
         app = connection.root().get("Application")
-        sites = list(plone_sites(app)) if app is not None else []
+        sites = plone_sites(app) if app is not None else []
         cleared = {site.getId(): clear_dead_lock(site) for site in sites}
     finally:
         manager.abort()

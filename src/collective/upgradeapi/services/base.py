@@ -1,4 +1,5 @@
-"""What the upgrade services share: the site's URL, the user, refusals."""
+"""What the upgrade services share: the site's URL, the resources and the
+methods they answer, refusals, the answer of a run."""
 
 from collective.upgradeapi import documents
 from collective.upgradeapi.engine.txn import run_for_request
