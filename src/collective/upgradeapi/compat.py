@@ -63,7 +63,7 @@ PRIVATE_NAMES = {
         # GenericSetup: every profile's recorded version, read at once
         (
             "Products.GenericSetup.tool.SetupTool._profile_upgrade_versions",
-            "engine/changes.py",
+            "engine/pictures.py",
         ),
     ),
     # Products.CMFPlone: the core upgrade's helpers (6.2) or inline parts

@@ -19,8 +19,6 @@ no recorder is active in their thread.
 from Acquisition import aq_base
 from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import pictures
-from collective.upgradeapi.engine.profiles import UNKNOWN
-from collective.upgradeapi.engine.profiles import version_str
 from collective.upgradeapi.engine.selection import normalise_profile_id
 from Products.CMFCore.indexing import processQueue
 from Products.CMFCore.interfaces import IIndexQueueProcessor
@@ -50,24 +48,18 @@ class Recorder:
 
     def __init__(self, site):
         self.site = site
-        self.setup = site["portal_setup"]
-        self.first = self.last = self.versions = None
-        self.current = None
+        self.first = self.last = self.current = None
         self.savepoints, self.counted = pictures.Savepoints(), 0
         #: ``id(step result)`` -> its :class:`Events` (a unit run again
         #: replaces its steps' events).
         self.recorded = {}
-
-    def _versions(self):
-        # Every recorded version at once (getLastVersionForProfile reads it).
-        return dict(self.setup._profile_upgrade_versions)
 
     def _picture(self):
         """A picture, reused from the end of the last step when the same
         transaction goes on (nothing runs between steps but the versions)."""
         txn = transaction.get()
         if self.last is not None and self.last[0] is txn:
-            return self.last[1]
+            return {**self.last[1], "versions": pictures.versions(self.site)}
         self.savepoints.join(txn)
         self.counted = self.savepoints.count
         return pictures.take(self.site)
@@ -80,8 +72,7 @@ class Recorder:
             before = self._picture()
             self.last = None  # until the step ends well
             if self.first is None:
-                self.first, self.versions = before, self._versions()
-            versions = self._versions()
+                self.first = before
             self.current = events = Events()
             try:
                 yield
@@ -101,38 +92,23 @@ class Recorder:
             after = pictures.take(self.site, before, events.records, clean)
             self.counted = self.savepoints.count
             self.last = (transaction.get(), after)
-            events.changes, unknown = changeset.compare(before, after, events.records)
-            events.unknown = sorted(set(unknown) | events.unseen)
-            events.versions = _moved(versions, self._versions())
+            changes = report(*changeset.compare(before, after, events.records), events)
         except BaseException:
             step_result.changes = {"unknown": sorted(CATEGORIES)}
             raise
         self.recorded[id(step_result)] = events
-        step_result.changes = report(events.changes, events.unknown, events)
+        step_result.changes = changes
 
     def total(self, step_results):
         """The run's changes: its first and last pictures compared, and the
         events of ``step_results`` added up."""
         if self.first is None:
             return {}
-        found, unknown = changeset.compare(self.first, self._picture())
         events = Events()
         for step_result in step_results:
-            recorded = self.recorded.get(id(step_result))
-            if recorded is not None:
+            if (recorded := self.recorded.get(id(step_result))) is not None:
                 events.add(recorded)
-                unknown.extend(recorded.unseen)
-        events.versions = _moved(self.versions, self._versions())
-        return report(found, sorted(set(unknown)), events)
-
-
-def _moved(before, after):
-    moved = {}
-    for pid in sorted(before.keys() | after.keys()):
-        old, new = (version_str(v.get(pid, UNKNOWN)) for v in (before, after))
-        if old != new:
-            moved[pid] = [old, new]
-    return moved
+        return report(*changeset.compare(self.first, self._picture()), events)
 
 
 class Events:
@@ -143,9 +119,8 @@ class Events:
         self.seen = set()
         self.approximate = False
         self.records = set()  # the names of the registry records written
-        self.unseen = set()
+        self.unseen = set()  # the categories it could not count
         self.imports = {}
-        self.changes, self.unknown, self.versions = {}, [], {}
 
     def count(self, category, verb, obj):
         portal_type = getattr(aq_base(obj), "portal_type", None)
@@ -187,26 +162,27 @@ class Events:
             for portal_type, (count, paths) in by_type.items():
                 self._tally(key, portal_type, count, paths)
         self.approximate = self.approximate or other.approximate
+        self.unseen |= other.unseen
         for profile_id, steps in other.imports.items():
             self.imported(profile_id, steps, full=steps == "all")
 
 
 def report(found, unknown, events):
-    """The change report (plain JSON data) of pictures and events."""
-    changes = dict(found)
+    """The change report (plain JSON data) of pictures and events: the
+    configuration's categories, the objects counted, then the rest."""
+    changes = {key: value for key, value in found.items() if key != "versions"}
     for (category, verb), by_type in sorted(events.content.items()):
         changes.setdefault(category, {})[verb] = {
             portal_type: {"count": count, "paths": paths}
             for portal_type, (count, paths) in sorted(by_type.items())
         }
-    if events.approximate:
-        changes["approximate"] = True
-    if events.imports:
-        changes["import_steps"] = events.imports
-    if events.versions:
-        changes["versions"] = events.versions
-    if unknown:
-        changes["unknown"] = sorted(unknown)
+    rest = {
+        "approximate": events.approximate,
+        "import_steps": events.imports,
+        "versions": found.get("versions"),
+        "unknown": sorted(set(unknown) | events.unseen),
+    }
+    changes.update({key: value for key, value in rest.items() if value})
     return changes
 
 
@@ -222,7 +198,7 @@ def recording(recorder):
 
 
 #: Every category a step's report may hold.
-CATEGORIES = (*pictures.READERS, "content", "import_steps", "versions")
+CATEGORIES = (*pictures.READERS, "content", "import_steps")
 
 
 def step(step_result):
@@ -237,8 +213,7 @@ def step(step_result):
 
 def _current():
     """The :class:`Events` of the step this thread's run records, or ``None``."""
-    recorder = active()
-    return None if recorder is None else recorder.current
+    return getattr(active(), "current", None)
 
 
 def _count(category, verb):

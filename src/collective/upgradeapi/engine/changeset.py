@@ -6,6 +6,8 @@ read is "unknown", never "unchanged"); :func:`summary` says a report in one
 line; :func:`bound` cuts it.
 """
 
+from collective.upgradeapi.engine.profiles import UNKNOWN
+
 import json
 
 
@@ -88,6 +90,20 @@ def _roles(old, new):
     return diff
 
 
+def _each(changed, missing):
+    """Compares two dicts key by key (a key missing in one: its value
+    ``missing``): ``{key: changed(old, new)}`` of those that differ."""
+
+    def diff(before, after):
+        return {
+            key: changed(before.get(key, missing), after.get(key, missing))
+            for key in sorted(before.keys() | after.keys())
+            if before.get(key, missing) != after.get(key, missing)
+        }
+
+    return diff
+
+
 def _by_name(before, after):
     return _mapping(before, after, lambda o, n: _mapping(o, n, _items_or_values), None)
 
@@ -109,11 +125,8 @@ COMPARE = {
         }
     ),
     "actions": _by_name,
-    "role_map": lambda before, after: {
-        name: _roles(before.get(name, []), after.get(name, []))
-        for name in sorted(before.keys() | after.keys())
-        if before.get(name, []) != after.get(name, [])
-    },
+    "role_map": _each(_roles, []),
+    "versions": _each(lambda old, new: [old, new], UNKNOWN),
 }
 
 

@@ -1,16 +1,17 @@
 """Pictures of a site's configuration, for the change report (:mod:`.changes`).
 
 Each reader of :data:`READERS` reads one part (registry, catalog, types,
-workflows, actions, the site's role map) through the tools' own API and
-returns ``(key, value)``: ``value`` the plain data :func:`.changeset.compare`
-compares, ``key`` what tells, at the next picture in the same transaction,
-whether the part must be read again (:func:`take`). For types, actions and
-the role map, the key holds the objects read and their stored states: a part
-is read again only when one of them was written since.
+workflows, actions, the site's role map, the profiles' versions) through the
+tools' own API and returns ``(key, value)``: ``value`` the plain data
+:func:`.changeset.compare` compares, ``key`` what tells, at the next picture
+in the same transaction, whether the part must be read again (:func:`take`).
+For types, actions and the role map, the key holds the objects read and their
+stored states: a part is read again only when one of them was written since.
 """
 
 from AccessControl.Permission import getPermissionIdentifier
 from Acquisition import aq_base
+from collective.upgradeapi.engine.profiles import version_str
 from OFS.ObjectManager import ObjectManager
 from plone.registry.interfaces import IRegistry
 from ZODB.POSException import ConflictError
@@ -152,9 +153,16 @@ def role_map(site, old=None, clean=False):
     return _objects(site, old, clean, read, deep=False)
 
 
+def versions(site, old=None, clean=False):
+    """Every profile's recorded version at once, as text (GenericSetup's
+    ``getLastVersionForProfile`` reads the same mapping)."""
+    recorded = site["portal_setup"]._profile_upgrade_versions
+    return None, {pid: version_str(version) for pid, version in recorded.items()}
+
+
 READERS = {
     reader.__name__: reader
-    for reader in (registry, catalog, types, workflows, actions, role_map)
+    for reader in (registry, catalog, types, workflows, actions, role_map, versions)
 }
 
 
