@@ -50,6 +50,17 @@ def _sets(before, after):
     return _kept({"added": added, "removed": sorted(set(before) - set(after), key=str)})
 
 
+def _each(before, after, changed, keys=None, missing=None):
+    """``{key: changed(old, new)}`` of the ``keys`` (by default every key of
+    either dict, one missing in a dict: ``missing``) whose values differ."""
+    keys = before.keys() | after.keys() if keys is None else keys
+    return {
+        key: changed(before.get(key, missing), after.get(key, missing))
+        for key in sorted(keys)
+        if before.get(key, missing) != after.get(key, missing)
+    }
+
+
 def _mapping(before, after, changed, shown=short):
     """Keys of two dicts added and removed (``{key: shown(value)}``, or the
     keys alone without ``shown``) and changed (as ``changed(old, new)``)."""
@@ -62,11 +73,7 @@ def _mapping(before, after, changed, shown=short):
         {
             "added": listed(after.keys() - before.keys(), after),
             "removed": listed(before.keys() - after.keys(), before),
-            "changed": {
-                key: changed(before[key], after[key])
-                for key in sorted(before.keys() & after.keys())
-                if before[key] != after[key]
-            },
+            "changed": _each(before, after, changed, before.keys() & after.keys()),
         }
     )
 
@@ -78,7 +85,7 @@ def _old_new(old, new):
 def _items_or_values(old, new):
     """A list property as added/removed items; anything else as old -> new."""
     if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
-        return _sets(old, new) or {"order": [short(old), short(new)]}
+        return _sets(old, new) or {"order": _old_new(old, new)}
     return _old_new(old, new)
 
 
@@ -87,20 +94,6 @@ def _roles(old, new):
     if isinstance(old, tuple) != isinstance(new, tuple):
         # Zope: a tuple of roles does not acquire, a list does.
         diff["acquire"] = [isinstance(old, list), isinstance(new, list)]
-    return diff
-
-
-def _each(changed, missing):
-    """Compares two dicts key by key (a key missing in one: its value
-    ``missing``): ``{key: changed(old, new)}`` of those that differ."""
-
-    def diff(before, after):
-        return {
-            key: changed(before.get(key, missing), after.get(key, missing))
-            for key in sorted(before.keys() | after.keys())
-            if before.get(key, missing) != after.get(key, missing)
-        }
-
     return diff
 
 
@@ -125,8 +118,8 @@ COMPARE = {
         }
     ),
     "actions": _by_name,
-    "role_map": _each(_roles, []),
-    "versions": _each(lambda old, new: [old, new], UNKNOWN),
+    "role_map": lambda before, after: _each(before, after, _roles, missing=[]),
+    "versions": lambda before, after: _each(before, after, _old_new, missing=UNKNOWN),
 }
 
 

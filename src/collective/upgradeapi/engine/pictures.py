@@ -63,10 +63,12 @@ def _objects(tool, old, clean, read, deep=True):
     """The part of ``tool``'s objects: ``old`` when none of them was written
     since (ZODB flags an object it must store, ``_p_changed``, until the next
     savepoint; ``clean``: none was taken since; an object not stored yet has
-    no flag), else as their stored states say (:func:`_keyed`)."""
+    no flag), else as their stored states say (:func:`_keyed`): ``read(tree)``
+    of :func:`_tree`."""
     if clean and old is not None and all(map(_unwritten, old[0].values())):
         return old
-    return _keyed(old, _tree(tool, deep=deep), read)
+    tree = _tree(tool, deep=deep)
+    return _keyed(old, tree, lambda: read(tree))
 
 
 def registry(site, old=None, clean=False, written=()):
@@ -94,7 +96,7 @@ def catalog(site, old=None, clean=False):
 def types(site, old=None, clean=False):
     tool = site["portal_types"]
 
-    def read():
+    def read(tree):
         return {fti.getId(): dict(fti.propertyItems()) for fti in tool.objectValues()}
 
     return _objects(tool, old, clean, read)
@@ -115,19 +117,17 @@ def workflows(site, old=None, clean=False):
     return _keyed(old, (tool.objectIds(), default, overrides, type_ids), read)
 
 
-def _actions(container, path="", found=None):
-    found = {} if found is None else found
-    for item in container.objectValues():
-        if item.meta_type == "CMF Action Category":
-            _actions(item, f"{path}/{item.getId()}", found)
-        else:
-            found[f"{path}/{item.getId()}"] = dict(item.propertyItems())
-    return found
-
-
 def actions(site, old=None, clean=False):
-    tool = site["portal_actions"]
-    return _objects(tool, old, clean, lambda: _actions(tool))
+    """Each action's properties by its path (the categories hold the actions)."""
+
+    def read(tree):
+        return {
+            path: dict(item.propertyItems())
+            for path, (item, _) in tree.items()
+            if path and item.meta_type != "CMF Action Category"
+        }
+
+    return _objects(site["portal_actions"], old, clean, read)
 
 
 #: Zope's attribute of a permission's roles -> the permission's name.
@@ -140,9 +140,9 @@ def role_map(site, old=None, clean=False):
     in an attribute ``getPermissionIdentifier`` names (``_<name>_Permission``;
     tests/engine/test_compat.py checks it)."""
 
-    def read():
+    def read(tree):
         found = {}
-        for attribute, roles in _state(site).items():
+        for attribute, roles in tree[""][1].items():
             if attribute.startswith("_") and attribute.endswith("_Permission"):
                 if attribute not in _PERMISSIONS:
                     for item in site.ac_inherited_permissions(1):
