@@ -167,7 +167,7 @@ def _words(count, noun, verb):
 def _objects(verb, by_type):
     total = sum(entry["count"] for entry in by_type.values())
     kinds = ", ".join(f"{e['count']} {kind}" for kind, e in by_type.items())
-    return f"{total} object{'' if total == 1 else 's'} {verb} ({kinds})"
+    return _words(total, "object", f"{verb} ({kinds})")
 
 
 def summary(changes):
