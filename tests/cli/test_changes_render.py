@@ -65,8 +65,13 @@ STEPS = [
 ]
 
 
+def steps(pairs):
+    """Steps as an answer lists them, from ``(title, changes)`` pairs."""
+    return [{"title": title, "changes": changes} for title, changes in pairs]
+
+
 def test_plain_text_grouped_by_step_with_signs():
-    text = render(STEPS, color=False)
+    text = render(steps(STEPS), color=False)
 
     assert "\033[" not in text
     assert text.splitlines() == [
@@ -95,7 +100,7 @@ def test_plain_text_grouped_by_step_with_signs():
 
 
 def test_colour_only_when_asked():
-    text = render(STEPS[:1], color=True)
+    text = render(steps(STEPS[:1]), color=True)
 
     lines = text.splitlines()
     assert lines[0] == "\033[1mAdd a record, change another\033[0m"
@@ -105,12 +110,14 @@ def test_colour_only_when_asked():
 
 
 def test_nothing_recorded_renders_nothing():
-    assert render([("Not recorded", None)], color=True) == ""
+    assert render(steps([("Not recorded", None)]), color=True) == ""
     assert render([], color=False) == ""
 
 
 def test_cut_report_says_so():
-    text = render([("Big", {"cut": {"categories": ["registry"], "message": "x"}})])
+    text = render(
+        steps([("Big", {"cut": {"categories": ["registry"], "message": "x"}})])
+    )
 
     assert text.splitlines()[1] == "  ! cut: registry"
 

@@ -291,7 +291,7 @@ def test_engine_api_cancel(site, api, background, gates, rewind, snapshot):
 
 def test_unlock_and_cancel_in_process(site, api, background, gates, rewind, snapshot):
     """``plone-upgrade --zope-conf ... unlock|cancel``: the in-process door."""
-    from collective.upgradeapi.cli.site import SiteDoor
+    from collective.upgradeapi.cli.inprocess import SiteDoor
     from plone_upgrade.door import Failure
 
     door = SiteDoor(site, "ops")

@@ -1,9 +1,9 @@
 """A run's change report as text, grouped by step: ``+`` added, ``~`` changed,
 ``-`` removed, ``?`` what the server could not see.
 
-:func:`render` takes the ``changes`` of each step of a ``POST @upgrade``
-answer (or of a history entry) and prints them as ``terraform plan`` prints a
-plan; ANSI colours only when asked.
+:func:`render` takes the steps of a ``POST @upgrade`` answer (or of a history
+entry), each with its ``changes``, and prints them as ``terraform plan`` prints
+a plan; ANSI colours only when asked.
 """
 
 import json
@@ -106,18 +106,18 @@ def lines(changes):
                 yield from _part(NAMES.get(category, category), key, value)
 
 
-def render(changes_by_step, color=False):
-    """The report of each step: ``changes_by_step`` is a list of ``(title,
-    changes)`` pairs, or of steps with ``title`` and ``changes``; ANSI colours
-    with ``color``."""
+def render(steps, color=False):
+    """The report of each of ``steps`` (with ``title`` and ``changes``, as a
+    run's answer or a history entry lists them); ANSI colours with ``color``."""
     out = []
-    for item in changes_by_step:
-        title, changes = (
-            (item["title"], item.get("changes")) if isinstance(item, dict) else item
-        )
+    for step in steps:
+        changes = step.get("changes")
         if changes is None:
             continue
         found = [(COLOURS[sign], f"  {sign} {text}") for sign, text in lines(changes)]
-        for code, text in [("1", title), *(found or [("0", "    (no change)")])]:
+        for code, text in [
+            ("1", step["title"]),
+            *(found or [("0", "    (no change)")]),
+        ]:
             out.append(f"\033[{code}m{text}\033[0m" if color else text)
     return "\n".join(out) + ("\n" if out else "")

@@ -1,6 +1,8 @@
-"""What a command needs of a site (:class:`Door`), how it fails, where it writes."""
+"""What every command shares: its exit codes, how it fails, where it writes.
 
-from typing import Protocol
+A command works on a door to one site: :class:`plone_upgrade.http.Client`
+over HTTP, or in-process ``collective.upgradeapi.cli.inprocess.SiteDoor``, which
+answers the same documents."""
 
 import click
 import json
@@ -33,38 +35,6 @@ def refusal(status, body, http=True):
     kind = KINDS.get(status, body.get("type", "Error"))
     how = f" (HTTP {status})" if http else ""
     return Failure(f"{kind}{how}: {message}", document={**body, "status": status})
-
-
-class Door(Protocol):
-    """One site: :class:`plone_upgrade.http.Client` over HTTP, or in-process
-    ``collective.upgradeapi.cli.site.SiteDoor``. Each method answers what the
-    ``@upgrade`` service would, or raises :class:`Failure`."""
-
-    #: How messages name the site: its URL, or its path in the database.
-    name: str
-
-    def upgrade_info(self, profile: str | None = None) -> dict:
-        """What ``GET @upgrade[?profile=ID]`` answers."""
-
-    def upgrade(self, body: dict, on_progress=None, interval=1.0) -> tuple[int, dict]:
-        """Run what ``POST @upgrade`` with ``body`` runs; ``on_progress`` gets
-        status documents (over HTTP: polled every ``interval`` seconds).
-        Return ``(200, answer)``, or ``(500, error)`` when a step failed."""
-
-    def stamp(self, profile_ids: list[str]) -> dict:
-        """What ``POST @upgrade`` with ``{"stamp": profile_ids}`` answers."""
-
-    def history(self, run_id: int | None = None, limit: int | None = None) -> dict:
-        """What ``GET @upgrade/history[/<run_id>]?b_size=LIMIT`` answers."""
-
-    def lock(self) -> dict | None:
-        """The lock as ``GET @upgrade/lock`` shows it (newest state), or ``None``."""
-
-    def unlock(self, force: bool) -> dict | None:
-        """What ``DELETE @upgrade/lock`` answers, or ``None`` without a lock."""
-
-    def cancel(self) -> dict | None:
-        """What ``DELETE @upgrade/run`` answers, or ``None`` without a run."""
 
 
 class Output:

@@ -2,7 +2,6 @@
 anywhere ``requests`` does, e.g. on a CI runner), and its answers in words."""
 
 from importlib import metadata
-from plone_upgrade.door import Door
 from plone_upgrade.door import Failure
 from plone_upgrade.door import KINDS
 from plone_upgrade.door import refusal
@@ -57,10 +56,10 @@ def impostor(response, body):
     return f"{response.url} is plone.restapi's built-in @upgrade service: {NOT_LOADED}."
 
 
-class Client(Door):
-    """The :class:`.door.Door` of a site's URL; ``auth``: ``("basic", user,
-    password)``, ``("token", jwt)`` or the URL's credentials (never shown);
-    ``timeout``: seconds or ``None``; ``login_with``: ``(user, password)``."""
+class Client:
+    """The door to a site's URL; ``auth``: ``("basic", user, password)``,
+    ``("token", jwt)`` or the URL's credentials (never shown); ``timeout``:
+    seconds or ``None``; ``login_with``: ``(user, password)``."""
 
     def __init__(self, url, auth=None, timeout=None, login_with=None):
         url = url.strip().rstrip("/").removesuffix(f"/{SERVICE}")
@@ -184,9 +183,8 @@ class Client(Door):
     def login(self, user, password):
         """Trade ``user`` and ``password`` for a JWT (``POST @login``)."""
         self.login_with = None
-        response = self.send(
-            "POST", "@login", json={"login": user, "password": password}
-        )
+        body = {"login": user, "password": password}
+        response = self.send("POST", "@login", json=body)
         if response.status_code == 401:
             message = (
                 f"Unauthorized (HTTP 401): {self.url} refused the login of user "
@@ -222,6 +220,8 @@ class Client(Door):
         return self.get(SERVICE, params=params, timeout=timeout)
 
     def upgrade(self, body, on_progress=None, interval=1.0):
+        """``POST @upgrade`` (see :meth:`watch`): ``(200, answer)``, or ``(500,
+        error)`` when a step failed."""
         self.verify()  # before the status is polled: logs in once
         stop = threading.Event()
         watcher = threading.Thread(
@@ -283,13 +283,13 @@ class Client(Door):
         return self.get(path, "history", params={"b_size": limit} if limit else None)
 
     def lock(self):
+        """The lock as ``GET @upgrade/lock`` shows it, or ``None``."""
         return self.get(f"{SERVICE}/lock", "lock service").get("lock")
 
     def delete(self, path, params=None):
         """``DELETE @upgrade/<path>`` if there is a lock: the answer, or ``None``."""
         if self.lock() is None:
-            return None
-        self.verify()
+            return None  # else the lock service of collective.upgradeapi answered
         response = self.send("DELETE", f"{SERVICE}/{path}", params=params)
         return None if response.status_code == 404 else self.answer(response)
 
