@@ -149,7 +149,7 @@ def stamp(door, out, profiles):
             f"Stamped {profile.get('id')} at version {found.get('after')} "
             f"(was {found.get('before')})."
         )
-    out.lines(["", *text.profile_results(document.get("profiles", []))])
+    out.lines(text.profile_results(document))
     if document.get("run_id") is not None:
         out.lines(["", f"Recorded as run {document['run_id']} in the history."])
     return OK

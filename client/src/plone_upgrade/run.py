@@ -118,16 +118,7 @@ def _run(door, out, body, kind, report, progress, status_interval):
         return OK
     out.lines(text.step_results(results))
     out.lines(text.changes(document))
-    touched = {step.get("profile") for step in results}
-    profiles = [
-        profile
-        for profile in document.get("profiles", [])
-        if profile.get("id") in touched
-        or profile.get("versions", {}).get("before")
-        != profile.get("versions", {}).get("after")
-    ]
-    if profiles:
-        out.lines(["", *text.profile_results(profiles)])
+    out.lines(text.profile_results(document))
     out.line()
     if status != 200:
         out.lines(_failure(document, kind))

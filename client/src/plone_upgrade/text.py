@@ -110,14 +110,18 @@ def step_results(steps):
     return table(rows, ["STATUS", "TIME", "PROFILE", "VERSIONS", "TITLE"])
 
 
-def profile_results(profiles):
-    """The versions before and after a run, and the code's (``run``, ``stamp``)."""
+def profile_results(document):
+    """The versions before and after a run (``run``, ``stamp``), and the code's,
+    of each profile that had a step or whose version moved; after an empty
+    line, nothing without one."""
+    touched = {step.get("profile") for step in document.get("steps") or []}
     rows = []
-    for profile in profiles:
+    for profile in document.get("profiles", []):
         found = profile.get("versions", {})
-        before_after = versions(found.get("before"), found.get("after"))
-        rows.append([profile.get("id"), before_after, found.get("fs")])
-    return table(rows, ["PROFILE", "VERSION", "CODE"])
+        before, after = found.get("before"), found.get("after")
+        if profile.get("id") in touched or before != after:
+            rows.append([profile.get("id"), versions(before, after), found.get("fs")])
+    return ["", *table(rows, ["PROFILE", "VERSION", "CODE"])] if rows else []
 
 
 def changes(document):
