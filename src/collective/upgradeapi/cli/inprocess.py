@@ -179,18 +179,16 @@ def refusals(none_if_unknown=False):
 class Progress:
     """A listener of the run (see :func:`.api.upgrade`): reports a status
     document shaped like ``GET @upgrade/status``'s as each step starts and
-    when the run commits; ``only``: the ids of the chosen steps."""
+    when the run commits; ``only``: as :attr:`.engine.selection.Selection.only`."""
 
     def __init__(self, report, only=None):
-        self.report, self.only, self.started = report, set(only or ()), 0
+        self.report, self.only, self.started = report, only, 0
         self.status = {"current_step": None, "steps_done": 0, "steps_total": 0}
 
     def __call__(self, event, payload):
         status = self.status
         if event == "plan":
-            steps = [step for plan in payload for step in plan.pending]
-            steps = [s for s in steps if not self.only or s.id in self.only]
-            status["steps_total"] = len(steps)
+            status["steps_total"] = sum(len(p.selected(self.only)) for p in payload)
         elif event == "start":
             # Plone's core upgrade adds tasks while it runs (recatalog, roles).
             self.started += 1
@@ -227,7 +225,7 @@ class SiteDoor:
             if stamp_ids:
                 result = api.stamp(self.site, stamp_ids, user=self.user)
             else:
-                progress = [Progress(on_progress, selection.steps)]
+                progress = [Progress(on_progress, selection.only)]
                 options.update(
                     user=self.user, listeners=progress if on_progress else []
                 )
