@@ -220,16 +220,12 @@ class SiteDoor:
     def upgrade(self, body, on_progress=None, interval=None):
         with refusals():
             # The body read as POST @upgrade reads it: a run, or a stamp.
-            selection, dry_run, options = request_body.parse(json.dumps(body))
-            stamp_ids = options.pop("stamp")
-            if stamp_ids:
-                result = api.stamp(self.site, stamp_ids, user=self.user)
-            else:
-                progress = [Progress(on_progress, selection.only)]
-                options.update(
-                    user=self.user, listeners=progress if on_progress else []
-                )
-                result = api.upgrade(self.site, selection, dry_run=dry_run, **options)
+            given = request_body.parse(json.dumps(body))
+            run = api.stamp if "profile_ids" in given else api.upgrade
+            if on_progress is not None and run is api.upgrade:
+                only = given["selection"].only
+                given["listeners"] = [Progress(on_progress, only)]
+            result = run(self.site, user=self.user, **given)
             transaction.begin()
             answer = documents.run_result(self.site, result, self.service_url)
             failure = documents.run_failure(result, answer)
