@@ -122,7 +122,8 @@ def judge(holder, token=None):
         return UNKNOWN
     me = identity()
     if holder.get("boot") == me["boot"]:
-        return ALIVE if is_active(token) else DEAD
+        with _active_lock:
+            return ALIVE if token in _active else DEAD
     pid = holder.get("pid")
     if pid == me["pid"]:
         return DEAD  # this process's id, another process's run: a predecessor
@@ -229,11 +230,6 @@ def handle_signals(run):
 def unregister(token):
     with _active_lock:
         _active.pop(token, None)
-
-
-def is_active(token):
-    with _active_lock:
-        return token in _active
 
 
 class Ticker(threading.Thread):

@@ -15,7 +15,6 @@ from collective.upgradeapi.tracking import state as states
 from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.store import iso
 from collective.upgradeapi.tracking.store import now
-from contextlib import contextmanager
 from ZODB.POSException import ConflictError
 from zope.annotation.interfaces import IAnnotations
 
@@ -70,10 +69,18 @@ class SideConnection:
         self.db = site._p_jar.db() if site is not None else db
         self.tm = transaction.TransactionManager()
         self.connection = self.db.open(transaction_manager=self.tm)
+        #: the site's, found once: each transaction begun keeps them current.
+        self.annotations = IAnnotations(self.connection.get(self.oid))
 
     def close(self):
         self.tm.abort()
         self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def transact(self, change, attempts=5):
         """Call ``change(state)`` (a :class:`.state.RunState`) in a fresh
@@ -86,10 +93,9 @@ class SideConnection:
         for attempt in range(1, attempts + 1):
             self.tm.begin()
             try:
-                annotations = IAnnotations(self.connection.get(self.oid))
-                data = annotations.get(store.KEY)
+                data = self.annotations.get(store.KEY)
                 if data is None:
-                    data = annotations[store.KEY] = store.new_data()
+                    data = self.annotations[store.KEY] = store.new_data()
                 result = change(states.RunState(data, self.version))
                 self.tm.commit()
                 return result
@@ -106,7 +112,8 @@ class SideConnection:
         """Call ``look(state_or_None)`` on the newest committed state."""
         self.tm.begin()
         try:
-            return look(records(self.connection.get(self.oid)))
+            data = self.annotations.get(store.KEY)
+            return look(states.RunState(data) if data is not None else None)
         finally:
             self.tm.abort()
 
@@ -119,14 +126,8 @@ class SideConnection:
         return ".".join(version) if isinstance(version, tuple) else version
 
 
-@contextmanager
-def side_connection(site):
-    """A :class:`SideConnection` for ``site``, closed afterwards."""
-    side = SideConnection(site)
-    try:
-        yield side
-    finally:
-        side.close()
+#: ``with side_connection(site) as side:``, closed afterwards.
+side_connection = SideConnection
 
 
 class Progress:

@@ -237,7 +237,8 @@ class RunState:
     def start(self, user, dry_run, selection, steps_total, profiles=()):
         """Record a run that starts now (``profiles``: ``{"id", "versions"}``
         it is planned to touch); return its id."""
-        run_id = self.data["last_id"] = self.data["last_id"] + 1
+        # The newest run is never dropped: its id is the highest given.
+        run_id = (self.runs.maxKey() if self.runs else 0) + 1
         self.runs[run_id] = PersistentMapping(
             {
                 **store.ENTRY,
@@ -247,7 +248,7 @@ class RunState:
                 "dry_run": dry_run,
                 "selection": selection,
                 "steps_total": steps_total,
-                "profiles": [dict(p) for p in profiles],
+                "profiles": store.packed(list(profiles)),
             }
         )
         ids = list(self.runs.keys())
@@ -273,11 +274,12 @@ class RunState:
     def _durable(self, record):
         """Record where a run's profiles are now, and whether anything of
         it was committed (a profile whose version moved)."""
-        if self.versions is None or not record.get("profiles"):
+        profiles = store.unpacked(record.get("profiles"))
+        if self.versions is None or not profiles:
             return
         record["profiles"] = [
             {**p, "versions": {**p["versions"], "after": self.versions(p["id"])}}
-            for p in record["profiles"]
+            for p in profiles
         ]
         versions = [p["versions"] for p in record["profiles"]]
         record["committed"] = any(v["after"] != v["before"] for v in versions)

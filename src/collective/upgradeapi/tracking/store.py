@@ -1,10 +1,10 @@
 """How the run state is stored: plain persistent data, entries compact.
 
 The site's annotation :data:`KEY` holds ``lock``, ``beat``, ``progress``
-(each ``{"value": ...}``, a record of its own), ``runs`` (an ``IOBTree``) and
-``last_id``. A finished run keeps its steps, logs, report and profiles in
-``details`` (:func:`pack`), the log lines once, at most :data:`LOG_BUDGET`
-characters of them; :func:`plain` reads every entry back.
+(each ``{"value": ...}``, a record of its own) and ``runs`` (an ``IOBTree``).
+A running run's profiles are :func:`packed`; a finished run keeps its steps,
+logs, report and profiles in ``details`` (:func:`pack`), its log lines once,
+at most :data:`LOG_BUDGET` characters; :func:`plain` reads every entry back.
 """
 
 from BTrees.IOBTree import IOBTree
@@ -44,9 +44,7 @@ ENTRY = {
     "finished": None,
     "result": "running",
     "committed": False,
-    "steps": [],
     "error": None,
-    "report": "",
     "transaction": None,
 }
 DROPPED = (
@@ -55,9 +53,8 @@ DROPPED = (
 )
 
 
-def now():
-    """The current time, as seconds since the epoch."""
-    return time.time()
+#: The current time, as seconds since the epoch.
+now = time.time
 
 
 def iso(timestamp):
@@ -70,7 +67,17 @@ def iso(timestamp):
 
 def new_data():
     slots = {slot: PersistentMapping({"value": None}) for slot in SLOTS}
-    return PersistentMapping({**slots, "runs": IOBTree(), "last_id": 0})
+    return PersistentMapping({**slots, "runs": IOBTree()})
+
+
+def packed(value):
+    """A JSON-able ``value`` as stored: compressed JSON (plain bytes)."""
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 9)
+
+
+def unpacked(stored):
+    """What :func:`packed` stored (anything else as it is)."""
+    return json.loads(zlib.decompress(stored)) if isinstance(stored, bytes) else stored
 
 
 # -- one history entry ---------------------------------------------------------
@@ -88,6 +95,7 @@ def plain(record):
     else:
         data["steps"] = recorded_steps(record)
         data.setdefault("report", "")
+        data["profiles"] = unpacked(data.get("profiles")) or []
     return data
 
 
@@ -136,7 +144,7 @@ def complete(record, result, data):
     if data.get("error"):
         data["error"] = bounded_error(data["error"])
     steps = data.pop("steps", None) or recorded_steps(record)
-    profiles = data.pop("profiles", None) or record.get("profiles") or []
+    profiles = data.pop("profiles", None) or unpacked(record.get("profiles")) or []
     details = pack(steps, data.pop("report", None) or "", profiles)
     for key in ("steps", "report", "profiles", "live", "committed_steps"):
         record.pop(key, None)
@@ -161,12 +169,12 @@ def pack(steps, report, profiles=(), budget=LOG_BUDGET):
     _fit(outline, logs, budget)
     document = {"steps": stored, "logs": logs, "outline": outline}
     document["profiles"] = list(profiles)
-    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
+    return packed(document)
 
 
 def unpack(details):
     """``(steps, report, profiles)`` from what :func:`pack` stored."""
-    document = json.loads(zlib.decompress(details))
+    document = unpacked(details)
     logs = document["logs"]
     steps = [{**s, "log": log} for s, log in zip(document["steps"], logs, strict=True)]
     report = "".join(
