@@ -392,7 +392,7 @@ def section_bytes(site, services, options, report):
     stored = site.stored_size(entry)
     from collective.upgradeapi import api
 
-    kept = api.get_run(site.portal, entry["id"])
+    kept = api.runs(site.portal)[0]
     marker = [line for line in kept["steps"][0]["log"] if "dropped" in line]
     out(
         f"dry run of a step logging {lines} lines: answer's report "

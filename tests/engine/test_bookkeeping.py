@@ -48,6 +48,12 @@ def report_of(steps, before="INFO x: Upgrading.\n", after="INFO x: Done.\n"):
     return before + "".join(f"{line}\n" for s in steps for line in s["log"]) + after
 
 
+def kept(steps, report):
+    """``(steps, report)`` as an entry stores and gives them back."""
+    stored = store.unpack(store.pack(steps, report))
+    return stored["steps"], stored["report"]
+
+
 # -- the stored entry -------------------------------------------------------
 
 
@@ -67,16 +73,16 @@ def test_lines_are_stored_once_and_given_back_whole():
     assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
     text = json.dumps(stored)
     assert text.count("INFO a: one") == text.count("ERROR b: three") == 1
-    assert store.unpack(details) == (steps, report, [])
+    assert store.unpack(details) == {"steps": steps, "report": report, "profiles": []}
 
 
 def test_a_log_not_found_in_the_report_is_kept_with_its_step():
     steps = [step(0, ["INFO a: only in the step"])]
-    assert store.unpack(store.pack(steps, "INFO x: other\n")) == (
-        steps,
-        "INFO x: other\n",
-        [],
-    )
+    assert store.unpack(store.pack(steps, "INFO x: other\n")) == {
+        "steps": steps,
+        "report": "INFO x: other\n",
+        "profiles": [],
+    }
 
 
 def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
@@ -85,7 +91,7 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
     steps = [step(0, noisy), step(1, quiet)]
     report = report_of(steps)
 
-    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report))
+    kept_steps, kept_report = kept(steps, report)
 
     assert len(report) > 3_000_000
     assert len(kept_report) < store.LOG_BUDGET + 1024
@@ -103,7 +109,7 @@ def test_long_logs_keep_their_first_and_last_lines_and_say_what_was_dropped():
 
 def test_a_single_huge_line_is_cut_too():
     steps = [step(0, ["INFO huge: " + "y" * 200_000])]
-    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report_of(steps)))
+    kept_steps, kept_report = kept(steps, report_of(steps))
     assert len(kept_report) < store.LOG_BUDGET + 1024
     assert "characters left out" in kept_steps[0]["log"][0]
 
@@ -111,7 +117,7 @@ def test_a_single_huge_line_is_cut_too():
 def test_many_steps_keep_the_run_s_first_and_last_lines():
     steps = [step(index, [f"INFO s: ran step {index}"]) for index in range(10_000)]
 
-    kept_steps, kept_report, _ = store.unpack(store.pack(steps, report_of(steps)))
+    kept_steps, kept_report = kept(steps, report_of(steps))
 
     assert len(kept_steps) == 10_000
     assert kept_steps[0]["log"] == ["INFO s: ran step 0"]
@@ -124,10 +130,10 @@ def test_many_steps_keep_the_run_s_first_and_last_lines():
 
 def test_tracebacks_and_messages_are_bounded():
     error = {"type": "E", "message": "m" * 50_000, "traceback": "t" * 100_000}
-    (kept,), _, _ = store.unpack(store.pack([step(0, error=error)], ""))
-    assert len(kept["error"]["message"]) < store.MESSAGE_BUDGET + 100
-    assert len(kept["error"]["traceback"]) < store.TRACEBACK_BUDGET + 100
-    assert "characters left out" in kept["error"]["traceback"]
+    ((stored,), _) = kept([step(0, error=error)], "")
+    assert len(stored["error"]["message"]) < store.MESSAGE_BUDGET + 100
+    assert len(stored["error"]["traceback"]) < store.TRACEBACK_BUDGET + 100
+    assert "characters left out" in stored["error"]["traceback"]
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ ENTRY = {
     "error": None,
     "transaction": None,
 }
+#: The keys of a finished entry read without unpacking its ``details``.
+OUTSIDE = ("result", "committed")
 DROPPED = (
     "[... {lines} log lines ({size} characters){where} dropped from the "
     "history; the server's event log has every line]"
@@ -91,7 +93,7 @@ def plain(record):
         data.pop(key, None)
     details = data.pop("details", None)
     if details is not None:
-        data["steps"], data["report"], data["profiles"] = unpack(details)
+        data.update(unpack(details))
     else:
         data["steps"] = recorded_steps(record)
         data.setdefault("report", "")
@@ -140,20 +142,23 @@ def result_entry(result, error):
 
 
 def complete(record, result, data):
-    """Complete ``record`` with its ``result`` and ``data``, compact."""
+    """Complete ``record`` with its ``result`` and ``data``, compact: all
+    but what is read without unpacking (:data:`OUTSIDE`) in its ``details``."""
     if data.get("error"):
         data["error"] = bounded_error(data["error"])
     steps = data.pop("steps", None) or recorded_steps(record)
     profiles = data.pop("profiles", None) or unpacked(record.get("profiles")) or []
-    details = pack(steps, data.pop("report", None) or "", profiles)
+    report = data.pop("report", None) or ""
     for key in ("steps", "report", "profiles", "live", "committed_steps"):
         record.pop(key, None)
     record.update({**data, "result": result, "finished": time.time()})
-    record.update(format=2, details=details)
+    entry = {key: record.pop(key) for key in list(record) if key not in OUTSIDE}
+    record.update(format=3, details=pack(steps, report, profiles, **entry))
 
 
-def pack(steps, report, profiles=(), budget=LOG_BUDGET):
-    """``steps``, ``report`` and ``profiles`` as stored (see :func:`_fit`).
+def pack(steps, report, profiles=(), budget=LOG_BUDGET, **entry):
+    """``steps``, ``report``, ``profiles`` and the ``entry``'s other keys as
+    stored (see :func:`_fit`).
 
     The report is kept as an outline: the text between steps' logs, and the
     index of each step whose log comes next in it as one block.
@@ -167,21 +172,23 @@ def pack(steps, report, profiles=(), budget=LOG_BUDGET):
         stored.append(step)
     outline = _outline(report, logs)
     _fit(outline, logs, budget)
-    document = {"steps": stored, "logs": logs, "outline": outline}
+    document = {**entry, "steps": stored, "logs": logs, "outline": outline}
     document["profiles"] = list(profiles)
     return packed(document)
 
 
 def unpack(details):
-    """``(steps, report, profiles)`` from what :func:`pack` stored."""
+    """The keys :func:`pack` stored: ``steps`` (each with its ``log``),
+    ``report``, ``profiles`` and the entry's others."""
     document = unpacked(details)
-    logs = document["logs"]
-    steps = [{**s, "log": log} for s, log in zip(document["steps"], logs, strict=True)]
-    report = "".join(
+    logs = document.pop("logs")
+    steps = zip(document["steps"], logs, strict=True)
+    document["steps"] = [{**step, "log": log} for step, log in steps]
+    document["report"] = "".join(
         part if isinstance(part, str) else _block(logs[part])
-        for part in document["outline"]
+        for part in document.pop("outline")
     )
-    return steps, report, document["profiles"]
+    return document
 
 
 def _block(lines):
