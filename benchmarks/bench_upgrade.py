@@ -250,8 +250,7 @@ def section_get(site, services, options, report):
 
     out("\n== GET @upgrade: this add-on against plone.restapi's built-in")
     for label, version in (("up to date", None), (f"core at {OLD}", OLD)):
-        fs = site.setup.getVersionForProfile(benchsite.CORE)
-        site.rewind({benchsite.CORE: version or fs})
+        site.rewind({benchsite.CORE: version or site.core_fs})
         timings = alternate(
             {
                 "ours": services.caller("ours_get"),
@@ -267,14 +266,13 @@ def section_get(site, services, options, report):
             "at most 0.80",
             compared.ratio <= 0.80,
         )
-    site.rewind({benchsite.CORE: site.setup.getVersionForProfile(benchsite.CORE)})
+    site.rewind({benchsite.CORE: site.core_fs})
 
 
 def section_dry(site, services, options, report):
     from collective.upgradeapi.testing.versions import OLD
 
     out("\n== Dry-run POST @upgrade: this add-on against plone.restapi's built-in")
-    fs = site.setup.getVersionForProfile(benchsite.CORE)
     # Without the change report, as the built-in: its cost is section changes.
     calls = {
         "ours": services.caller("ours_post", {"dry_run": True, "changes": False}),
@@ -299,7 +297,7 @@ def section_dry(site, services, options, report):
             f"at most 1.05 ({site.fsync_ms:.1f} ms/fsync)" if synced else "info",
             compared.judge(1.05) if synced else None,
         )
-    site.rewind({benchsite.CORE: fs})
+    site.rewind({benchsite.CORE: site.core_fs})
     timings = alternate(calls, options.rounds["dry"])
     compared = Comparison(timings["ours"], timings["builtin"])
     out(compared.line("dry run, nothing to do, no fsync", "built-in"))
@@ -338,7 +336,6 @@ def section_bytes(site, services, options, report):
         "pickles of its record and of its own sub-records; after a first run, "
         "which also creates the records of the lock, status and history)"
     )
-    fs = site.setup.getVersionForProfile(benchsite.CORE)
     services.call("ours_post", {"dry_run": True})
     site.rewind({benchsite.CORE: OLD})
     for name in ("builtin_post", "ours_post"):
@@ -364,7 +361,7 @@ def section_bytes(site, services, options, report):
                 "at most 64 KB",
                 entry <= 64 * 1024,
             )
-    site.rewind({benchsite.CORE: fs})
+    site.rewind({benchsite.CORE: site.core_fs})
     for name in ("builtin_post", "ours_post"):
         size, count, _ = appended(
             site, lambda name=name: services.call(name, {"dry_run": True})
@@ -648,7 +645,6 @@ def section_changes(site, services, options, report):
     from collective.upgradeapi.testing.versions import OLD
 
     out("\n== The change report: on (a dry run's default) against off")
-    fs = site.setup.getVersionForProfile(benchsite.CORE)
     site.rewind({benchsite.CORE: OLD})
     steps = len(services.call("ours_post", {"dry_run": True})["steps"])
     transaction.abort()
@@ -666,7 +662,7 @@ def section_changes(site, services, options, report):
     label = f"core dry run from {OLD} ({steps} steps, {REPEAT} runs a round)"
     figure = f"core dry run from {OLD}, report on / off"
     _report_cost(label, timings, cpu, 1.30, report, figure)
-    site.rewind({benchsite.CORE: fs})
+    site.rewind({benchsite.CORE: site.core_fs})
     first = pictures.take(site.portal)
     for label, old, clean in (
         ("first picture", None, False),

@@ -46,6 +46,8 @@ class Site:
         self.path = path
         self.storage = storage
         self.setup = self.portal.portal_setup
+        #: the version of the core profile in its code (its metadata.xml).
+        self.core_fs = self.setup.getVersionForProfile(CORE)
 
     def size(self):
         """Bytes of the FileStorage (what was appended since it was created)."""

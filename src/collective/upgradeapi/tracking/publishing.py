@@ -13,8 +13,6 @@ from collective.upgradeapi.engine.results import MARKED
 from collective.upgradeapi.engine.results import NOT_RUN
 from collective.upgradeapi.tracking import state as states
 from collective.upgradeapi.tracking import store
-from collective.upgradeapi.tracking.store import iso
-from collective.upgradeapi.tracking.store import now
 from ZODB.POSException import ConflictError
 from zope.annotation.interfaces import IAnnotations
 
@@ -138,7 +136,7 @@ class Progress:
     def __init__(self, commit, total, hold):
         self.values = {
             "run_id": None,
-            "started": now(),
+            "started": store.now(),
             "phase": PREPARING,
             "commit": commit,
             "current_step": None,
@@ -260,7 +258,7 @@ def status(state):
             state=progress.get("phase", RUNNING) if progress else PREPARING,
             dry_run=held["dry_run"],
             user=held["user"],
-            started=iso(progress.get("started")) or held["since"],
+            started=store.iso(progress.get("started")) or held["since"],
             current_step=progress.get("current_step"),
             steps_done=done,
             steps_total=total,
@@ -281,7 +279,7 @@ def status(state):
             state=state,
             dry_run=last["dry_run"],
             user=last["user"],
-            started=iso(last["started"]),
+            started=store.iso(last["started"]),
             steps_done=done,
             steps_total=total,
             progress=100

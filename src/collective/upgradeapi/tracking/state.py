@@ -15,8 +15,6 @@ from collective.upgradeapi.errors import TooLate
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.tracking import holder as holders
 from collective.upgradeapi.tracking import store
-from collective.upgradeapi.tracking.store import iso
-from collective.upgradeapi.tracking.store import now
 from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
 
@@ -83,7 +81,7 @@ class RunState:
         process is gone is taken over; another raises :class:`.errors.Locked`."""
         if self.get("lock") and not self.holds(token) and not self.clear_dead():
             raise Locked.held(self.lock())
-        at = now()
+        at = store.now()
         lock = {"token": token, "user": user, "since": at, "dry_run": dry_run}
         lock.update(holder=holders.identity(), writes_held=held)
         self.set("lock", lock)
@@ -110,7 +108,7 @@ class RunState:
     def beat(self, token):
         """Record that the run ``token`` lives; ``False`` if it lost the lock."""
         if self.holds(token):
-            self.set("beat", {"token": token, "updated": now()})
+            self.set("beat", {"token": token, "updated": store.now()})
         return self.holds(token)
 
     def publish(self, token, run_id, progress, steps):
@@ -119,7 +117,7 @@ class RunState:
         if not self.holds(token) or self.running(run_id) is None:
             return False
         self.add_steps(run_id, steps)
-        self.set("progress", {**progress, "token": token, "updated": now()})
+        self.set("progress", {**progress, "token": token, "updated": store.now()})
         return True
 
     def directive(self, token):
@@ -177,7 +175,7 @@ class RunState:
                 lock=self.lock(),
             )
         if not held.get("cancel"):
-            self.set("lock", {**held, "cancel": {"user": user, "at": now()}})
+            self.set("lock", {**held, "cancel": {"user": user, "at": store.now()}})
         return self.lock()
 
     def break_lock(self, user, force=False):
@@ -211,7 +209,7 @@ class RunState:
             self._durable(record)
             seen = max(record["started"], self.last_sign_of_life())
             error = {"type": error_type, "message": message}
-            error.update(step=progress.get("current_step"), heartbeat=iso(seen))
+            error.update(step=progress.get("current_step"), heartbeat=store.iso(seen))
             record.update(result=ABANDONED, finished=seen, error=error)
         for slot in store.SLOTS:
             self.set(slot, None)
@@ -244,11 +242,11 @@ class RunState:
                 **store.ENTRY,
                 "id": run_id,
                 "user": user,
-                "started": now(),
+                "started": store.now(),
                 "dry_run": dry_run,
                 "selection": selection,
                 "steps_total": steps_total,
-                "profiles": store.packed(list(profiles)),
+                "details": store.pack((), "", profiles),
             }
         )
         ids = list(self.runs.keys())
@@ -274,14 +272,15 @@ class RunState:
     def _durable(self, record):
         """Record where a run's profiles are now, and whether anything of
         it was committed (a profile whose version moved)."""
-        profiles = store.unpacked(record.get("profiles"))
+        profiles = store.plain(record).get("profiles")
         if self.versions is None or not profiles:
             return
-        record["profiles"] = [
+        profiles = [
             {**p, "versions": {**p["versions"], "after": self.versions(p["id"])}}
             for p in profiles
         ]
-        versions = [p["versions"] for p in record["profiles"]]
+        record["details"] = store.pack((), "", profiles)
+        versions = [p["versions"] for p in profiles]
         record["committed"] = any(v["after"] != v["before"] for v in versions)
 
     def entries(self):

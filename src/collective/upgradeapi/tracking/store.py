@@ -2,21 +2,18 @@
 
 The site's annotation :data:`KEY` holds ``lock``, ``beat``, ``progress``
 (each ``{"value": ...}``, a record of its own) and ``runs`` (an ``IOBTree``).
-A running run's profiles are :func:`packed`; a finished run keeps its steps,
-logs, report and profiles in ``details`` (:func:`pack`), its log lines once,
-at most :data:`LOG_BUDGET` characters; :func:`plain` reads every entry back.
+A run keeps its planned profiles in ``details`` (:func:`pack`), and once it
+ended all but its ``result`` and ``committed``: steps, logs, report, the log
+lines once, at most :data:`LOG_BUDGET` characters; :func:`plain` reads it back.
 """
 
 from BTrees.IOBTree import IOBTree
 from collective.upgradeapi.engine import changeset
-from collective.upgradeapi.engine.logcapture import Bounded
-from collective.upgradeapi.engine.logcapture import shortened
-from collective.upgradeapi.engine.results import DONE
-from collective.upgradeapi.engine.results import MARKED
-from datetime import datetime
-from datetime import timezone
+from collective.upgradeapi.engine import logcapture
+from collective.upgradeapi.engine import results
 from persistent.mapping import PersistentMapping
 
+import datetime
 import json
 import time
 import zlib
@@ -47,8 +44,6 @@ ENTRY = {
     "error": None,
     "transaction": None,
 }
-#: The keys of a finished entry read without unpacking its ``details``.
-OUTSIDE = ("result", "committed")
 DROPPED = (
     "[... {lines} log lines ({size} characters){where} dropped from the "
     "history; the server's event log has every line]"
@@ -63,23 +58,13 @@ def iso(timestamp):
     """``timestamp`` (seconds since the epoch) as ISO 8601 in UTC, or ``None``."""
     if timestamp is None:
         return None
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
     return moment.isoformat(timespec="seconds")
 
 
 def new_data():
     slots = {slot: PersistentMapping({"value": None}) for slot in SLOTS}
     return PersistentMapping({**slots, "runs": IOBTree()})
-
-
-def packed(value):
-    """A JSON-able ``value`` as stored: compressed JSON (plain bytes)."""
-    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 9)
-
-
-def unpacked(stored):
-    """What :func:`packed` stored (anything else as it is)."""
-    return json.loads(zlib.decompress(stored)) if isinstance(stored, bytes) else stored
 
 
 # -- one history entry ---------------------------------------------------------
@@ -89,15 +74,14 @@ def plain(record):
     """A stored run as a plain dict with every documented key: ``steps``
     (each with its ``log``) and ``report`` whatever the storage."""
     data = dict(record)
-    for key in ("format", "live", "committed_steps"):
+    for key in ("live", "committed_steps"):
         data.pop(key, None)
     details = data.pop("details", None)
     if details is not None:
         data.update(unpack(details))
-    else:
+    if data.pop("format", None) is None:  # not finished: steps as they ended
         data["steps"] = recorded_steps(record)
         data.setdefault("report", "")
-        data["profiles"] = unpacked(data.get("profiles")) or []
     return data
 
 
@@ -114,7 +98,7 @@ def recorded_steps(record):
     selection = record.get("selection") or {}
     whole = record.get("committed") and selection.get("commit") == "run"
     for key, step in steps.items():
-        ran = step["status"] in (DONE, MARKED)
+        ran = step["status"] in (results.DONE, results.MARKED)
         step["committed"] = ran and (whole or key in units)
     return list(steps.values())
 
@@ -142,17 +126,18 @@ def result_entry(result, error):
 
 
 def complete(record, result, data):
-    """Complete ``record`` with its ``result`` and ``data``, compact: all
-    but what is read without unpacking (:data:`OUTSIDE`) in its ``details``."""
+    """Complete ``record`` with its ``result`` and ``data``, compact."""
     if data.get("error"):
         data["error"] = bounded_error(data["error"])
-    steps = data.pop("steps", None) or recorded_steps(record)
-    profiles = data.pop("profiles", None) or unpacked(record.get("profiles")) or []
+    recorded = plain(record)
+    steps = data.pop("steps", None) or recorded["steps"]
+    profiles = data.pop("profiles", None) or recorded.get("profiles") or []
     report = data.pop("report", None) or ""
-    for key in ("steps", "report", "profiles", "live", "committed_steps"):
+    for key in ("steps", "report", "profiles", "details", "live", "committed_steps"):
         record.pop(key, None)
     record.update({**data, "result": result, "finished": time.time()})
-    entry = {key: record.pop(key) for key in list(record) if key not in OUTSIDE}
+    outside = ("result", "committed")  # read without unpacking
+    entry = {key: record.pop(key) for key in list(record) if key not in outside}
     record.update(format=3, details=pack(steps, report, profiles, **entry))
 
 
@@ -174,13 +159,13 @@ def pack(steps, report, profiles=(), budget=LOG_BUDGET, **entry):
     _fit(outline, logs, budget)
     document = {**entry, "steps": stored, "logs": logs, "outline": outline}
     document["profiles"] = list(profiles)
-    return packed(document)
+    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 9)
 
 
 def unpack(details):
     """The keys :func:`pack` stored: ``steps`` (each with its ``log``),
     ``report``, ``profiles`` and the entry's others."""
-    document = unpacked(details)
+    document = json.loads(zlib.decompress(details))
     logs = document.pop("logs")
     steps = zip(document["steps"], logs, strict=True)
     document["steps"] = [{**step, "log": log} for step, log in steps]
@@ -300,7 +285,7 @@ def cut_lines(lines, budget):
     if budget < SMALLEST_CUT:
         marker = DROPPED.format(lines=len(lines), size=size, where="")
         return [marker] if len(marker) < size else list(lines)
-    kept = Bounded(budget, DROPPED.replace("{where}", ""))
+    kept = logcapture.Bounded(budget, DROPPED.replace("{where}", ""))
     for line in lines:
         kept.add(line)
     return kept.lines()
@@ -311,5 +296,5 @@ def bounded_error(error):
     error = dict(error)
     for key, budget in (("message", MESSAGE_BUDGET), ("traceback", TRACEBACK_BUDGET)):
         if isinstance(error.get(key), str):
-            error[key] = shortened(error[key], budget)
+            error[key] = logcapture.shortened(error[key], budget)
     return error
