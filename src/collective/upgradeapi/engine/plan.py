@@ -27,6 +27,7 @@ from collective.upgradeapi.engine.profiles import version_str
 from Products.CMFCore.utils import getToolByName
 from Products.GenericSetup.upgrade import normalize_version
 
+import functools
 import logging
 
 
@@ -44,7 +45,7 @@ class Planner:
         self.setup = getToolByName(site, "portal_setup")
         self.migration = getToolByName(site, "portal_migration")
 
-    @property
+    @functools.cached_property
     def core_profile_id(self):
         """The base profile of the site, ``Products.CMFPlone:plone`` for Plone."""
         return compat.core_profile_id(self.migration)
