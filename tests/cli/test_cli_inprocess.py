@@ -309,6 +309,7 @@ def test_stamp_and_mark_done(instance):
 
     stamped = instance.cli("stamp", BASE)
     refused = instance.cli("stamp", BROKEN, "--json")
+    empty = instance.cli("stamp", "", "--json")
     marked = instance.cli("run", "--profile", BROKEN, "--mark-done")
 
     assert stamped.returncode == 0, stamped.stderr
@@ -318,6 +319,10 @@ def test_stamp_and_mark_done(instance):
         "Error: Bad request: Profile(s) not downgraded: "
     )
     assert json.loads(refused.stdout)["status"] == 400
+    # Read as POST @upgrade reads a body: the same message.
+    assert empty.returncode == 2
+    assert "'stamp' must be a non-empty list" in one_line(empty.stderr)
+    assert json.loads(empty.stdout)["status"] == 400
     assert marked.returncode == 0, marked.stderr
     assert ": 2 steps marked done without running them; committed." in marked.stdout
     after = instance.state()
