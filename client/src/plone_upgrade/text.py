@@ -5,7 +5,6 @@ from plone_upgrade.changes import render
 
 import click
 import shutil
-import threading
 
 
 def plural(count, word):
@@ -248,14 +247,15 @@ class Progress:
     """The progress of ``run`` on stderr, from status documents (those of
     ``GET @upgrade/status``): a bar redrawn in place on a terminal, else one
     line per step as it starts (``  [3/12] Title (profile)``), for CI logs.
-    Thread-safe: over HTTP the status is polled from a thread of its own."""
+    One writer at a time: over HTTP the status is polled from a thread of its
+    own, which ends before :meth:`end` is called."""
 
     def __init__(self, out, stream=None, columns=None):
         self.out = out
         self.stream = stream or click.get_text_stream("stderr")
         self.terminal = not out.as_json and is_terminal(self.stream)
         self.columns = columns or shutil.get_terminal_size((80, 24)).columns
-        self.last, self.drawn, self.lock = "", False, threading.Lock()
+        self.last = ""  # the line drawn last
 
     def __call__(self, status):
         if self.terminal:
@@ -269,19 +269,16 @@ class Progress:
             self.out.note(line + (stale if status.get("stale") else ""))
 
     def draw(self, line):
-        with self.lock:
-            line = line[: max(10, self.columns - 1)]
-            padding = " " * max(0, len(self.last) - len(line))
-            self.stream.write(f"\r{line}{padding}")
-            self.stream.flush()
-            self.last, self.drawn = line, True
+        line = line[: max(10, self.columns - 1)]
+        padding = " " * max(0, len(self.last) - len(line))
+        self.stream.write(f"\r{line}{padding}")
+        self.stream.flush()
+        self.last = line
 
     def end(self, status=None):
-        """Draw the last ``status`` (if any) and end the bar's line."""
-        if self.drawn and status is not None:
-            self.draw(bar(status))
-        with self.lock:
-            if self.drawn:
-                self.stream.write("\n")
-                self.stream.flush()
-                self.drawn = False
+        """End the bar's line, if one was drawn, with the last ``status``."""
+        if self.last:
+            if status is not None:
+                self.draw(bar(status))
+            self.stream.write("\n")
+            self.stream.flush()
