@@ -1,4 +1,4 @@
-"""The commands but ``run`` (:mod:`.run`), each thin over a :class:`.door.Door`."""
+"""The commands but ``run`` (:mod:`.run`), each thin over a door (:mod:`.door`)."""
 
 from click import option
 from plone_upgrade import text
@@ -141,7 +141,7 @@ def stamp(door, out, profiles):
     runs (POST @upgrade {"stamp": [...]}). Nothing is stamped on an error.
     """
     out.note(f"Stamp on {door.name}: {', '.join(profiles)}...")
-    document = door.stamp(profiles)
+    document = door.upgrade({"stamp": list(profiles)})[1]
     out.document(document)
     for profile in document.get("profiles", []):
         found = profile.get("versions", {})

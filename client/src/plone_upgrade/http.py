@@ -220,8 +220,8 @@ class Client:
         return self.get(SERVICE, params=params, timeout=timeout)
 
     def upgrade(self, body, on_progress=None, interval=1.0):
-        """``POST @upgrade`` (see :meth:`watch`): ``(200, answer)``, or ``(500,
-        error)`` when a step failed."""
+        """``POST @upgrade`` of a run or a stamp (see :meth:`watch`): ``(200,
+        answer)``, or ``(500, error)`` when a step failed."""
         self.verify()  # before the status is polled: logs in once
         stop = threading.Event()
         watcher = threading.Thread(
@@ -237,7 +237,7 @@ class Client:
                     return 500, failed
             return 200, self.answer(response)
         except Failure as failure:
-            if failure.document.get("type") == "Timeout":
+            if failure.document.get("type") == "Timeout" and "stamp" not in body:
                 failure.message += (
                     " The run may still be going on at the server: `plone-upgrade "
                     "check` tells later whether the site is up to date."
@@ -272,11 +272,6 @@ class Client:
                 if shown and key != last and not stop.is_set():
                     last = key
                     report(status)
-
-    def stamp(self, profile_ids):
-        self.verify()
-        body = {"stamp": list(profile_ids)}
-        return self.answer(self.send("POST", SERVICE, json=body, allow_redirects=False))
 
     def history(self, run_id=None, limit=None):
         path = f"{SERVICE}/history" + (f"/{run_id}" if run_id is not None else "")

@@ -231,9 +231,6 @@ class SiteDoor:
             failure = documents.run_failure(result, answer)
         return (200, answer) if failure is None else (failure.status, failure.body())
 
-    def stamp(self, profile_ids):
-        return self.upgrade({"stamp": list(profile_ids)})[1]
-
     def history(self, run_id=None, limit=None):
         with refusals():
             if run_id is not None:
