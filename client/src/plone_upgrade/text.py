@@ -247,8 +247,8 @@ class Progress:
     """The progress of ``run`` on stderr, from status documents (those of
     ``GET @upgrade/status``): a bar redrawn in place on a terminal, else one
     line per step as it starts (``  [3/12] Title (profile)``), for CI logs.
-    One writer at a time: over HTTP the status is polled from a thread of its
-    own, which ends before :meth:`end` is called."""
+    One writer at a time: over HTTP a thread of its own polls the status until
+    the answer comes, and reports nothing once stopped, before :meth:`end`."""
 
     def __init__(self, out, stream=None, columns=None):
         self.out = out
