@@ -6,8 +6,11 @@ from collective.upgradeapi.engine.txn import run_for_request
 from collective.upgradeapi.errors import UnknownResource
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.errors import WrongMethod
+from collective.upgradeapi.services import csrf
 from collective.upgradeapi.services import errors
+from plone.protect.interfaces import IDisableCSRFProtection
 from plone.restapi.services import Service
+from zope.interface import alsoProvides
 from zope.interface import implementer
 from zope.publisher.interfaces import IPublishTraverse
 
@@ -108,3 +111,14 @@ class UpgradeService(AnswersRefusals, Service):
     def render(self):
         self.request.response.setHeader(SERVICE_HEADER, "collective.upgradeapi")
         return super().render()
+
+    def check_permission(self):
+        """plone.restapi's check, then the refusals of a cross-site request
+        (:func:`.csrf.check`) and of a method the resource does not answer."""
+        super().check_permission()
+        csrf.check(self.request)
+        method = self.request.get("REQUEST_METHOD", "GET").upper()
+        if method not in (allowed(self.params) or ()):
+            raise refusal(method, self.params)
+        if method not in csrf.SAFE_METHODS:
+            alsoProvides(self.request, IDisableCSRFProtection)

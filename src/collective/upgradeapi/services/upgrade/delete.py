@@ -4,13 +4,9 @@ from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.config import SWITCH
 from collective.upgradeapi.errors import BadInput
-from collective.upgradeapi.services import csrf
-from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import service_url
 from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
-from plone.protect.interfaces import IDisableCSRFProtection
-from zope.interface import alsoProvides
 
 
 class UpgradeDelete(UpgradeService):
@@ -28,18 +24,14 @@ class UpgradeDelete(UpgradeService):
     """
 
     def reply(self):
-        csrf.check(self.request)
-        alsoProvides(self.request, IDisableCSRFProtection)
         site, url, user = self.context, service_url(self.context), api.current_user()[0]
         if self.params == ["lock"]:
             force = self.request.form.get("force", "")
             if not isinstance(force, str) or force.lower() not in (*SWITCH, ""):
                 raise BadInput("'force' must be true or false.")
             done = documents.unlocked(site, url, user, SWITCH.get(force.lower(), False))
-        elif self.params == ["run"]:
+        else:  # run
             done = documents.cancelled(site, url, user)
-        else:
-            raise refusal("DELETE", self.params)
         if not done.get("broken"):
             self.request.response.setStatus(202)
         return {**done, "lock": shown_lock(done["lock"])}

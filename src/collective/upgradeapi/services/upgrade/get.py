@@ -5,7 +5,6 @@ from collective.upgradeapi import api
 from collective.upgradeapi import documents
 from collective.upgradeapi.errors import BadInput
 from collective.upgradeapi.errors import shown
-from collective.upgradeapi.services.base import refusal
 from collective.upgradeapi.services.base import service_url
 from collective.upgradeapi.services.base import UpgradeService
 from collective.upgradeapi.services.errors import shown_lock
@@ -37,11 +36,9 @@ class UpgradeGet(UpgradeService):
             self.batch_param("b_start", 0)
             self.batch_param("b_size", 1)
             return documents.history_listing(site, url, self.request)
-        if len(params) == 2 and params[0] == "history":
+        if len(params) == 2:  # history/<id>
             return documents.history_entry(site, url, params[1])
-        if params == ["lock"]:
-            return {"@id": f"{url}/lock", "lock": shown_lock(api.lock_info(site))}
-        raise refusal("GET", params)
+        return {"@id": f"{url}/lock", "lock": shown_lock(api.lock_info(site))}
 
     def profile_param(self):
         """The ``profile`` parameter, or ``None``; no other parameter is taken."""
