@@ -8,6 +8,7 @@ the lock or when its process is stopping (:func:`.holder.handle_signals`).
 """
 
 from collective.upgradeapi import config
+from collective.upgradeapi.engine.results import ProfileResult
 from collective.upgradeapi.engine.results import RunCancelled
 from collective.upgradeapi.errors import UpgradeError
 from collective.upgradeapi.tracking import holder as holders
@@ -96,10 +97,7 @@ class TrackedRun:
         holders.register(self.token, self)
         commit = "run" if self.dry_run else self.selection.get("commit", "run")
         self.progress = Progress(commit, self.planned(plans), self.hold)
-        profiles = [
-            {"id": p.id, "versions": {"before": p.instance, "after": None, "fs": p.fs}}
-            for p in plans
-        ]
+        profiles = [ProfileResult(p.id, p.instance, fs=p.fs).as_dict() for p in plans]
         args = (self.user, self.dry_run, self.selection, self.progress.values)
         held = self.progress.writes_held()
         try:
@@ -224,8 +222,7 @@ class TrackedRun:
     def planned(self, plans):
         """How many steps of ``plans`` the run is to run."""
         only = set(self.selection.get("steps") or ()) or None
-        steps = [step for plan in plans for step in plan.pending]
-        return sum(only is None or step.id in only for step in steps)
+        return sum(len(plan.selected(only)) for plan in plans)
 
     def _write(self, change):
         try:
