@@ -22,6 +22,8 @@ In ``zope.conf``::
     </product-config>
 """
 
+from App.config import getConfiguration
+
 import logging
 import os
 import socket
@@ -38,10 +40,6 @@ HOST = ("COLLECTIVE_UPGRADEAPI_HOST", "host", None)
 
 
 def _product_config():
-    try:
-        from App.config import getConfiguration
-    except ImportError:  # pragma: no cover
-        return {}
     product_config = getattr(getConfiguration(), "product_config", None) or {}
     return product_config.get(PRODUCT) or {}
 
