@@ -23,6 +23,8 @@ In ``zope.conf``::
 """
 
 from App.config import getConfiguration
+from plone.registry.interfaces import IRegistry
+from zope.component import queryUtility
 
 import logging
 import os
@@ -140,16 +142,11 @@ def hold_mode(site, asked=None):
         :data:`RETRIES`. ``True`` is :data:`WHOLE_RUN`, ``False``
         :data:`NEVER`.
     """
-    for choice in (asked, lambda: _site_default(site), write_hold):
-        value = choice() if callable(choice) else choice
-        if isinstance(value, bool):
-            return WHOLE_RUN if value else NEVER
-    return RETRIES
-
-
-def _site_default(site):
-    from plone.registry.interfaces import IRegistry
-    from zope.component import queryUtility
-
-    registry = queryUtility(IRegistry, context=site)
-    return registry.get(HOLD_RECORD) if registry is not None else None
+    if asked is None:
+        registry = queryUtility(IRegistry, context=site)
+        asked = registry.get(HOLD_RECORD) if registry is not None else None
+    if asked is None:
+        asked = write_hold()
+    if asked is None:
+        return RETRIES
+    return WHOLE_RUN if asked else NEVER
