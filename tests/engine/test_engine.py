@@ -16,6 +16,7 @@ from collective.upgradeapi.engine.selection import SelectionError
 from collective.upgradeapi.testing import steps as test_steps
 
 import pytest
+import transaction
 
 
 CORE = "Products.CMFPlone:plone"
@@ -114,6 +115,57 @@ def test_dry_run_runs_the_steps_and_keeps_nothing(site, rewind, snapshot):
     assert "Test step base-1001-a ran." in result.report
     assert result.profiles[0].after == "1000"
     assert snapshot() == before
+
+
+def _commit_elsewhere(site, change):
+    """``change(site)`` committed on a connection of its own, as another
+    process would commit it."""
+    manager = transaction.TransactionManager()
+    connection = site._p_jar.db().open(transaction_manager=manager)
+    try:
+        manager.begin()
+        change(connection.root()["Application"]._getOb(site.getId()))
+        manager.commit()
+    finally:
+        connection.close()
+
+
+def _stamped_past_two_steps(other):
+    other.portal_setup.setLastVersionForProfile(BASE, "1002")
+
+
+def _third_step_ran_on_its_own(other):
+    third = Planner(other).profile_plan(BASE).steps[2]
+    done.set_done_step_ids(other, BASE, {third.id})
+
+
+@pytest.mark.parametrize(
+    "elsewhere, ran",
+    [
+        (None, ["1001", "1001", "1002", "1003"]),
+        (_stamped_past_two_steps, ["1003"]),
+        (_third_step_ran_on_its_own, ["1001", "1001", "1003"]),
+    ],
+)
+def test_a_run_plans_again_when_what_planning_reads_changed(
+    site, rewind, elsewhere, ran
+):
+    """A run takes over the plans of its check (made before the lock is
+    taken) unless another process committed, in between, what planning
+    reads: then it plans again from the newest state."""
+    rewind({BASE: "1000"})
+    runner = Runner(site, dry_run=True)
+    checked = runner.check(Selection(profiles=(BASE,)))
+    if elsewhere is not None:
+        _commit_elsewhere(site, elsewhere)
+    planned = []
+    runner.listeners.append(lambda event, payload: planned.append(payload))
+
+    result = runner.run(Selection(profiles=(BASE,)))
+
+    assert [step.task.dest for step in result.steps] == ran
+    assert (planned[0] is checked) == (elsewhere is None)
+    assert result.ok and not result.committed
 
 
 def test_real_run_stops_at_a_failing_step_and_keeps_nothing(site, rewind, snapshot):

@@ -201,12 +201,12 @@ def stamp(site, profile_ids, user=None):
     ids = tuple(dict.fromkeys(normalise_profile_id(p) for p in profile_ids))
     user_id, user_path = (user, "") if user else current_user()
     planner = Planner(site)
-    plans = check_stamp(planner, ids)
+    plans = planner.checked(check_stamp, ids)
     recorded = {"stamp": list(ids), "profiles": None}
     with tracked_run(site, user_id, False, recorded, plans) as tracked:
         with run_transaction(site._p_jar) as txn:
             # Checked again in the run's transaction: the newest committed state.
-            plans = check_stamp(planner, ids)
+            plans = planner.checked(check_stamp, ids)
             report = [done.stamp(planner.setup, plan) for plan in plans]
             txn.note(f"collective.upgradeapi: upgrade run {tracked.run_id} (stamp)")
             txn.setUser(user_id, user_path)

@@ -18,6 +18,7 @@ Plone's core profile, ``portal_migration.listUpgrades()``.
 
 from collective.upgradeapi import compat
 from collective.upgradeapi.engine import done
+from collective.upgradeapi.engine import pictures
 from collective.upgradeapi.engine.profiles import flat
 from collective.upgradeapi.engine.profiles import highest
 from collective.upgradeapi.engine.profiles import PendingStep
@@ -26,6 +27,7 @@ from collective.upgradeapi.engine.profiles import UNKNOWN
 from collective.upgradeapi.engine.profiles import version_str
 from Products.CMFCore.utils import getToolByName
 from Products.GenericSetup.upgrade import normalize_version
+from zope.annotation.interfaces import IAnnotations
 
 import functools
 import logging
@@ -44,11 +46,39 @@ class Planner:
         self.site = site
         self.setup = getToolByName(site, "portal_setup")
         self.migration = getToolByName(site, "portal_migration")
+        # The last check: ``((check, its arguments, state), plans)``.
+        self._checked = None
 
     @functools.cached_property
     def core_profile_id(self):
         """The base profile of the site, ``Products.CMFPlone:plone`` for Plone."""
         return compat.core_profile_id(self.migration)
+
+    def state(self):
+        """What planning reads from the database, as plain values: the core
+        profile's id, every recorded version, the steps run on their own.
+
+        Equal states give equal plans: the rest is code (registered steps,
+        ``metadata.xml``, Plone's core add-on lists), but for the
+        ``proposed`` flag of a step with a checker, which no run reads.
+        """
+        return (
+            self.setup.getBaselineContextID(),
+            pictures.versions(self.site)[1],
+            dict(IAnnotations(self.site).get(done.KEY, {})),
+        )
+
+    def checked(self, check, *args):
+        """The plans ``check(self, *args)`` returns (a check of
+        :mod:`.selection`). Asked again with the same arguments, as a run asks
+        in its transaction after the check made before it took the lock, the
+        plans are taken over unless what planning reads changed in between
+        (another process ran or stamped): then planned again."""
+        key = check, args, self.state()
+        if self._checked is None or self._checked[0] != key:
+            self.__dict__.pop("core_profile_id", None)
+            self._checked = key, check(self, *args)
+        return self._checked[1]
 
     def instance_version(self, profile_id):
         """The version recorded in the database, ``"unknown"`` if not installed."""

@@ -85,8 +85,9 @@ class Runner:
         self._result = self._units = self._collector = None
 
     def check(self, selection):
-        """Validate ``selection``; see :func:`.selection.check`."""
-        return check(self.planner, selection)
+        """Validate ``selection``; see :func:`.selection.check` and
+        :meth:`.plan.Planner.checked`."""
+        return self.planner.checked(check, selection)
 
     def _notify(self, event, payload):
         for listener in self.listeners:
