@@ -68,7 +68,7 @@ def test_lines_are_stored_once_and_given_back_whole():
     report = report_of(steps)
 
     details = store.pack(steps, report)
-    stored = json.loads(zlib.decompress(details))
+    stored = json.loads(zlib.decompressobj(zdict=store.COMMON).decompress(details))
 
     assert stored["outline"] == ["INFO x: Upgrading.\n", 0, 2, "INFO x: Done.\n"]
     text = json.dumps(stored)

@@ -59,9 +59,11 @@ class RunState:
         return bool(held) and held["token"] == token
 
     def of_holder(self, slot):
-        """The ``beat`` or ``progress`` of the run that holds the lock, or ``{}``."""
-        held, value = self.get("lock"), self.get(slot)
-        return value if held and value and value.get("token") == held["token"] else {}
+        """The ``beat`` or ``progress`` of the run that holds the lock, or
+        ``{}``; its progress as the lock was taken until it writes its own."""
+        held, value = self.get("lock") or {}, self.get(slot)
+        mine = value and value.get("token") == held.get("token")
+        return value if mine else held.get(slot, {})
 
     def last_sign_of_life(self):
         """When the lock's holder last showed it lives (epoch seconds), or None."""
@@ -82,13 +84,11 @@ class RunState:
         if self.get("lock") and not self.holds(token) and not self.clear_dead():
             raise Locked.held(self.lock())
         at = store.now()
+        run_id = self.start(user, dry_run, selection, progress["steps_total"], profiles)
         lock = {"token": token, "user": user, "since": at, "dry_run": dry_run}
         lock.update(holder=holders.identity(), writes_held=held)
-        self.set("lock", lock)
-        run_id = self.start(user, dry_run, selection, progress["steps_total"], profiles)
-        self.set(
-            "progress", {**progress, "run_id": run_id, "token": token, "updated": at}
-        )
+        progress = {**progress, "run_id": run_id, "updated": at}
+        self.set("lock", {**lock, "progress": progress})
         return run_id
 
     def clear_dead(self):
@@ -207,7 +207,7 @@ class RunState:
         record = self.running(progress.get("run_id"))
         if record is not None:
             self._durable(record)
-            seen = max(record["started"], self.last_sign_of_life())
+            seen = max(store.plain(record)["started"], self.last_sign_of_life())
             error = {"type": error_type, "message": message}
             error.update(step=progress.get("current_step"), heartbeat=store.iso(seen))
             record.update(result=ABANDONED, finished=seen, error=error)
@@ -237,18 +237,17 @@ class RunState:
         it is planned to touch); return its id."""
         # The newest run is never dropped: its id is the highest given.
         run_id = (self.runs.maxKey() if self.runs else 0) + 1
-        self.runs[run_id] = PersistentMapping(
-            {
-                **store.ENTRY,
-                "id": run_id,
-                "user": user,
-                "started": store.now(),
-                "dry_run": dry_run,
-                "selection": selection,
-                "steps_total": steps_total,
-                "details": store.pack((), "", profiles),
-            }
-        )
+        entry = {
+            **store.ENTRY,
+            "id": run_id,
+            "user": user,
+            "started": store.now(),
+            "dry_run": dry_run,
+            "selection": selection,
+            "steps_total": steps_total,
+            "profiles": profiles,
+        }
+        self.runs[run_id] = PersistentMapping(store.packed(entry))
         ids = list(self.runs.keys())
         for old in ids[: max(0, len(ids) - config.history_size())]:
             del self.runs[old]
@@ -279,9 +278,9 @@ class RunState:
             {**p, "versions": {**p["versions"], "after": self.versions(p["id"])}}
             for p in profiles
         ]
-        record["details"] = store.pack((), "", profiles)
         versions = [p["versions"] for p in profiles]
-        record["committed"] = any(v["after"] != v["before"] for v in versions)
+        committed = any(v["after"] != v["before"] for v in versions)
+        record.update(profiles=profiles, committed=committed)
 
     def entries(self):
         """Every recorded run, newest first, as plain dicts."""

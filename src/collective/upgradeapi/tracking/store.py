@@ -1,16 +1,17 @@
 """How the run state is stored: plain persistent data, entries compact.
 
 The site's annotation :data:`KEY` holds ``lock``, ``beat``, ``progress``
-(each ``{"value": ...}``, a record of its own) and ``runs`` (an ``IOBTree``).
-A run keeps its planned profiles in ``details`` (:func:`pack`), and once it
-ended all but its ``result`` and ``committed``: steps, logs, report, the log
-lines once, at most :data:`LOG_BUDGET` characters; :func:`plain` reads it back.
-"""
+(each ``{"value": ...}``, a record of its own) and ``runs`` (an ``OOBTree``:
+a new run rewrites a bucket of at most 30). An entry keeps all but ``result``
+and ``committed`` packed (:func:`packed`), once it ended its steps and report
+too, the log lines once, at most :data:`LOG_BUDGET` characters; :func:`plain`
+reads it back."""
 
-from BTrees.IOBTree import IOBTree
+from BTrees.OOBTree import OOBTree
 from collective.upgradeapi.engine import changeset
 from collective.upgradeapi.engine import logcapture
 from collective.upgradeapi.engine import results
+from itertools import accumulate
 from persistent.mapping import PersistentMapping
 
 import datetime
@@ -44,6 +45,21 @@ ENTRY = {
     "error": None,
     "transaction": None,
 }
+#: The keys of a stored entry that are not the run's own.
+INSIDE = ("details", "live", "committed_steps", "format")
+#: What entries have in common, for zlib to refer to (:func:`pack`); an
+#: entry packed with it cannot be read without it: never change it.
+COMMON = (
+    b'{"finished":null,"error":null,"transaction":null,"id":1,"user":"",'
+    b'"started":1,"dry_run":false,"selection":{"profiles":null,"steps":null,'
+    b'"commit":"run","mark_done":false},"steps_total":1,"writes_held":{"mode":'
+    b'"never","holding":false,"seconds":0.0,"units":[]},"cancel_requested":null,'
+    b'"profiles":[{"id":":default","versions":{"before":"","after":null,"fs":""}}],'
+    b'"logs":[["INFO collective.upgradeapi: Ran upgrade step \'\' (profile '
+    b'Products.CMFPlone:plone)."]],"steps":[{"id":"","profile":"Products.CMFPlone:'
+    b'plone","title":"","source":"","dest":"","status":"done","committed":false,'
+    b'"duration":0.0,"changes":{}}'
+)
 DROPPED = (
     "[... {lines} log lines ({size} characters){where} dropped from the "
     "history; the server's event log has every line]"
@@ -64,7 +80,7 @@ def iso(timestamp):
 
 def new_data():
     slots = {slot: PersistentMapping({"value": None}) for slot in SLOTS}
-    return PersistentMapping({**slots, "runs": IOBTree()})
+    return PersistentMapping({**slots, "runs": OOBTree()})
 
 
 # -- one history entry ---------------------------------------------------------
@@ -73,30 +89,26 @@ def new_data():
 def plain(record):
     """A stored run as a plain dict with every documented key: ``steps``
     (each with its ``log``) and ``report`` whatever the storage."""
-    data = dict(record)
-    for key in ("live", "committed_steps"):
-        data.pop(key, None)
-    details = data.pop("details", None)
-    if details is not None:
-        data.update(unpack(details))
-    if data.pop("format", None) is None:  # not finished: steps as they ended
-        data["steps"] = recorded_steps(record)
-        data.setdefault("report", "")
+    data = {key: value for key, value in record.items() if key not in INSIDE}
+    if "details" in record:  # what was written plain since wins
+        data = {**data, **unpack(record["details"]), **data}
+    if "format" not in record:  # not finished: steps as they ended
+        data.update(steps=recorded_steps(record, data), report=data.get("report", ""))
     return data
 
 
-def recorded_steps(record):
+def recorded_steps(record, entry):
     """The steps recorded while the run went on, a step run again (its unit
     retried) once, as it ended last; each says whether it was committed (by
-    its unit's commit, or the run's one commit)."""
+    its unit's commit, or the ``entry``'s one commit)."""
     steps = {}
     chunks = [record.get("steps") or (), *(record.get("live") or ())]
     for step in (step for chunk in chunks for step in chunk):
         steps.pop((step["profile"], step["id"]), None)
         steps[step["profile"], step["id"]] = dict(step)
     units = {tuple(step) for step in record.get("committed_steps") or ()}
-    selection = record.get("selection") or {}
-    whole = record.get("committed") and selection.get("commit") == "run"
+    selection = entry.get("selection") or {}
+    whole = entry.get("committed") and selection.get("commit") == "run"
     for key, step in steps.items():
         ran = step["status"] in (results.DONE, results.MARKED)
         step["committed"] = ran and (whole or key in units)
@@ -126,46 +138,47 @@ def result_entry(result, error):
 
 
 def complete(record, result, data):
-    """Complete ``record`` with its ``result`` and ``data``, compact."""
-    if data.get("error"):
-        data["error"] = bounded_error(data["error"])
-    recorded = plain(record)
-    steps = data.pop("steps", None) or recorded["steps"]
-    profiles = data.pop("profiles", None) or recorded.get("profiles") or []
-    report = data.pop("report", None) or ""
-    for key in ("steps", "report", "profiles", "details", "live", "committed_steps"):
-        record.pop(key, None)
-    record.update({**data, "result": result, "finished": time.time()})
-    outside = ("result", "committed")  # read without unpacking
-    entry = {key: record.pop(key) for key in list(record) if key not in outside}
-    record.update(format=3, details=pack(steps, report, profiles, **entry))
+    """Complete ``record`` with its ``result`` and ``data``, compact: what
+    ``data`` lacks of steps, report and profiles is taken as recorded."""
+    entry = {"profiles": [], **plain(record)}
+    for key in ("steps", "report", "profiles"):
+        entry[key] = data.pop(key, None) or entry[key]
+    entry.update(data, result=result, finished=time.time())
+    record.clear()
+    record.update(packed(entry), format=3)
 
 
-def pack(steps, report, profiles=(), budget=LOG_BUDGET, **entry):
+def packed(entry):
+    """A plain ``entry`` packed, its ``result`` and ``committed`` kept readable."""
+    outside = {key: entry.pop(key) for key in ("result", "committed")}
+    return {**outside, "details": pack(**entry)}
+
+
+def pack(steps=(), report="", profiles=(), budget=LOG_BUDGET, **entry):
     """``steps``, ``report``, ``profiles`` and the ``entry``'s other keys as
     stored (see :func:`_fit`).
 
     The report is kept as an outline: the text between steps' logs, and the
     index of each step whose log comes next in it as one block.
     """
-    logs, stored = [], []
-    for step in steps:
-        step = dict(step)
-        logs.append(list(step.pop("log", None) or ()))
-        if step.get("error"):
-            step["error"] = bounded_error(step["error"])
-        stored.append(step)
+    logs = [list(step.get("log") or ()) for step in steps]
+    stored = [{key: v for key, v in step.items() if key != "log"} for step in steps]
+    for item in (entry, *stored):
+        if item.get("error"):
+            item["error"] = bounded_error(item["error"])
     outline = _outline(report, logs)
     _fit(outline, logs, budget)
     document = {**entry, "steps": stored, "logs": logs, "outline": outline}
     document["profiles"] = list(profiles)
-    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 9)
+    packer = zlib.compressobj(9, zdict=COMMON)
+    text = json.dumps(document, separators=(",", ":")).encode()
+    return packer.compress(text) + packer.flush()
 
 
 def unpack(details):
     """The keys :func:`pack` stored: ``steps`` (each with its ``log``),
     ``report``, ``profiles`` and the entry's others."""
-    document = json.loads(zlib.decompress(details))
+    document = json.loads(zlib.decompressobj(zdict=COMMON).decompress(details))
     logs = document.pop("logs")
     steps = zip(document["steps"], logs, strict=True)
     document["steps"] = [{**step, "log": log} for step, log in steps]
@@ -204,14 +217,8 @@ def _fit(outline, logs, budget):
     first and last lines (:func:`cut_lines`); with too many pieces for shares
     of :data:`SMALLEST_CUT` characters, the whole run's (:func:`_fit_ends`).
     """
-    pieces = [
-        ("log", i, sum(len(line) + 1 for line in ls)) for i, ls in enumerate(logs)
-    ]
-    pieces += [
-        ("text", i, len(part))
-        for i, part in enumerate(outline)
-        if isinstance(part, str)
-    ]
+    pieces = [("log", i, len(_block(lines))) for i, lines in enumerate(logs)]
+    pieces += [("text", i, len(p)) for i, p in enumerate(outline) if isinstance(p, str)]
     if sum(size for _, _, size in pieces) <= budget:
         return
     cuts = []
@@ -237,24 +244,19 @@ def _fit_ends(outline, logs, budget):
     """Keep the first and last lines of the whole run within ``budget``:
     from each end, up to half of it."""
     order = _report_order(outline, logs)
-    keep = [False] * len(order)
-    for indexes in (range(len(order)), range(len(order) - 1, -1, -1)):
-        used = 0
-        for at in indexes:
-            used += len(order[at][1]) + 1
-            if used > budget // 2:
-                break
-            keep[at] = True
-    dropped = [order[at] for at, kept in enumerate(keep) if not kept]
+    sizes = [len(line) + 1 for _, line in order]
+    head = sum(1 for used in accumulate(sizes) if used <= budget // 2)
+    tail = sum(1 for used in accumulate(reversed(sizes)) if used <= budget // 2)
+    end = len(order) - tail
+    dropped = order[head:end]
     steps = len({piece for piece, _ in dropped if piece[0] == "log"})
     size = sum(len(line) + 1 for _, line in dropped)
     where = f" of {steps} steps" if steps else ""
     marker = DROPPED.format(lines=len(dropped), size=size, where=where)
-    first = keep.index(False)
     kept_lines = {}
     for at, (piece, line) in enumerate(order):
-        if keep[at] or at == first:
-            kept_lines.setdefault(piece, []).append(line if keep[at] else marker)
+        if not head < at < end:  # kept, or the first dropped: the marker
+            kept_lines.setdefault(piece, []).append(marker if at == head else line)
     for position, part in enumerate(outline):
         if isinstance(part, str):
             outline[position] = _block(kept_lines.get(("text", position), []))
@@ -264,14 +266,12 @@ def _fit_ends(outline, logs, budget):
 
 def _report_order(outline, logs):
     """``[(piece, line)]`` in the order of the report, then steps not in it."""
-    order = []
-    for position, part in enumerate(outline):
+    outlined = {part for part in outline if not isinstance(part, str)}
+    order, rest = [], sorted(set(range(len(logs))) - outlined)
+    for position, part in enumerate([*outline, *rest]):
         text = isinstance(part, str)
         piece = ("text", position) if text else ("log", part)
         order += [(piece, line) for line in (part.splitlines() if text else logs[part])]
-    outlined = {part for part in outline if not isinstance(part, str)}
-    for index in (i for i in range(len(logs)) if i not in outlined):
-        order += [(("log", index), line) for line in logs[index]]
     return order
 
 
