@@ -6,6 +6,7 @@ writes of whole runs on the functional layer's site, in process.
 """
 
 from collective.upgradeapi import api
+from collective.upgradeapi import config
 from collective.upgradeapi.engine.selection import Selection
 from collective.upgradeapi.tracking import publishing
 from collective.upgradeapi.tracking import state as states
@@ -13,6 +14,7 @@ from collective.upgradeapi.tracking import store
 from collective.upgradeapi.tracking.state import RunState
 from pathlib import Path
 from persistent.mapping import PersistentMapping
+from ZODB.FileStorage import FileStorage
 from ZODB.serialize import referencesf
 
 import json
@@ -211,6 +213,38 @@ def test_steps_recorded_while_running_cost_what_they_weigh(records):
     finished = records.entry(run_id)
     assert len(finished["steps"]) == 300
     assert "live" not in records.runs[run_id]
+
+
+def test_what_a_run_writes_does_not_grow_with_the_history(tmp_path):
+    """Taking the lock writes the run's entry and one bucket of the history
+    (at most 30 runs), and once the history is full the oldest run's; ending
+    it rewrites the entry only. However long the history, the same bytes."""
+    path = tmp_path / "Data.fs"
+    db = ZODB.DB(FileStorage(str(path)))
+    connection = db.open()
+    connection.root()["state"] = store.new_data()
+    transaction.commit()
+    records = RunState(connection.root()["state"])
+    profiles = [{"id": "my.addon:default", "versions": {"before": "1000"}}]
+    written = {}
+    for _ in range(config.history_size() + 45):
+        size = path.stat().st_size
+        run_id = records.start("admin", True, {"profiles": None}, 1, profiles)
+        transaction.commit()
+        ended = path.stat().st_size
+        steps = [step(0, ["INFO a: one"])]
+        records.finish(None, run_id, states.SUCCESS, steps=steps, report="")
+        transaction.commit()
+        written[run_id] = (ended - size, path.stat().st_size - ended)
+    connection.close()
+    db.close()
+
+    assert len(records.runs) == config.history_size()
+    assert list(records.runs.keys())[-1] == run_id
+    started = [first for first, _ in written.values()]
+    assert max(started) < 2 * 1024  # a long history's bucket: 1.2 KB alone
+    ended = [last for _, last in written.values()]
+    assert max(ended) - min(ended) < 64  # times and ids compress differently
 
 
 def test_entries_stored_before_are_read_as_they_are(records):
