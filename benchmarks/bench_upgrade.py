@@ -376,6 +376,26 @@ def section_bytes(site, services, options, report):
         "recorded, at most 4 KB",
         size <= 4 * 1024,
     )
+    # A full history (filled with dry runs with nothing to do): the oldest
+    # run is dropped with each new one.
+    from collective.upgradeapi import config
+    from collective.upgradeapi.tracking.publishing import records
+
+    while len(records(site.portal).runs) < config.history_size():
+        services.call("ours_post", {"dry_run": True})
+    site.rewind({benchsite.CORE: OLD})
+    size, count, _ = appended(
+        site, lambda: services.call("ours_post", {"dry_run": True})
+    )
+    full = f"a full history ({config.history_size()} runs)"
+    out(f"core dry run from {OLD} with {full}: {size} bytes in {count} transactions")
+    report.add(
+        f"the same with {full}",
+        f"{kb(size)} in {count} txns",
+        "at most 5 KB",
+        size <= 5 * 1024,
+    )
+    site.rewind({benchsite.CORE: site.core_fs})
 
     lines = options.rounds["noisy_lines"]
     profiles = benchsite.Profiles(site)
