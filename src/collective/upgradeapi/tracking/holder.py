@@ -98,7 +98,7 @@ def identity():
     if _self.get("pid") != pid:  # first call, or a child forked since
         _self.update(
             pid=pid,
-            boot=uuid.uuid4().hex,
+            boot=uuid.uuid4().hex[:16],  # 64 random bits
             started=round(process_started(pid) or time.time(), 2),
         )
     return {

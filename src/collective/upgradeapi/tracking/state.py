@@ -69,7 +69,7 @@ class RunState:
         """When the lock's holder last showed it lives (epoch seconds), or None."""
         held = self.get("lock")
         values = (self.of_holder("beat"), self.of_holder("progress"))
-        return held and max([held["since"], *(v["updated"] for v in values if v)])
+        return held and max([held["since"], *(v.get("updated", 0) for v in values)])
 
     def lock(self):
         """The lock as a plain dict (:func:`.holder.shown`), or ``None``."""
@@ -87,7 +87,7 @@ class RunState:
         run_id = self.start(user, dry_run, selection, progress["steps_total"], profiles)
         lock = {"token": token, "user": user, "since": at, "dry_run": dry_run}
         lock.update(holder=holders.identity(), writes_held=held)
-        progress = {**progress, "run_id": run_id, "updated": at}
+        progress = {**progress, "run_id": run_id}  # updated: since
         self.set("lock", {**lock, "progress": progress})
         return run_id
 

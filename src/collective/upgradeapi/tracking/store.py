@@ -3,9 +3,8 @@
 The site's annotation :data:`KEY` holds ``lock``, ``beat``, ``progress``
 (each ``{"value": ...}``, a record of its own) and ``runs`` (an ``OOBTree``:
 a new run rewrites a bucket of at most 30). An entry keeps all but ``result``
-and ``committed`` packed (:func:`packed`), once it ended its steps and report
-too, the log lines once, at most :data:`LOG_BUDGET` characters; :func:`plain`
-reads it back."""
+and ``committed`` packed (:func:`packed`, :func:`plain`): once it ended, its
+steps and report too, their log lines once, within :data:`LOG_BUDGET`."""
 
 from BTrees.OOBTree import OOBTree
 from collective.upgradeapi.engine import changeset
@@ -47,18 +46,19 @@ ENTRY = {
 }
 #: The keys of a stored entry that are not the run's own.
 INSIDE = ("details", "live", "committed_steps", "format")
-#: What entries have in common, for zlib to refer to (:func:`pack`); an
-#: entry packed with it cannot be read without it: never change it.
+#: What entries share, for zlib to refer to: never change it (entries need it).
 COMMON = (
-    b'{"finished":null,"error":null,"transaction":null,"id":1,"user":"",'
-    b'"started":1,"dry_run":false,"selection":{"profiles":null,"steps":null,'
-    b'"commit":"run","mark_done":false},"steps_total":1,"writes_held":{"mode":'
-    b'"never","holding":false,"seconds":0.0,"units":[]},"cancel_requested":null,'
-    b'"profiles":[{"id":":default","versions":{"before":"","after":null,"fs":""}}],'
-    b'"logs":[["INFO collective.upgradeapi: Ran upgrade step \'\' (profile '
-    b'Products.CMFPlone:plone)."]],"steps":[{"id":"","profile":"Products.CMFPlone:'
-    b'plone","title":"","source":"","dest":"","status":"done","committed":false,'
-    b'"duration":0.0,"changes":{}}'
+    b'"INFO Products.GenericSetup.tool: Importing profile profile-:default with depende'
+    b'ncy strategy ignore.","INFO Products.GenericSetup.tool: Applying main profile pro'
+    b'file-","INFO GenericSetup.rolemap: Role / permission map imported.",'
+    b'{"finished":null,"error":null,"transaction":null,"id":1,"user":"","started":1,'
+    b'"dry_run":false,"selection":{"profiles":null,"steps":null,"commit":"run",'
+    b'"mark_done":false},"steps_total":1,"writes_held":{"mode":"never","holding":false,'
+    b'"seconds":0.0,"units":[]},"cancel_requested":null,"profiles":[{"id":":default",'
+    b'"versions":{"before":"","after":null,"fs":""}}],"logs":[["INFO collective.upgrade'
+    b"api: Ran upgrade step '' (profile Products.CMFPlone:plone).\"]],"
+    b'"steps":[{"id":"","profile":"Products.CMFPlone:plone","title":"","source":"",'
+    b'"dest":"","status":"done","committed":false,"duration":0.0,"changes":{}}'
 )
 DROPPED = (
     "[... {lines} log lines ({size} characters){where} dropped from the "
