@@ -261,6 +261,18 @@ def test_entries_stored_before_are_read_as_they_are(records):
     assert records.last_finished()["report"] == "INFO a: one\n"
 
 
+def test_entries_packed_without_the_shared_dictionary_are_read(records):
+    """Entries packed before ``store.COMMON`` existed: plain zlib."""
+    entry = {"id": 1, "result": "success", "committed": False}
+    entry.update(steps=[step(0, ["INFO a: one"])], report="INFO a: one\n")
+    packed = store.packed(entry)
+    text = zlib.decompressobj(zdict=store.COMMON).decompress(packed["details"])
+    packed["details"] = zlib.compress(text, 9)
+    records.runs[1] = PersistentMapping({**packed, "format": 3})
+    assert records.entry(1)["steps"][0]["log"] == ["INFO a: one"]
+    assert records.last_finished()["report"] == "INFO a: one\n"
+
+
 # -- the flusher ------------------------------------------------------------
 
 
