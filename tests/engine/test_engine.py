@@ -124,7 +124,7 @@ def _commit_elsewhere(site, change):
     connection = site._p_jar.db().open(transaction_manager=manager)
     try:
         manager.begin()
-        change(connection.root()["Application"]._getOb(site.getId()))
+        change(connection.root()["Application"][site.getId()])
         manager.commit()
     finally:
         connection.close()
